@@ -1,0 +1,95 @@
+"""The error tree of mnemo-events.
+
+Every error subclasses :class:`MnemoEventsError` and the builtin it behaves like, so callers
+can catch either::
+
+    MnemoEventsError
+    ├── InvalidEventTypeError      (ValueError)
+    ├── InvalidPatternError        (ValueError)
+    ├── EventValidationError       (ValueError)
+    ├── ConfigError                (ValueError)
+    ├── BusClosedError             (RuntimeError)
+    ├── QueueFullError             (RuntimeError)
+    └── WebhookError
+        ├── WebhookNotFoundError   (KeyError)
+        ├── WebhookConfigError     (ValueError)
+        │   └── UnsafeWebhookURLError
+        └── WebhookPersistenceError (OSError)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+__all__ = [
+    "BusClosedError",
+    "ConfigError",
+    "EventValidationError",
+    "InvalidEventTypeError",
+    "InvalidPatternError",
+    "MnemoEventsError",
+    "QueueFullError",
+    "UnsafeWebhookURLError",
+    "WebhookConfigError",
+    "WebhookError",
+    "WebhookNotFoundError",
+    "WebhookPersistenceError",
+]
+
+
+class MnemoEventsError(Exception):
+    """Base of every error raised by mnemo-events."""
+
+
+class InvalidEventTypeError(MnemoEventsError, ValueError):
+    """An event type is not a well-formed dotted name such as ``memory.created``."""
+
+
+class InvalidPatternError(MnemoEventsError, ValueError):
+    """A subscription pattern is malformed (empty segment, partial wildcard, ``>`` not last)."""
+
+
+class EventValidationError(MnemoEventsError, ValueError):
+    """An event payload breaks its schema; ``errors`` lists every problem found."""
+
+    def __init__(self, event_type: str, errors: Sequence[str]) -> None:
+        self.event_type = event_type
+        self.errors = list(errors)
+        listing = "; ".join(self.errors)
+        super().__init__(f"invalid payload for event type {event_type!r}: {listing}")
+
+
+class ConfigError(MnemoEventsError, ValueError):
+    """A configuration file or value is invalid; the message names the key and the source."""
+
+
+class BusClosedError(MnemoEventsError, RuntimeError):
+    """The event bus was shut down and refuses further work."""
+
+
+class QueueFullError(MnemoEventsError, RuntimeError):
+    """The bus mailbox stayed full for ``publish_timeout`` seconds; the event was not accepted."""
+
+
+class WebhookError(MnemoEventsError):
+    """Base of the webhook errors."""
+
+
+class WebhookNotFoundError(WebhookError, KeyError):
+    """No webhook (or delivery) has the given id."""
+
+    def __str__(self) -> str:
+        # KeyError quotes its argument; a sentence reads better in logs and HTTP bodies.
+        return str(self.args[0]) if self.args else "not found"
+
+
+class WebhookConfigError(WebhookError, ValueError):
+    """A webhook registration or update is invalid (URL, header, pattern, retry settings)."""
+
+
+class UnsafeWebhookURLError(WebhookConfigError):
+    """A webhook URL points at a network the manager is not allowed to reach (SSRF guard)."""
+
+
+class WebhookPersistenceError(WebhookError, OSError):
+    """The webhook configuration file cannot be read or written; the message names the path."""

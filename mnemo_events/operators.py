@@ -1,0 +1,158 @@
+"""Reusable Rx operators over streams of events.
+
+Each operator is a function returning ``Observable[A] -> Observable[B]`` for ``.pipe(...)``.
+Time-based operators take a ``scheduler`` so they run on the asyncio loop in production and on
+a virtual-time ``TestScheduler`` in tests.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import reactivex
+from reactivex import Observable, abc
+from reactivex import operators as ops
+from reactivex.disposable import CompositeDisposable, SerialDisposable
+from reactivex.subject import Subject
+
+from mnemo_events.event import Event
+from mnemo_events.patterns import parse_pattern
+
+__all__ = ["backoff_notifier", "match", "retry_when", "where"]
+
+_T = TypeVar("_T")
+
+Operator = Callable[[Observable[_T]], Observable[_T]]
+
+
+def match(pattern: str) -> Callable[[Observable[Event]], Observable[Event]]:
+    """Keep the events whose type matches ``pattern`` (``memory.*``, ``dream.>``, ``*``).
+
+    ::
+
+        memory.created --- dream.started --- memory.deleted --|
+        [       match("memory.*")                             ]
+        memory.created --------------------- memory.deleted --|
+
+    Raises:
+        InvalidPatternError: at pipe-building time, for a malformed pattern.
+    """
+    compiled = parse_pattern(pattern)
+    if compiled.catch_all:
+        return lambda source: source
+    cache: dict[str, bool] = {}
+
+    def _matches(event: Event) -> bool:
+        hit = cache.get(event.type)
+        if hit is None:
+            if len(cache) > 4096:
+                cache.clear()
+            hit = cache[event.type] = compiled.matches(event.type)
+        return hit
+
+    return ops.filter(_matches)
+
+
+def where(predicate: Callable[[Event], bool]) -> Callable[[Observable[Event]], Observable[Event]]:
+    """Keep the events for which ``predicate`` is true.
+
+    Unlike ``ops.filter``, a predicate that raises drops that one event and lets the stream go
+    on: the error is logged as ``operators.predicate_failed``.
+    """
+    from mnemo_events._log import logger  # deferred: keeps this module light to import
+
+    log = logger("operators")
+
+    def _safe(event: Event) -> bool:
+        try:
+            return bool(predicate(event))
+        except Exception as err:
+            log.warning(
+                "operators.predicate_failed",
+                event_id=event.id,
+                event_type=event.type,
+                error=repr(err),
+            )
+            return False
+
+    return ops.filter(_safe)
+
+
+def retry_when(
+    notifier: Callable[[Observable[Exception]], Observable[Any]],
+) -> Callable[[Observable[_T]], Observable[_T]]:
+    """Resubscribe to the source each time ``notifier``'s stream emits after an error.
+
+    ``notifier`` receives the stream of the source's errors and returns a stream whose items
+    trigger a resubscription. When that stream completes, the result completes; when it
+    errors, the result errors with that error (typically the last source error re-thrown).
+    This is RxJS's ``retryWhen``, which reactivex lacks; see :func:`backoff_notifier`.
+
+    ::
+
+        source:  -a-#          (each subscription emits a, then fails)
+        notifier emits after 2 time units, twice, then re-throws
+        result:  -a---a---a-#
+    """
+
+    def _operator(source: Observable[_T]) -> Observable[_T]:
+        def _subscribe(
+            observer: abc.ObserverBase[_T], scheduler: abc.SchedulerBase | None = None
+        ) -> abc.DisposableBase:
+            errors: Subject[Exception] = Subject()
+            current = SerialDisposable()
+            stopped = [False]
+
+            def _subscribe_source() -> None:
+                if stopped[0]:
+                    return
+                current.disposable = source.subscribe(
+                    observer.on_next, errors.on_next, observer.on_completed, scheduler=scheduler
+                )
+
+            def _finish_error(err: Exception) -> None:
+                stopped[0] = True
+                observer.on_error(err)
+
+            def _finish_completed() -> None:
+                stopped[0] = True
+                observer.on_completed()
+
+            triggers = notifier(errors).subscribe(
+                lambda _: _subscribe_source(), _finish_error, _finish_completed, scheduler=scheduler
+            )
+            _subscribe_source()
+            return CompositeDisposable(current, triggers)
+
+        return Observable(_subscribe)
+
+    return _operator
+
+
+def backoff_notifier(
+    delay_for: Callable[[int, Exception], float | None],
+    *,
+    scheduler: abc.SchedulerBase | None = None,
+) -> Callable[[Observable[Exception]], Observable[Any]]:
+    """A ``retry_when`` notifier that waits ``delay_for(retry_number, error)`` seconds.
+
+    ``retry_number`` starts at 1 for the first retry. When ``delay_for`` returns ``None`` the
+    error is re-thrown and retrying ends. A ``delay_for`` that raises ends retrying with its
+    own error, so a bug there is never swallowed.
+    """
+
+    def _notifier(errors: Observable[Exception]) -> Observable[Any]:
+        def _schedule(numbered: tuple[int, Exception]) -> Observable[Any]:
+            number, error = numbered
+            delay = delay_for(number, error)
+            if delay is None:
+                return reactivex.throw(error)
+            return reactivex.timer(max(delay, 0.0), scheduler=scheduler)
+
+        return errors.pipe(
+            ops.map_indexed(lambda error, index: (index + 1, error)),
+            ops.concat_map(_schedule),
+        )
+
+    return _notifier
