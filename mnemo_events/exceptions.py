@@ -7,6 +7,7 @@ can catch either::
     ├── InvalidEventTypeError      (ValueError)
     ├── InvalidPatternError        (ValueError)
     ├── EventValidationError       (ValueError)
+    ├── SchemaRegistrationError    (ValueError)
     ├── ConfigError                (ValueError)
     ├── BusClosedError             (RuntimeError)
     ├── QueueFullError             (RuntimeError)
@@ -29,6 +30,7 @@ __all__ = [
     "InvalidPatternError",
     "MnemoEventsError",
     "QueueFullError",
+    "SchemaRegistrationError",
     "UnsafeWebhookURLError",
     "WebhookConfigError",
     "WebhookError",
@@ -57,6 +59,10 @@ class EventValidationError(MnemoEventsError, ValueError):
         self.errors = list(errors)
         listing = "; ".join(self.errors)
         super().__init__(f"invalid payload for event type {event_type!r}: {listing}")
+
+
+class SchemaRegistrationError(MnemoEventsError, ValueError):
+    """A schema cannot be registered: it is not valid JSON Schema, or the type is taken."""
 
 
 class ConfigError(MnemoEventsError, ValueError):
