@@ -33,6 +33,7 @@ from mnemo_events.schemas._models import (
     SynapseFormed,
     Tier,
 )
+from mnemo_events.schemas._openapi import SIGNATURE_HEADER, export_openapi_spec
 from mnemo_events.schemas._registry import (
     DIALECT,
     SchemaRegistry,
@@ -51,6 +52,7 @@ from mnemo_events.schemas._registry import (
 __all__ = [
     "BUILTIN_MODELS",
     "DIALECT",
+    "SIGNATURE_HEADER",
     "ConsolidationCompleted",
     "ConsolidationStarted",
     "ContradictionDetected",
@@ -71,6 +73,7 @@ __all__ = [
     "SynapseFormed",
     "Tier",
     "default_registry",
+    "export_openapi_spec",
     "get_json_schema",
     "get_model",
     "is_registered",
