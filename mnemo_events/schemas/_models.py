@@ -18,19 +18,26 @@ __all__ = [
     "BUILTIN_MODELS",
     "ConsolidationCompleted",
     "ConsolidationStarted",
+    "ConsolidationType",
     "ContradictionDetected",
     "ContradictionResolved",
+    "DeletionReason",
     "DreamCompleted",
     "DreamFailed",
     "DreamStage",
     "DreamStarted",
+    "DreamTrigger",
     "EventPayload",
+    "FillMethod",
+    "FormationReason",
     "GapDetected",
     "GapFilled",
+    "GapType",
     "MemoryAccessed",
     "MemoryConsolidated",
     "MemoryCreated",
     "MemoryDeleted",
+    "ResolutionType",
     "SynapseFired",
     "SynapseFormed",
     "Tier",
@@ -48,6 +55,21 @@ DreamStage = Literal[
     "dream_report",
 ]
 """A stage of the dream pipeline, in the order the engine runs them."""
+
+DeletionReason = Literal["manual", "eviction", "decay", "contradiction"]
+"""Why a memory was removed (``memory.deleted``)."""
+ConsolidationType = Literal["promotion", "demotion", "archival"]
+"""The kind of tier move (``memory.consolidated``)."""
+ResolutionType = Literal["manual", "auto", "merge", "delete_a", "delete_b"]
+"""How a contradiction was resolved (``contradiction.resolved``)."""
+DreamTrigger = Literal["idle", "scheduled", "manual"]
+"""What started a dream session (``dream.started``)."""
+FormationReason = Literal["auto_bind", "associative", "manual", "dream"]
+"""Why a synapse formed (``synapse.formed``)."""
+GapType = Literal["missing_info", "low_confidence", "contradiction"]
+"""The kind of knowledge gap (``gap.detected``)."""
+FillMethod = Literal["llm_generation", "user_input", "external_source"]
+"""Where the knowledge filling a gap came from (``gap.filled``)."""
 
 _Unit = Annotated[float, Field(ge=0, le=1)]
 _Duration = Annotated[float, Field(ge=0)]
@@ -107,9 +129,7 @@ class MemoryDeleted(EventPayload):
 
     memory_id: str = Field(description="Id of the removed memory.")
     tier: Tier | None = Field(None, description="Tier the memory was removed from.")
-    reason: Literal["manual", "eviction", "decay", "contradiction"] | None = Field(
-        None, description="Why the memory was removed."
-    )
+    reason: DeletionReason | None = Field(None, description="Why the memory was removed.")
 
 
 class MemoryConsolidated(EventPayload):
@@ -120,9 +140,7 @@ class MemoryConsolidated(EventPayload):
     memory_id: str = Field(description="Id of the memory moved.")
     from_tier: Tier = Field(description="Tier before the move.")
     to_tier: Tier = Field(description="Tier after the move.")
-    consolidation_type: Literal["promotion", "demotion", "archival"] | None = Field(
-        None, description="Kind of move."
-    )
+    consolidation_type: ConsolidationType | None = Field(None, description="Kind of move.")
     ltp_strength: _Unit | None = Field(None, description="Strength that decided the move.")
 
 
@@ -174,9 +192,7 @@ class ContradictionResolved(EventPayload):
     event_type: ClassVar[str] = "contradiction.resolved"
 
     group_id: str = Field(description="Id of the contradiction group.")
-    resolution_type: Literal["manual", "auto", "merge", "delete_a", "delete_b"] | None = Field(
-        None, description="How it was resolved."
-    )
+    resolution_type: ResolutionType | None = Field(None, description="How it was resolved.")
     resolution_note: str | None = Field(None, description="Free-form note.")
     resolved_by: str | None = Field(None, description="Who or what resolved it.")
 
@@ -190,7 +206,7 @@ class DreamStarted(EventPayload):
     event_type: ClassVar[str] = "dream.started"
 
     session_id: str = Field(description="Id of the dream session.")
-    trigger: Literal["idle", "scheduled", "manual"] = Field(description="What started it.")
+    trigger: DreamTrigger = Field(description="What started it.")
     schedule_name: str | None = Field(None, description="Schedule that fired, if scheduled.")
     max_memories: _Count | None = Field(None, description="Most memories the session reads.")
     stages_enabled: list[DreamStage] | None = Field(None, description="Stages it will run.")
@@ -235,9 +251,7 @@ class SynapseFormed(EventPayload):
     neuron_a_id: str = Field(description="First memory linked.")
     neuron_b_id: str = Field(description="Second memory linked.")
     initial_strength: _Unit | None = Field(None, description="Strength at formation.")
-    formation_reason: Literal["auto_bind", "associative", "manual", "dream"] | None = Field(
-        None, description="Why it formed."
-    )
+    formation_reason: FormationReason | None = Field(None, description="Why it formed.")
     similarity: _Unit | None = Field(None, description="Similarity of the two memories.")
 
 
@@ -264,9 +278,7 @@ class GapDetected(EventPayload):
 
     gap_id: str = Field(description="Id of the knowledge gap.")
     query: str = Field(description="Query that revealed it.")
-    gap_type: Literal["missing_info", "low_confidence", "contradiction"] | None = Field(
-        None, description="Kind of gap."
-    )
+    gap_type: GapType | None = Field(None, description="Kind of gap.")
     related_memory_ids: list[str] | None = Field(None, description="Memories near the gap.")
     severity: _Unit | None = Field(None, description="How much the gap matters.")
 
@@ -278,7 +290,7 @@ class GapFilled(EventPayload):
 
     gap_id: str = Field(description="Id of the knowledge gap.")
     memory_id: str = Field(description="Memory that fills it.")
-    fill_method: Literal["llm_generation", "user_input", "external_source"] | None = Field(
+    fill_method: FillMethod | None = Field(
         None, description="Where the filling knowledge came from."
     )
     confidence: _Unit | None = Field(None, description="Confidence in the filling memory.")
