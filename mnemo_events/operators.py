@@ -1,8 +1,13 @@
 """Reusable Rx operators over streams of events.
 
 Each operator is a function returning ``Observable[A] -> Observable[B]`` for ``.pipe(...)``.
-Time-based operators take a ``scheduler`` so they run on the asyncio loop in production and on
-a virtual-time ``TestScheduler`` in tests.
+Time-based operators (``rate``, ``pair``, ``debounce_by_key``, ``backoff_notifier``) take a
+``scheduler`` so they run on the asyncio loop in production and on a virtual-time
+``TestScheduler`` in tests; see :func:`resolve_scheduler` for the one used when none is given.
+
+A user function that raises inside ``where``, ``map_safe``, ``rate``, ``pair`` or
+``debounce_by_key`` drops that one element (logged as ``operators.element_failed``, counted in
+an :class:`ElementErrors`); the stream goes on.
 """
 
 from __future__ import annotations
@@ -16,12 +21,30 @@ from reactivex import operators as ops
 from reactivex.disposable import CompositeDisposable, SerialDisposable
 from reactivex.subject import Subject
 
+from mnemo_events._opsupport import ElementErrors, element_errors, resolve_scheduler
+from mnemo_events._timed_ops import Pair, PairStatus, Rates, debounce_by_key, pair, rate
 from mnemo_events.event import Event
 from mnemo_events.patterns import parse_pattern
 
-__all__ = ["backoff_notifier", "match", "retry_when", "where"]
+__all__ = [
+    "ElementErrors",
+    "Pair",
+    "PairStatus",
+    "Rates",
+    "backoff_notifier",
+    "debounce_by_key",
+    "element_errors",
+    "map_safe",
+    "match",
+    "pair",
+    "rate",
+    "resolve_scheduler",
+    "retry_when",
+    "where",
+]
 
 _T = TypeVar("_T")
+_R = TypeVar("_R")
 
 Operator = Callable[[Observable[_T]], Observable[_T]]
 
@@ -54,29 +77,63 @@ def match(pattern: str) -> Callable[[Observable[Event]], Observable[Event]]:
     return ops.filter(_matches)
 
 
-def where(predicate: Callable[[Event], bool]) -> Callable[[Observable[Event]], Observable[Event]]:
+def where(
+    predicate: Callable[[Event], bool], *, errors: ElementErrors | None = None
+) -> Callable[[Observable[Event]], Observable[Event]]:
     """Keep the events for which ``predicate`` is true.
 
     Unlike ``ops.filter``, a predicate that raises drops that one event and lets the stream go
-    on: the error is logged as ``operators.predicate_failed``.
+    on: the error is logged as ``operators.element_failed`` (``stage="where"``) and counted in
+    ``errors`` (default: :func:`element_errors`).
     """
-    from mnemo_events._log import logger  # deferred: keeps this module light to import
-
-    log = logger("operators")
+    counter = errors or element_errors()
 
     def _safe(event: Event) -> bool:
         try:
             return bool(predicate(event))
         except Exception as err:
-            log.warning(
-                "operators.predicate_failed",
-                event_id=event.id,
-                event_type=event.type,
-                error=repr(err),
-            )
+            counter.record("where", event, err)
             return False
 
     return ops.filter(_safe)
+
+
+def map_safe(
+    mapper: Callable[[_T], _R], *, stage: str | None = None, errors: ElementErrors | None = None
+) -> Callable[[Observable[_T]], Observable[_R]]:
+    """Map each element with ``mapper``; an element on which it raises is dropped, not fatal.
+
+    The drop is logged as ``operators.element_failed`` with ``stage`` (default: the mapper's
+    name) and counted in ``errors`` (default: :func:`element_errors`).
+
+    ::
+
+        source: -a-b-c-|       mapper raises on b
+        [   map_safe(f)   ]
+        result: -A---C-|
+    """
+    counter = errors or element_errors()
+    name = stage or str(getattr(mapper, "__name__", "map_safe"))
+
+    def _operator(source: Observable[_T]) -> Observable[_R]:
+        def _subscribe(
+            observer: abc.ObserverBase[_R], scheduler: abc.SchedulerBase | None = None
+        ) -> abc.DisposableBase:
+            def _on_next(item: _T) -> None:
+                try:
+                    mapped = mapper(item)
+                except Exception as err:
+                    counter.record(name, item, err)
+                    return
+                observer.on_next(mapped)
+
+            return source.subscribe(
+                _on_next, observer.on_error, observer.on_completed, scheduler=scheduler
+            )
+
+        return Observable(_subscribe)
+
+    return _operator
 
 
 def retry_when(
