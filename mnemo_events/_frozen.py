@@ -13,6 +13,7 @@ from typing import Any, NoReturn
 __all__ = ["FrozenDict", "FrozenList", "freeze", "thaw"]
 
 _SCALARS = (str, int, float, bool, type(None))
+_PLAIN_SCALARS = frozenset({str, int, bool, type(None)})
 
 
 def _refuse(self: object, *args: object, **kwargs: object) -> NoReturn:
@@ -29,7 +30,7 @@ class FrozenDict(dict[str, Any]):
     __setitem__ = __delitem__ = clear = pop = popitem = setdefault = update = _refuse
     __ior__ = _refuse
 
-    def copy(self) -> dict[str, Any]:  # type: ignore[override]
+    def copy(self) -> dict[str, Any]:
         """A plain, mutable shallow copy."""
         return dict(self)
 
@@ -47,7 +48,7 @@ class FrozenList(list[Any]):
     __setitem__ = __delitem__ = append = extend = insert = pop = remove = _refuse
     clear = sort = reverse = __iadd__ = __imul__ = _refuse
 
-    def copy(self) -> list[Any]:  # type: ignore[override]
+    def copy(self) -> list[Any]:
         """A plain, mutable shallow copy."""
         return list(self)
 
@@ -65,17 +66,19 @@ def freeze(value: Any, path: str) -> Any:
         TypeError: a key is not a string or a value is not JSON-compatible; the message names
             its path (``data.tags[2]``).
     """
+    kind = type(value)
+    if kind is dict or isinstance(value, Mapping):
+        frozen: dict[str, Any] = {}
+        for key, item in value.items():
+            if type(key) is not str and not isinstance(key, str):
+                raise TypeError(f"{path} has a non-string key {key!r}")
+            # The common flat payload skips the recursive call (publish's hot path).
+            frozen[key] = item if type(item) in _PLAIN_SCALARS else freeze(item, f"{path}.{key}")
+        return FrozenDict(frozen)
     if isinstance(value, _SCALARS):
         if isinstance(value, float) and value != value:
             raise TypeError(f"{path} is NaN, which JSON cannot carry")
         return value
-    if isinstance(value, Mapping):
-        frozen: dict[str, Any] = {}
-        for key, item in value.items():
-            if not isinstance(key, str):
-                raise TypeError(f"{path} has a non-string key {key!r}")
-            frozen[key] = freeze(item, f"{path}.{key}")
-        return FrozenDict(frozen)
     if isinstance(value, list | tuple):
         return FrozenList(freeze(item, f"{path}[{i}]") for i, item in enumerate(value))
     raise TypeError(

@@ -44,7 +44,9 @@ class Pattern:
         count = len(self.segments)
         if len(parts) < count + self.tail or (not self.tail and len(parts) != count):
             return False
-        return all(seg == "*" or seg == part for seg, part in zip(self.segments, parts))
+        return all(
+            seg == "*" or seg == part for seg, part in zip(self.segments, parts, strict=False)
+        )
 
     @property
     def is_literal(self) -> bool:

@@ -1,0 +1,108 @@
+"""A bounded FIFO mailbox for one consumer task and many producers.
+
+Lighter than ``asyncio.Queue`` on the hot path (a deque and at most one waiter future), and
+not bound to one event loop: waiters are created on the loop that waits, so an actor can be
+restarted on a new loop with its backlog intact.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from typing import Generic, TypeVar
+
+__all__ = ["Mailbox"]
+
+_T = TypeVar("_T")
+
+
+def _wake(waiter: asyncio.Future[None] | None) -> None:
+    if waiter is not None and not waiter.done() and not waiter.get_loop().is_closed():
+        waiter.set_result(None)
+
+
+class Mailbox(Generic[_T]):
+    """FIFO with an optional capacity; ``put`` waits for room, ``wait`` for an item."""
+
+    __slots__ = ("_capacity", "_getter", "_items", "_putters")
+
+    def __init__(self, capacity: int | None = None) -> None:
+        self._items: deque[_T] = deque()
+        self._capacity = capacity
+        self._getter: asyncio.Future[None] | None = None
+        self._putters: deque[asyncio.Future[None]] = deque()
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __bool__(self) -> bool:
+        return bool(self._items)
+
+    @property
+    def capacity(self) -> int | None:
+        """The most items held at once, or None for no bound."""
+        return self._capacity
+
+    def full(self, extra: int = 1) -> bool:
+        """Whether ``extra`` more items would exceed the capacity."""
+        return self._capacity is not None and len(self._items) + extra > self._capacity
+
+    def put_nowait(self, item: _T) -> bool:
+        """Append ``item`` if there is room; False when full."""
+        if self._capacity is not None and len(self._items) >= self._capacity:
+            return False
+        self._items.append(item)
+        if self._getter is not None:
+            _wake(self._getter)
+            self._getter = None
+        return True
+
+    async def put(self, item: _T, max_wait: float) -> bool:
+        """Append ``item``, waiting up to ``max_wait`` seconds for room; False on time-out."""
+        if self.put_nowait(item):
+            return True
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + max_wait
+        while True:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return False
+            waiter: asyncio.Future[None] = loop.create_future()
+            self._putters.append(waiter)
+            try:
+                async with asyncio.timeout(remaining):
+                    await waiter
+            except TimeoutError:
+                return self.put_nowait(item)
+            finally:
+                if waiter in self._putters:
+                    self._putters.remove(waiter)
+            if self.put_nowait(item):
+                return True
+
+    def popleft(self) -> _T:
+        """Take the oldest item (the mailbox must not be empty) and let a waiting producer in."""
+        item = self._items.popleft()
+        if self._putters:
+            _wake(self._putters.popleft())
+        return item
+
+    async def wait(self) -> None:
+        """Wait until the mailbox holds an item (one consumer at a time)."""
+        if self._items:
+            return
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._getter = waiter
+        try:
+            await waiter
+        finally:
+            if self._getter is waiter:
+                self._getter = None
+
+    def clear(self) -> int:
+        """Drop every item; returns how many were dropped."""
+        count = len(self._items)
+        self._items.clear()
+        while self._putters:
+            _wake(self._putters.popleft())
+        return count

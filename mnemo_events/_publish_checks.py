@@ -1,0 +1,70 @@
+"""Payload checks on publish, per ``events.validation``: strict, warn or off.
+
+Registered event types are checked against their schema; types that are not registered are
+published in every mode, with one warning per type naming the closest registered types, so a
+typo shows at once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Literal
+
+from mnemo_events import schemas
+from mnemo_events._log import logger
+from mnemo_events.exceptions import EventValidationError
+
+__all__ = ["PayloadChecker"]
+
+_log = logger("bus")
+
+
+class PayloadChecker:
+    """Checks one payload against the schema registry, counting what it lets through."""
+
+    def __init__(self, mode: Literal["strict", "warn", "off"]) -> None:
+        self.mode = mode
+        self.invalid_published = 0
+        """Invalid payloads published anyway (``warn`` mode)."""
+        self.rejected = 0
+        """Invalid payloads refused (``strict`` mode)."""
+        self._unregistered_seen: dict[str, int] = {}
+
+    def check(self, event_type: str, data: Any) -> None:
+        """Raise, log or pass one payload according to the mode.
+
+        Raises:
+            EventValidationError: in strict mode, listing every problem.
+        """
+        if self.mode == "off" or not isinstance(data, Mapping) or not isinstance(event_type, str):
+            return  # malformed types and non-dict data are refused by Event.create
+        if not schemas.is_registered(event_type):
+            self._note_unregistered(event_type)
+            return
+        valid, errors = schemas.validate_event(event_type, data)
+        if valid:
+            return
+        if self.mode == "strict":
+            self.rejected += 1
+            raise EventValidationError(event_type, errors)
+        self.invalid_published += 1
+        _log.warning("bus.validation_failed", event_type=event_type, errors=errors)
+
+    def _note_unregistered(self, event_type: str) -> None:
+        seen = self._unregistered_seen.get(event_type, 0)
+        self._unregistered_seen[event_type] = seen + 1
+        if seen == 0 and len(self._unregistered_seen) <= 10_000:
+            _log.warning(
+                "bus.unregistered_event_type",
+                event_type=event_type,
+                closest=schemas.suggest_event_types(event_type),
+            )
+
+    def stats(self) -> dict[str, Any]:
+        """Counters for ``get_stats()``."""
+        return {
+            "mode": self.mode,
+            "rejected": self.rejected,
+            "invalid_published": self.invalid_published,
+            "unregistered_types": dict(self._unregistered_seen),
+        }

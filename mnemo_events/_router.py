@@ -1,0 +1,90 @@
+"""Routing: the bus stream grouped by event type, each subscription chained onto its groups.
+
+Each event type gets one group (an RxPY ``Subject``). A subscription is attached, as an
+operator chain (enabled flag, then its actor's mailbox), to every group whose type its pattern
+matches, when either is created. Dispatch therefore costs one dictionary lookup plus the
+matching chains, however many subscriptions exist.
+"""
+
+from __future__ import annotations
+
+from reactivex import operators as ops
+from reactivex.subject import Subject
+
+from mnemo_events._subscription import SubscriptionActor
+from mnemo_events.event import Event
+
+__all__ = ["LoopSubject", "Router"]
+
+_MAX_GROUPS = 10_000
+
+
+class LoopSubject(Subject[Event]):
+    """A Subject used only from the bus's event loop, so it skips the base class's locks.
+
+    Observers are internal (reducers, subscription chains) and never raise; an error in one
+    still reaches the bus task, which logs and counts it.
+    """
+
+    def on_next(self, value: Event) -> None:
+        for observer in self.observers:
+            observer.on_next(value)
+
+
+class Router:
+    """Event type -> group of subscription chains."""
+
+    def __init__(self) -> None:
+        self._groups: dict[str, LoopSubject] = {}
+        self._actors: dict[str, SubscriptionActor] = {}
+
+    def __len__(self) -> int:
+        return len(self._actors)
+
+    @property
+    def group_count(self) -> int:
+        """How many event types currently have a group."""
+        return len(self._groups)
+
+    def on_next(self, event: Event) -> None:
+        """Route one event to the subscriptions whose pattern matches its type."""
+        group = self._groups.get(event.type)
+        if group is None:
+            group = self._create_group(event.type)
+        group.on_next(event)
+
+    def add(self, actor: SubscriptionActor) -> None:
+        """Attach a subscription to every existing group it matches (and to future ones)."""
+        self._actors[actor.id] = actor
+        for event_type, group in self._groups.items():
+            if actor.pattern.matches(event_type):
+                self._link(actor, event_type, group)
+
+    def remove(self, actor: SubscriptionActor) -> None:
+        """Detach a subscription from every group."""
+        self._actors.pop(actor.id, None)
+        for link in actor.links.values():
+            link.dispose()
+        actor.links.clear()
+        for event_type in [t for t, g in self._groups.items() if not g.observers]:
+            del self._groups[event_type]
+
+    def _create_group(self, event_type: str) -> LoopSubject:
+        if len(self._groups) >= _MAX_GROUPS:
+            self._drop_idle_groups()
+        group = LoopSubject()
+        for actor in self._actors.values():
+            if actor.pattern.matches(event_type):
+                self._link(actor, event_type, group)
+        self._groups[event_type] = group
+        return group
+
+    def _drop_idle_groups(self) -> None:
+        """Bound memory under a flood of distinct types: forget groups nobody listens to."""
+        for event_type in [t for t, g in self._groups.items() if not g.observers]:
+            del self._groups[event_type]
+
+    @staticmethod
+    def _link(actor: SubscriptionActor, event_type: str, group: LoopSubject) -> None:
+        chain = group.pipe(ops.filter(lambda _event: actor.enabled))
+        actor.links[event_type] = chain.subscribe(actor.offer)

@@ -1,0 +1,649 @@
+"""The event bus: an actor that pushes published events through an RxPY Subject.
+
+::
+
+    publish() ─▶ mailbox ─▶ bus task ─▶ Subject ─┬─▶ router ─▶ subscription actors ─▶ handlers
+                (bounded)                        └─▶ scan ─▶ history, per-type counts
+
+``publish`` only validates, freezes and queues the event, so engine code never runs
+subscriber code on its own stack. One bus task moves events from the mailbox into the Subject;
+the router hands each to the actors of the matching subscriptions, and each actor calls its
+handler in its own task, in publish order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import threading
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from typing import Any
+
+import reactivex
+from reactivex import Observable, abc
+from reactivex import operators as ops
+from reactivex.disposable import Disposable
+from reactivex.scheduler.eventloop import AsyncIOScheduler
+from reactivex.subject import Subject
+
+from mnemo_events._log import logger
+from mnemo_events._mailbox import Mailbox
+from mnemo_events._publish_checks import PayloadChecker
+from mnemo_events._router import LoopSubject, Router
+from mnemo_events._subscription import Handler, SubscriptionActor, SubscriptionInfo
+from mnemo_events.config import EventsConfig, load_config
+from mnemo_events.event import Event
+from mnemo_events.exceptions import BusClosedError, EventValidationError, QueueFullError
+from mnemo_events.patterns import parse_pattern
+from mnemo_events.reducers import StreamState, recent_events, record_event
+
+__all__ = [
+    "BusState",
+    "EventBus",
+    "SubscriptionInfo",
+    "get_event_bus",
+    "reset_event_bus",
+]
+
+_log = logger("bus")
+_DISPATCH_BATCH = 512
+_YIELD_EVERY = 256
+
+
+class BusState(enum.Enum):
+    """Where a bus is in its life."""
+
+    NEW = "new"
+    RUNNING = "running"
+    STOPPING = "stopping"
+    STOPPED = "stopped"
+    CLOSED = "closed"
+
+
+def _subscription_id() -> str:
+    return f"sub_{uuid.uuid4().hex[:16]}"
+
+
+class EventBus:
+    """Publish/subscribe with per-subscriber actors, bounded backpressure and drain on stop.
+
+    Args:
+        config: the ``events:`` settings; keyword ``overrides`` replace single fields
+            (``EventBus(max_queue_size=100)``).
+    """
+
+    def __init__(self, config: EventsConfig | None = None, **overrides: Any) -> None:
+        base = config or EventsConfig()
+        self.config = (
+            EventsConfig.model_validate({**base.model_dump(), **overrides}) if overrides else base
+        )
+        self._state = BusState.NEW
+        self._mailbox: Mailbox[Event] = Mailbox(self.config.max_queue_size)
+        self._subject: Subject[Event] = LoopSubject()
+        self._router = Router()
+        self._actors: dict[str, SubscriptionActor] = {}
+        self._retired: list[SubscriptionActor] = []
+        self._retired_delivered = 0
+        self._retired_errors = 0
+        self._stream = StreamState.empty(self.config.history_size)
+        self._checker = PayloadChecker(self.config.validation)
+        self._internal_errors = 0
+        self._skipped_disabled = 0
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._pump_task: asyncio.Task[None] | None = None
+        self._watchdog_task: asyncio.Task[None] | None = None
+        self._dispatch_waiters: list[tuple[int, asyncio.Future[None]]] = []
+        self._started_at: float | None = None
+        self._disabled_warned = False
+        self._stream_ids: set[str] = set()
+        self._subject.pipe(ops.scan(record_event, self._stream)).subscribe(
+            on_error=self._on_reducer_error
+        )
+        self._subject.subscribe(self._router.on_next, on_error=self._on_reducer_error)
+
+    # -- properties ----------------------------------------------------------------------------
+
+    @property
+    def enabled(self) -> bool:
+        """False when ``events.enabled`` is off: ``publish`` then dispatches nothing."""
+        return self.config.enabled
+
+    @property
+    def state(self) -> BusState:
+        """The lifecycle state."""
+        return self._state
+
+    @property
+    def is_running(self) -> bool:
+        """True between ``start()`` and ``stop()``."""
+        return self._state in (BusState.RUNNING, BusState.STOPPING)
+
+    @property
+    def scheduler(self) -> AsyncIOScheduler:
+        """An RxPY scheduler on the running event loop, for time-based operators."""
+        return AsyncIOScheduler(asyncio.get_running_loop())
+
+    # -- subscriptions -------------------------------------------------------------------------
+
+    def subscribe(
+        self,
+        event_pattern: str,
+        handler: Handler,
+        event_filter: Callable[[Event], bool] | None = None,
+    ) -> str:
+        """Call ``handler(event)`` for every event whose type matches ``event_pattern``.
+
+        ``handler`` may be a plain or a coroutine function; ``event_filter`` a predicate that
+        must also hold. Returns the subscription id (``"sub_..."``).
+
+        Raises:
+            InvalidPatternError: the pattern is malformed; the message names it.
+            TypeError: ``handler`` or ``event_filter`` is not callable.
+            BusClosedError: the bus was shut down.
+        """
+        return self._add(event_pattern, handler, event_filter).id
+
+    def _add(
+        self,
+        event_pattern: str,
+        handler: Handler,
+        event_filter: Callable[[Event], bool] | None,
+        *,
+        timed: bool = True,
+    ) -> SubscriptionActor:
+        self._refuse_if_closed()
+        pattern = parse_pattern(event_pattern)
+        if not callable(handler):
+            raise TypeError(f"handler for {event_pattern!r} must be callable, got {handler!r}")
+        if event_filter is not None and not callable(event_filter):
+            raise TypeError(
+                f"event_filter for {event_pattern!r} must be callable, got {event_filter!r}"
+            )
+        actor = SubscriptionActor(_subscription_id(), pattern, handler, event_filter, timed=timed)
+        self._actors[actor.id] = actor
+        self._router.add(actor)
+        loop = self._loop
+        if self.is_running and loop is not None and loop.is_running():
+            try:
+                running = asyncio.get_running_loop()
+            except RuntimeError:
+                running = None
+            if running is loop:
+                actor.start()
+            else:  # subscribed from another thread: start the actor on the bus's loop
+                loop.call_soon_threadsafe(actor.start)
+        _log.debug("bus.subscribed", subscription_id=actor.id, pattern=pattern.text)
+        return actor
+
+    def unsubscribe(self, subscription_id: str) -> bool:
+        """Remove a subscription; False if no subscription has that id.
+
+        Events already queued for it are discarded (the count is logged).
+        """
+        actor = self._actors.pop(subscription_id, None)
+        if actor is None:
+            return False
+        self._router.remove(actor)
+        discarded = actor.close()
+        self._retired_delivered += actor.delivered
+        self._retired_errors += actor.errors
+        self._retired.append(actor)
+        _log.debug("bus.unsubscribed", subscription_id=subscription_id, discarded=discarded)
+        return True
+
+    def unsubscribe_pattern(self, event_pattern: str) -> int:
+        """Remove every subscription registered with exactly this pattern; returns the count."""
+        doomed = [a.id for a in self._actors.values() if a.pattern.text == event_pattern]
+        return sum(self.unsubscribe(sub_id) for sub_id in doomed)
+
+    def disable_subscription(self, subscription_id: str) -> bool:
+        """Stop delivering to a subscription without removing it; False if unknown."""
+        return self._set_enabled(subscription_id, False)
+
+    def enable_subscription(self, subscription_id: str) -> bool:
+        """Resume delivering to a disabled subscription; False if unknown."""
+        return self._set_enabled(subscription_id, True)
+
+    def _set_enabled(self, subscription_id: str, enabled: bool) -> bool:
+        actor = self._actors.get(subscription_id)
+        if actor is None:
+            return False
+        actor.enabled = enabled
+        return True
+
+    def list_subscriptions(
+        self, event_pattern: str | None = None, *, enabled: bool | None = None
+    ) -> list[SubscriptionInfo]:
+        """Snapshots of the subscriptions, optionally only those with exactly this pattern
+        or this enabled state."""
+        return [
+            actor.info()
+            for actor in self._actors.values()
+            if (event_pattern is None or actor.pattern.text == event_pattern)
+            and (enabled is None or actor.enabled is enabled)
+        ]
+
+    # -- streams for reactive and async code ---------------------------------------------------
+
+    def observe(
+        self, pattern: str = "*", event_filter: Callable[[Event], bool] | None = None
+    ) -> Observable[Event]:
+        """The live stream of matching events as an RxPY observable.
+
+        Each subscription to it is a bus subscription with its own actor: observers are called
+        on the event loop in publish order; an ``on_next`` that raises is logged and counted
+        and the stream goes on. Disposing unsubscribes; shutting the bus down completes it.
+        """
+        parse_pattern(pattern)
+
+        def _subscribe(
+            observer: abc.ObserverBase[Event], scheduler: abc.SchedulerBase | None = None
+        ) -> abc.DisposableBase:
+            actor = self._add(pattern, observer.on_next, event_filter)
+            actor.on_closed = observer.on_completed
+            return Disposable(lambda: self._unsubscribe_quietly(actor))
+
+        return reactivex.create(_subscribe)
+
+    def _unsubscribe_quietly(self, actor: SubscriptionActor) -> None:
+        actor.on_closed = None
+        self.unsubscribe(actor.id)
+
+    async def stream(self, pattern: str = "*", *, buffer: int = 1_000) -> AsyncIterator[Event]:
+        """Iterate the live stream of matching events.
+
+        At most ``buffer`` events wait for the consumer; beyond that they wait in this
+        stream's subscription mailbox, so a slow consumer never slows the bus. The iterator
+        ends when the bus stops or shuts down (after yielding what was published before),
+        and unsubscribes when the loop breaks.
+        """
+        if buffer < 1:
+            raise ValueError(f"buffer must be at least 1, got {buffer}")
+        queue: asyncio.Queue[Event | None] = asyncio.Queue(buffer)
+        ended = False
+
+        def _end() -> None:
+            nonlocal ended
+            ended = True
+            if not queue.full():
+                queue.put_nowait(None)  # wakes a consumer waiting on an empty buffer
+
+        actor = self._add(pattern, queue.put, None, timed=False)
+        actor.on_closed = _end
+        self._stream_ids.add(actor.id)
+        try:
+            while not (ended and queue.empty()):
+                item = await queue.get()
+                if item is None:
+                    return
+                yield item
+        finally:
+            self._stream_ids.discard(actor.id)
+            self._unsubscribe_quietly(actor)
+
+    # -- publishing ----------------------------------------------------------------------------
+
+    async def publish(
+        self,
+        event_type: str,
+        data: Mapping[str, Any],
+        metadata: Mapping[str, Any] | None = None,
+    ) -> Event:
+        """Validate, freeze and queue one event; returns it.
+
+        Waits up to ``publish_timeout`` while the mailbox is full.
+
+        Raises:
+            InvalidEventTypeError: the type is not a well-formed dotted name.
+            EventValidationError: ``data`` is not a dict, or (``validation: strict``) breaks
+                the schema of a registered type; nothing is published.
+            QueueFullError: the mailbox stayed full for ``publish_timeout`` seconds.
+            BusClosedError: the bus was shut down.
+        """
+        self._refuse_if_closed()
+        self._checker.check(event_type, data)
+        event = Event.create(event_type, data, metadata)
+        if not self.config.enabled:
+            self._skip_disabled(event)
+            return event
+        self._bind_loop()
+        mailbox = self._mailbox
+        if not mailbox.put_nowait(event):
+            await self._put_waiting(event)
+        elif len(mailbox) % _YIELD_EVERY == 0:
+            # A producer that never awaits anything else would starve the bus task and pile
+            # events up; let the bus run every few hundred events.
+            await asyncio.sleep(0)
+        _log.debug("bus.published", event_id=event.id, event_type=event.type)
+        return event
+
+    async def publish_batch(
+        self,
+        items: Iterable[Mapping[str, Any] | Sequence[Any]],
+    ) -> list[Event]:
+        """Publish several events in order; every item is checked before any is queued.
+
+        Items are dicts ``{"type", "data", "metadata"}`` or ``(type, data[, metadata])``
+        tuples.
+
+        Raises:
+            EventValidationError: an item is malformed (its index is named); nothing is queued.
+            Otherwise as :meth:`publish`, for the first event that cannot be queued.
+        """
+        self._refuse_if_closed()
+        events = [self._event_from_item(index, item) for index, item in enumerate(items)]
+        if not self.config.enabled:
+            for event in events:
+                self._skip_disabled(event)
+            return events
+        self._bind_loop()
+        mailbox = self._mailbox
+        for event in events:
+            if not mailbox.put_nowait(event):
+                await self._put_waiting(event)
+            elif len(mailbox) % _YIELD_EVERY == 0:
+                await asyncio.sleep(0)
+        _log.debug("bus.published_batch", count=len(events))
+        return events
+
+    def _event_from_item(self, index: int, item: Mapping[str, Any] | Sequence[Any]) -> Event:
+        if isinstance(item, Mapping):
+            unknown = set(item) - {"type", "data", "metadata"}
+            if unknown or "type" not in item:
+                problem = f"unknown keys {sorted(unknown)}" if unknown else "missing 'type'"
+                raise EventValidationError(str(item.get("type", "?")), [f"item {index}: {problem}"])
+            event_type, data, metadata = item["type"], item.get("data", {}), item.get("metadata")
+        elif isinstance(item, Sequence) and not isinstance(item, str) and 2 <= len(item) <= 3:
+            event_type, data = item[0], item[1]
+            metadata = item[2] if len(item) == 3 else None
+        else:
+            raise EventValidationError(
+                "?",
+                [
+                    f"item {index}: expected a dict with 'type', 'data', 'metadata' "
+                    f"or a (type, data[, metadata]) tuple, got {item!r}"
+                ],
+            )
+        try:
+            self._checker.check(event_type, data)
+            return Event.create(event_type, data, metadata)
+        except EventValidationError as err:
+            raise EventValidationError(
+                err.event_type, [f"item {index}: {problem}" for problem in err.errors]
+            ) from None
+        except ValueError as err:
+            raise type(err)(f"item {index}: {err}") from None
+
+    async def _put_waiting(self, event: Event) -> None:
+        timeout = self.config.publish_timeout
+        _log.debug("bus.backpressure", queue_size=len(self._mailbox), event_type=event.type)
+        if not await self._mailbox.put(event, timeout):
+            _log.warning(
+                "bus.queue_full",
+                event_id=event.id,
+                event_type=event.type,
+                queue_size=len(self._mailbox),
+                publish_timeout=timeout,
+            )
+            raise QueueFullError(
+                f"event bus mailbox full ({len(self._mailbox)} of {self.config.max_queue_size} "
+                f"events) for {timeout}s; event {event.type!r} was not published "
+                "(is the bus started? raise events.max_queue_size or slow the producer)"
+            )
+
+    def _skip_disabled(self, event: Event) -> None:
+        self._skipped_disabled += 1
+        if not self._disabled_warned:
+            self._disabled_warned = True
+            _log.warning("bus.disabled", event_type=event.type, hint="events.enabled is false")
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Start dispatching (idempotent). Events queued before are delivered now.
+
+        Raises:
+            BusClosedError: the bus was shut down.
+        """
+        self._refuse_if_closed()
+        loop = asyncio.get_running_loop()
+        if self._state is BusState.RUNNING and not self._needs_restart(loop):
+            return
+        self._loop = loop
+        self._state = BusState.RUNNING
+        self._started_at = time.monotonic()
+        self._pump_task = loop.create_task(self._pump(), name="mnemo-events bus")
+        self._watchdog_task = loop.create_task(self._watchdog(), name="mnemo-events watchdog")
+        for actor in self._actors.values():
+            actor.start()
+        _log.info("bus.started", subscriptions=len(self._actors), queued=len(self._mailbox))
+
+    async def stop(self) -> None:
+        """Stop after delivering every event published before this call (idempotent).
+
+        Each handler call stays bounded by ``delivery_timeout``. Events published while
+        stopping stay queued for the next ``start()``.
+        """
+        if self._state is not BusState.RUNNING:
+            return
+        loop = asyncio.get_running_loop()
+        if self._needs_restart(loop):
+            await self.start()  # the loop that ran it is gone; finish the drain on this one
+        self._state = BusState.STOPPING
+        target = self._stream.dispatched + len(self._mailbox)
+        await self._dispatched_up_to(target)
+        await self._cancel(self._pump_task)
+        self._pump_task = None
+        await asyncio.gather(*(self._drain(actor) for actor in self._actors.values()))
+        for stream_id in list(self._stream_ids):
+            self.unsubscribe(stream_id)  # ends the iterator after what it already holds
+        for actor in [*self._actors.values(), *self._retired]:
+            await actor.halt()
+        self._retired.clear()
+        await self._cancel(self._watchdog_task)
+        self._watchdog_task = None
+        self._state = BusState.STOPPED
+        _log.info("bus.stopped", dispatched=self._stream.dispatched, queued=len(self._mailbox))
+
+    async def _drain(self, actor: SubscriptionActor) -> None:
+        if actor.timed:
+            await actor.drain()  # each call is bounded by the watchdog
+            return
+        try:
+            async with asyncio.timeout(self.config.delivery_timeout):
+                await actor.drain()
+        except TimeoutError:
+            _log.warning(
+                "bus.stream_consumer_stalled",
+                subscription_id=actor.id,
+                undelivered=actor.pending,
+                timeout=self.config.delivery_timeout,
+            )
+
+    async def shutdown(self) -> None:
+        """Stop, then release every subscription; the bus refuses further work."""
+        if self._state is BusState.CLOSED:
+            return
+        await self.stop()
+        for sub_id in list(self._actors):
+            self.unsubscribe(sub_id)
+        for actor in self._retired:
+            await actor.halt()
+        self._retired.clear()
+        self._state = BusState.CLOSED
+        _log.info("bus.shutdown", dispatched=self._stream.dispatched)
+
+    async def __aenter__(self) -> EventBus:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.shutdown()
+
+    def _refuse_if_closed(self) -> None:
+        if self._state is BusState.CLOSED:
+            raise BusClosedError("the event bus was shut down; create a new EventBus")
+
+    def _needs_restart(self, loop: asyncio.AbstractEventLoop) -> bool:
+        task = self._pump_task
+        return task is None or task.done() or task.get_loop() is not loop
+
+    def _bind_loop(self) -> None:
+        """Follow the caller to a new event loop (each pytest-asyncio test has its own)."""
+        if self._state is not BusState.RUNNING:
+            return
+        loop = asyncio.get_running_loop()
+        if loop is self._loop and self._pump_task is not None and not self._pump_task.done():
+            return
+        if self._loop is not None and self._loop is not loop and self._loop.is_running():
+            raise RuntimeError(
+                "this EventBus is running in another event loop (thread); publish from that "
+                "loop, e.g. with asyncio.run_coroutine_threadsafe"
+            )
+        self._loop = loop
+        self._pump_task = loop.create_task(self._pump(), name="mnemo-events bus")
+        self._watchdog_task = loop.create_task(self._watchdog(), name="mnemo-events watchdog")
+        for actor in self._actors.values():
+            if actor.needs_restart(loop):
+                actor.start()
+        _log.info("bus.rebound", reason="the previous event loop is gone")
+
+    @staticmethod
+    async def _cancel(task: asyncio.Task[None] | None) -> None:
+        if task is None or task.done():
+            return
+        if task.get_loop() is not asyncio.get_running_loop():
+            return  # a task of a dead loop: nothing left to wait for
+        task.cancel()
+        try:
+            await task
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if current is not None and current.cancelling():
+                raise
+
+    # -- the bus task --------------------------------------------------------------------------
+
+    async def _pump(self) -> None:
+        mailbox = self._mailbox
+        on_next = self._subject.on_next
+        while True:
+            if not mailbox:
+                self._release_dispatch_waiters()
+                await mailbox.wait()
+                continue
+            for _ in range(min(len(mailbox), _DISPATCH_BATCH)):
+                event = mailbox.popleft()
+                try:
+                    on_next(event)
+                except Exception as err:  # our own observers only; a bug, but never fatal
+                    self._internal_errors += 1
+                    _log.exception("bus.dispatch_failed", event_id=event.id, error=repr(err))
+            if self._dispatch_waiters:
+                self._release_dispatch_waiters()
+            await asyncio.sleep(0)
+
+    async def _dispatched_up_to(self, target: int) -> None:
+        while self._stream.dispatched < target:
+            if self._pump_task is None or self._pump_task.done():
+                return
+            waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            self._dispatch_waiters.append((target, waiter))
+            await waiter
+
+    def _release_dispatch_waiters(self) -> None:
+        done = self._stream.dispatched
+        keep: list[tuple[int, asyncio.Future[None]]] = []
+        for target, waiter in self._dispatch_waiters:
+            if target <= done or self._mailbox.capacity == 0:
+                if not waiter.done() and not waiter.get_loop().is_closed():
+                    waiter.set_result(None)
+            else:
+                keep.append((target, waiter))
+        self._dispatch_waiters = keep
+
+    async def _watchdog(self) -> None:
+        timeout = self.config.delivery_timeout
+        interval = min(max(timeout / 10, 0.005), 1.0)
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(interval)
+            now = loop.time()
+            for actor in self._actors.values():
+                if actor.busy_since is not None:
+                    actor.cancel_for_timeout(now, timeout)
+
+    def _on_reducer_error(self, err: Exception) -> None:
+        self._internal_errors += 1
+        _log.error("bus.stream_failed", error=repr(err))
+
+    # -- history and metrics -------------------------------------------------------------------
+
+    async def get_history(self, event_type: str | None = None, limit: int = 50) -> list[Event]:
+        """The most recent events, oldest first; ``event_type`` is an exact type or a pattern.
+
+        Raises:
+            InvalidPatternError: ``event_type`` is malformed.
+            ValueError: ``limit`` is negative.
+        """
+        if limit < 0:
+            raise ValueError(f"limit must be >= 0, got {limit}")
+        return recent_events(self._stream, event_type, limit)
+
+    def get_metrics(self) -> dict[str, int]:
+        """The reference's five counters."""
+        actors = self._actors.values()
+        return {
+            "total_published": self._stream.dispatched + len(self._mailbox),
+            "total_delivered": self._retired_delivered + sum(a.delivered for a in actors),
+            "total_errors": self._retired_errors
+            + self._internal_errors
+            + sum(a.errors for a in actors),
+            "subscriptions_active": sum(1 for a in actors if a.enabled),
+            "queue_size": len(self._mailbox),
+        }
+
+    async def get_stats(self) -> dict[str, Any]:
+        """The metrics plus per-type counts, per-subscription figures, state and uptime."""
+        started = self._started_at
+        return {
+            **self.get_metrics(),
+            "state": self._state.value,
+            "running": self.is_running,
+            "uptime_seconds": time.monotonic() - started if started and self.is_running else 0.0,
+            "events_by_type": dict(self._stream.per_type),
+            "history_size": len(self._stream.history),
+            "subscriptions": [actor.info().to_dict() for actor in self._actors.values()],
+            "event_type_groups": self._router.group_count,
+            "validation": self._checker.stats(),
+            "skipped_disabled": self._skipped_disabled,
+            "internal_errors": self._internal_errors,
+        }
+
+
+_shared: EventBus | None = None
+_shared_lock = threading.Lock()
+
+
+def get_event_bus() -> EventBus:
+    """The shared bus, created on first use from ``config.yaml`` (or ``MNEMO_EVENTS_CONFIG``).
+
+    A shared bus that was shut down is replaced by a fresh one.
+    """
+    global _shared
+    with _shared_lock:
+        if _shared is None or _shared.state is BusState.CLOSED:
+            _shared = EventBus(load_config().events)
+        return _shared
+
+
+def reset_event_bus() -> None:
+    """Forget the shared bus (mainly for tests); the next ``get_event_bus()`` makes a new one.
+
+    A running bus is not stopped: ``await bus.shutdown()`` first to drain it.
+    """
+    global _shared
+    with _shared_lock:
+        _shared = None

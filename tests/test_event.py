@@ -1,0 +1,146 @@
+"""The Event object: ids, timestamps, immutability and the JSON round trip."""
+
+from __future__ import annotations
+
+import copy
+import json
+import pickle
+import re
+from datetime import UTC, datetime, timedelta, timezone
+
+import pytest
+
+from mnemo_events.event import Event
+from mnemo_events.exceptions import EventValidationError, InvalidEventTypeError
+
+
+class TestCreate:
+    def test_id_is_evt_and_a_uuid4_hex(self) -> None:
+        """Ids are 'evt_' plus a version-4 UUID in hex, unique per event."""
+        ids = {Event.create("a.b", {}).id for _ in range(1000)}
+        assert len(ids) == 1000
+        for event_id in list(ids)[:50]:
+            assert re.fullmatch(r"evt_[0-9a-f]{12}4[0-9a-f]{3}[89ab][0-9a-f]{15}", event_id)
+
+    def test_published_at_is_timezone_aware_utc(self) -> None:
+        """published_at is the current time in UTC, with its offset."""
+        before = datetime.now(UTC)
+        event = Event.create("a.b", {})
+        assert event.published_at.tzinfo is not None
+        assert event.published_at.utcoffset() == timedelta(0)
+        assert before <= event.published_at <= datetime.now(UTC)
+
+    def test_naive_timestamp_is_refused(self) -> None:
+        """A naive published_at is refused: times are always comparable."""
+        with pytest.raises(EventValidationError, match="timezone-aware"):
+            Event.create("a.b", {}, published_at=datetime(2026, 1, 1))  # noqa: DTZ001
+
+    @pytest.mark.parametrize("data", [None, [1, 2], "text", 3])
+    def test_non_dict_data_is_refused(self, data: object) -> None:
+        """data must be a dict; anything else is refused naming its type."""
+        with pytest.raises(EventValidationError, match="data: expected a dict"):
+            Event.create("a.b", data)  # type: ignore[arg-type]
+
+    @pytest.mark.parametrize(
+        ("data", "path"),
+        [
+            ({"when": datetime.now(UTC)}, "data.when"),
+            ({"a": {"b": [1, object()]}}, r"data.a.b\[1\]"),
+            ({1: "x"}, "non-string key"),
+            ({"x": float("nan")}, "NaN"),
+        ],
+    )
+    def test_values_json_cannot_carry_are_refused_with_their_path(
+        self, data: dict[object, object], path: str
+    ) -> None:
+        """A value JSON cannot carry is refused with its path, before anything is published."""
+        with pytest.raises(EventValidationError, match=path):
+            Event.create("a.b", data)  # type: ignore[arg-type]
+
+    def test_bad_type_is_refused(self) -> None:
+        """A malformed event type is refused at creation."""
+        with pytest.raises(InvalidEventTypeError):
+            Event.create("memory.*", {})
+
+
+class TestImmutability:
+    def test_data_and_nested_values_are_read_only(self) -> None:
+        """No handler can change the payload other subscribers see."""
+        event = Event.create("a.b", {"tags": ["x"], "nested": {"k": 1}})
+        with pytest.raises(TypeError, match="read-only"):
+            event.data["new"] = 1  # type: ignore[index]
+        with pytest.raises(TypeError, match="read-only"):
+            event.data["tags"].append("y")
+        with pytest.raises(TypeError, match="read-only"):
+            event.data["nested"].update(k=2)
+        with pytest.raises(TypeError, match="read-only"):
+            event.metadata.clear()  # type: ignore[attr-defined]
+        assert event.data == {"tags": ["x"], "nested": {"k": 1}}
+
+    def test_fields_cannot_be_reassigned(self) -> None:
+        """Reassigning a field is refused."""
+        event = Event.create("a.b", {})
+        with pytest.raises(AttributeError, match="immutable"):
+            event.data = {}  # type: ignore[misc]
+
+    def test_publisher_mutation_after_create_does_not_leak(self) -> None:
+        """The payload is copied: the publisher changing its dict later changes nothing."""
+        payload = {"tags": ["a"]}
+        event = Event.create("a.b", payload)
+        payload["tags"].append("b")
+        payload["x"] = 1  # type: ignore[assignment]
+        assert event.data == {"tags": ["a"]}
+
+    def test_copies_are_mutable(self) -> None:
+        """dict(event.data), .copy() and to_dict() hand back mutable copies."""
+        event = Event.create("a.b", {"tags": ["x"]})
+        plain = event.to_dict()
+        plain["data"]["tags"].append("y")
+        mutable = event.data.copy()  # type: ignore[attr-defined]
+        mutable["z"] = 1
+        assert event.data == {"tags": ["x"]}
+
+    def test_copy_and_pickle_keep_the_event(self) -> None:
+        """Events survive copy.deepcopy and pickle unchanged."""
+        event = Event.create("a.b", {"tags": ["x"], "n": {"k": 1}}, {"agent_id": "a"})
+        assert copy.deepcopy(event) == event
+        assert pickle.loads(pickle.dumps(event)) == event
+
+
+class TestSerialisation:
+    def test_round_trip_through_json(self) -> None:
+        """to_dict() -> JSON -> from_dict() gives back an equal event."""
+        event = Event.create(
+            "memory.created", {"memory_id": "m1", "tags": ["a"], "x": 1.5}, {"agent_id": "a1"}
+        )
+        again = Event.from_dict(json.loads(json.dumps(event.to_dict())))
+        assert again == event
+        assert again.published_at == event.published_at
+
+    def test_to_json_is_compact_and_stable(self) -> None:
+        """to_json() encodes once and returns the same bytes every time."""
+        event = Event.create("a.b", {"text": "héllo"})
+        first = event.to_json()
+        assert first is event.to_json()
+        assert json.loads(first) == event.to_dict()
+        assert "héllo".encode() in first
+
+    def test_from_dict_keeps_other_offsets(self) -> None:
+        """An ISO timestamp with another offset is kept as an aware time."""
+        stamp = datetime(2026, 1, 1, 12, tzinfo=timezone(timedelta(hours=2)))
+        raw = {"id": "evt_1", "type": "a.b", "data": {}, "published_at": stamp.isoformat()}
+        assert Event.from_dict(raw).published_at == stamp
+
+    @pytest.mark.parametrize(
+        ("raw", "message"),
+        [
+            ({"type": "a.b", "data": {}, "published_at": "2026-01-01T00:00:00+00:00"}, "id"),
+            ({"id": "e", "type": "a.b", "data": {}}, "published_at: missing"),
+            ({"id": "e", "type": "a.b", "data": {}, "published_at": "yesterday"}, "ISO 8601"),
+            ({"id": "e", "type": "a.b", "data": [], "published_at": "2026-01-01T00:00Z"}, "dict"),
+        ],
+    )
+    def test_from_dict_names_what_is_wrong(self, raw: dict[str, object], message: str) -> None:
+        """A malformed dict is refused with the field named."""
+        with pytest.raises(EventValidationError, match=message):
+            Event.from_dict(raw)
