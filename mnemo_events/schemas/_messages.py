@@ -111,8 +111,16 @@ def _messages(error: ValidationError) -> list[str]:
 
 
 def format_errors(errors: Iterable[ValidationError]) -> list[str]:
-    """One message per problem, sorted (so by field path), duplicates dropped."""
+    """One message per problem, sorted (so by field path), duplicates dropped.
+
+    A value breaking both ``type`` and ``enum`` (``tier: 1``) gets only the enum message,
+    which already says what is expected.
+    """
+    errors = list(errors)
+    listed = {tuple(e.absolute_path) for e in errors if e.validator in ("enum", "const")}
     found: set[str] = set()
     for error in errors:
+        if error.validator == "type" and tuple(error.absolute_path) in listed:
+            continue
         found.update(_messages(error) or [f"{format_path(error.absolute_path)}: {error.message}"])
     return sorted(found)
