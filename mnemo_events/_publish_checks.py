@@ -17,6 +17,7 @@ from mnemo_events.exceptions import EventValidationError
 __all__ = ["PayloadChecker"]
 
 _log = logger("bus")
+_MAX_TRACKED_TYPES = 10_000
 
 
 class PayloadChecker:
@@ -28,6 +29,8 @@ class PayloadChecker:
         """Invalid payloads published anyway (``warn`` mode)."""
         self.rejected = 0
         """Invalid payloads refused (``strict`` mode)."""
+        self.untracked_unregistered = 0
+        """Events of unregistered types beyond the first ``_MAX_TRACKED_TYPES`` types."""
         self._unregistered_seen: dict[str, int] = {}
 
     def check(self, event_type: str, data: Any) -> None:
@@ -52,8 +55,11 @@ class PayloadChecker:
 
     def _note_unregistered(self, event_type: str) -> None:
         seen = self._unregistered_seen.get(event_type, 0)
+        if seen == 0 and len(self._unregistered_seen) >= _MAX_TRACKED_TYPES:
+            self.untracked_unregistered += 1  # bounded memory under a flood of random types
+            return
         self._unregistered_seen[event_type] = seen + 1
-        if seen == 0 and len(self._unregistered_seen) <= 10_000:
+        if seen == 0:
             _log.warning(
                 "bus.unregistered_event_type",
                 event_type=event_type,
@@ -67,4 +73,5 @@ class PayloadChecker:
             "rejected": self.rejected,
             "invalid_published": self.invalid_published,
             "unregistered_types": dict(self._unregistered_seen),
+            "untracked_unregistered": self.untracked_unregistered,
         }

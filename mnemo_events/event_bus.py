@@ -18,7 +18,8 @@ import enum
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+import weakref
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import reactivex
@@ -32,6 +33,7 @@ from mnemo_events._log import logger
 from mnemo_events._mailbox import Mailbox
 from mnemo_events._publish_checks import PayloadChecker
 from mnemo_events._router import LoopSubject, Router
+from mnemo_events._stream import EventStream
 from mnemo_events._subscription import Handler, SubscriptionActor, SubscriptionInfo
 from mnemo_events.config import EventsConfig, load_config
 from mnemo_events.event import Event
@@ -249,39 +251,36 @@ class EventBus:
 
     def _unsubscribe_quietly(self, actor: SubscriptionActor) -> None:
         actor.on_closed = None
+        self._stream_ids.discard(actor.id)
         self.unsubscribe(actor.id)
 
-    async def stream(self, pattern: str = "*", *, buffer: int = 1_000) -> AsyncIterator[Event]:
-        """Iterate the live stream of matching events.
+    def stream(self, pattern: str = "*", *, buffer: int = 1_000) -> EventStream:
+        """The live stream of matching events as an async iterator (``async for``).
 
-        At most ``buffer`` events wait for the consumer; beyond that they wait in this
-        stream's subscription mailbox, so a slow consumer never slows the bus. The iterator
-        ends when the bus stops or shuts down (after yielding what was published before),
-        and unsubscribes when the loop breaks.
+        Subscribes at once. At most ``buffer`` events wait for the consumer; beyond that
+        they wait in this stream's subscription mailbox, so a slow consumer never slows the
+        bus or other subscribers. Iteration ends when the bus stops or shuts down, after
+        what was published before. ``async with bus.stream(...) as events:`` (or
+        ``aclose()``) unsubscribes as soon as the consumer is done.
         """
         if buffer < 1:
             raise ValueError(f"buffer must be at least 1, got {buffer}")
-        queue: asyncio.Queue[Event | None] = asyncio.Queue(buffer)
-        ended = False
+        holder: list[SubscriptionActor] = []
+        events = EventStream(buffer, lambda: self._unsubscribe_quietly(holder[0]))
+        # The subscription holds the stream weakly, so a consumer that walks away (break)
+        # lets it be collected, which unsubscribes.
+        stream_ref = weakref.ref(events)
 
-        def _end() -> None:
-            nonlocal ended
-            ended = True
-            if not queue.full():
-                queue.put_nowait(None)  # wakes a consumer waiting on an empty buffer
+        async def _deliver(event: Event) -> None:
+            target = stream_ref()
+            if target is not None:
+                await target.put(event)
 
-        actor = self._add(pattern, queue.put, None, timed=False)
-        actor.on_closed = _end
+        actor = self._add(pattern, _deliver, None, timed=False)
+        actor.on_closed = lambda: _end_stream(stream_ref)
+        holder.append(actor)
         self._stream_ids.add(actor.id)
-        try:
-            while not (ended and queue.empty()):
-                item = await queue.get()
-                if item is None:
-                    return
-                yield item
-        finally:
-            self._stream_ids.discard(actor.id)
-            self._unsubscribe_quietly(actor)
+        return events
 
     # -- publishing ----------------------------------------------------------------------------
 
@@ -621,6 +620,12 @@ class EventBus:
             "skipped_disabled": self._skipped_disabled,
             "internal_errors": self._internal_errors,
         }
+
+
+def _end_stream(stream_ref: weakref.ref[EventStream]) -> None:
+    target = stream_ref()
+    if target is not None:
+        target.end()
 
 
 _shared: EventBus | None = None
