@@ -1,0 +1,253 @@
+"""Tests of structlog observability: configure_logging, log_events and the library's log lines."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import logging
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from typing import Any
+
+import pytest
+import reactivex
+import structlog
+from structlog.testing import capture_logs
+
+from mnemo_events._log import library_level, logger, set_library_level
+from mnemo_events.event import Event
+from mnemo_events.event_bus import EventBus
+from mnemo_events.logging import configure_logging, get_logger, log_events
+from mnemo_events.operators import ElementErrors
+
+
+@pytest.fixture
+def debug_logs() -> Iterator[None]:
+    """Let the library's debug lines through for one test, then restore the level."""
+    level = library_level()
+    set_library_level("debug")
+    yield
+    set_library_level(level)
+
+
+@pytest.fixture
+def restore_structlog() -> Iterator[None]:
+    """Undo configure_logging after the test, keeping the processor list object in place.
+
+    Loggers bound earlier (the library's module-level ones) hold that list, so replacing it
+    would hide their lines from capture_logs in later tests.
+    """
+    config = structlog.get_config()
+    processors = config["processors"]
+    saved = list(processors)
+    level = library_level()
+    yield
+    current = structlog.get_config()["processors"]
+    current[:] = saved
+    structlog.configure(
+        processors=current,
+        wrapper_class=config["wrapper_class"],
+        context_class=config["context_class"],
+        logger_factory=config["logger_factory"],
+        cache_logger_on_first_use=config["cache_logger_on_first_use"],
+    )
+    set_library_level(level)
+    assert current is processors
+
+
+def _json_lines(stream: io.StringIO) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in stream.getvalue().splitlines()]
+
+
+@pytest.mark.usefixtures("restore_structlog")
+class TestConfigureLogging:
+    def test_json_lines_carry_event_level_timestamp_and_fields(self) -> None:
+        """json=True writes one JSON object per line with level, UTC ISO timestamp and fields."""
+        out = io.StringIO()
+        configure_logging(json=True, level="info", stream=out)
+        structlog.get_logger().info("app.ready", port=8080)
+        (line,) = _json_lines(out)
+        assert line["event"] == "app.ready"
+        assert line["level"] == "info"
+        assert line["port"] == 8080
+        assert datetime.fromisoformat(line["timestamp"]).utcoffset() == timedelta(0)
+
+    def test_console_renderer_by_default(self) -> None:
+        """Without json, lines are human-readable, not JSON, and name the event and fields."""
+        out = io.StringIO()
+        configure_logging(stream=out)
+        structlog.get_logger().warning("app.slow", seconds=3)
+        text = out.getvalue()
+        assert "app.slow" in text
+        assert "seconds=3" in text
+        with pytest.raises(json.JSONDecodeError):
+            json.loads(text)
+
+    @pytest.mark.parametrize(
+        ("level", "shown"),
+        [
+            ("debug", ["d", "i", "w", "e"]),
+            ("info", ["i", "w", "e"]),
+            ("WARNING", ["w", "e"]),
+            (logging.ERROR, ["e"]),
+        ],
+    )
+    def test_level_filters_application_and_library_lines(
+        self, level: str | int, shown: list[str]
+    ) -> None:
+        """Lines below the level are dropped, for the application's and the library's loggers."""
+        out = io.StringIO()
+        configure_logging(json=True, level=level, stream=out)
+        for name in ("app", "lib"):
+            log: Any = structlog.get_logger() if name == "app" else logger("test")
+            log.debug("d")
+            log.info("i")
+            log.warning("w")
+            log.error("e")
+        events = [line["event"] for line in _json_lines(out)]
+        assert events == shown + shown
+
+    def test_sets_the_library_level(self) -> None:
+        """configure_logging lowers (or raises) the bar of the library's own loggers."""
+        configure_logging(level="debug", stream=io.StringIO())
+        assert library_level() == logging.DEBUG
+        configure_logging(level="error", stream=io.StringIO())
+        assert library_level() == logging.ERROR
+
+    def test_loggers_bound_before_configuration_follow_it(self, capsys: Any) -> None:
+        """A library logger created before configure_logging renders JSON afterwards."""
+        early = logger("early").bind(request="r1")
+        configure_logging(json=True, level="info", stream=io.StringIO())
+        early.info("early.line")
+        captured = capsys.readouterr()
+        lines = [json.loads(x) for x in (captured.out + captured.err).splitlines() if x]
+        assert any(x["event"] == "early.line" and x["request"] == "r1" for x in lines)
+
+    def test_unknown_level_is_refused(self) -> None:
+        """A misspelt level raises ValueError naming it."""
+        with pytest.raises(ValueError, match="loud"):
+            configure_logging(level="loud", stream=io.StringIO())
+
+
+class TestLogEvents:
+    def test_logs_each_event_with_id_type_and_agent(self) -> None:
+        """Each event is logged as events.observed with event_id, event_type and agent_id."""
+        events = [
+            Event.create("memory.created", {"memory_id": "m1"}, {"agent_id": "agent-7"}),
+            Event.create("gap.detected", {"gap_id": "g"}),
+        ]
+        passed: list[Event] = []
+        with capture_logs() as logs:
+            reactivex.from_iterable(events).pipe(log_events()).subscribe(passed.append)
+        assert passed == events
+        assert logs == [
+            {
+                "event": "events.observed",
+                "log_level": "info",
+                "event_id": events[0].id,
+                "event_type": "memory.created",
+                "agent_id": "agent-7",
+            },
+            {
+                "event": "events.observed",
+                "log_level": "info",
+                "event_id": events[1].id,
+                "event_type": "gap.detected",
+                "agent_id": None,
+            },
+        ]
+
+    def test_uses_the_given_logger_and_level(self) -> None:
+        """A given logger's bound values are kept and the chosen level is used."""
+        event = Event.create("memory.created", {"memory_id": "m1"}, {"agent_id": "a"})
+        with capture_logs() as logs:
+            reactivex.of(event).pipe(
+                log_events(structlog.get_logger().bind(pipeline="p1"), level="debug")
+            ).subscribe()
+        assert logs[0]["pipeline"] == "p1"
+        assert logs[0]["log_level"] == "debug"
+        assert logs[0]["agent_id"] == "a"
+
+    def test_a_failing_logger_does_not_stop_the_events(self) -> None:
+        """A logger that raises is counted; the event still goes on."""
+
+        class Broken:
+            def bind(self, **values: Any) -> Any:
+                raise RuntimeError("no bind")
+
+        errors = ElementErrors()
+        event = Event.create("memory.created", {"memory_id": "m1"})
+        passed: list[Event] = []
+        reactivex.of(event).pipe(log_events(Broken(), errors=errors)).subscribe(passed.append)
+        assert passed == [event]
+        assert errors.by_stage() == {"log_events": 1}
+
+    def test_unknown_level_is_refused(self) -> None:
+        """A misspelt level fails when the step is built."""
+        with pytest.raises(ValueError, match="chatty"):
+            log_events(level="chatty")
+
+
+class TestLibraryLines:
+    async def test_quiet_below_warning_by_default(self) -> None:
+        """Without configuration, publishing writes no log line (debug is filtered)."""
+        with capture_logs() as logs:
+            async with EventBus() as bus:
+                await bus.publish(
+                    "memory.created", {"memory_id": "m", "content": "c", "tier": "hot"}
+                )
+        assert logs == []
+
+    @pytest.mark.usefixtures("debug_logs")
+    async def test_publish_logs_bus_published(self) -> None:
+        """Publishing logs bus.published at debug with event_id and event_type."""
+        with capture_logs() as logs:
+            async with EventBus() as bus:
+                event = await bus.publish(
+                    "memory.created", {"memory_id": "m", "content": "c", "tier": "hot"}
+                )
+        published = [x for x in logs if x["event"] == "bus.published"]
+        assert published == [
+            {
+                "event": "bus.published",
+                "log_level": "debug",
+                "component": "bus",
+                "event_id": event.id,
+                "event_type": "memory.created",
+            }
+        ]
+
+    @pytest.mark.usefixtures("debug_logs")
+    async def test_handler_failure_logs_bus_handler_failed(self) -> None:
+        """A raising handler logs bus.handler_failed at error with ids, type and the error."""
+        failed = asyncio.Event()
+
+        def handler(event: Event) -> None:
+            failed.set()
+            raise KeyError("missing")
+
+        with capture_logs() as logs:
+            async with EventBus() as bus:
+                sub_id = bus.subscribe("memory.*", handler)
+                event = await bus.publish(
+                    "memory.created", {"memory_id": "m", "content": "c", "tier": "hot"}
+                )
+                await asyncio.wait_for(failed.wait(), 5)
+                await bus.stop()
+        (line,) = [x for x in logs if x["event"] == "bus.handler_failed"]
+        assert line["log_level"] == "error"
+        assert line["subscription_id"] == sub_id
+        assert line["event_id"] == event.id
+        assert line["event_type"] == "memory.created"
+        assert "KeyError" in line["error"]
+
+
+def test_get_logger_is_the_quiet_library_logger() -> None:
+    """get_logger's info lines are dropped until the library level allows them."""
+    log = get_logger("ext", part="x")
+    with capture_logs() as logs:
+        log.info("ext.hidden")
+        set_library_level("info")
+        log.info("ext.shown")
+    assert logs == [{"event": "ext.shown", "log_level": "info", "component": "ext", "part": "x"}]
