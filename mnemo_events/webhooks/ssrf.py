@@ -1,0 +1,252 @@
+"""The server-side request forgery guard: which addresses a webhook may reach.
+
+A webhook URL must be ``http`` or ``https`` and, unless private networks are allowed, its host
+must be (or resolve only to) public addresses. The policy (:func:`address_problem`) is a pure
+function over one IP address. :class:`GuardedResolver` applies it inside aiohttp's connector:
+the connector connects to exactly the addresses the resolver returned, so the vetted IP is the
+one used and DNS cannot change between the check and the connection. IP-literal hosts skip
+resolvers in aiohttp, so the sender checks them with :func:`literal_host_problem`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import socket
+from typing import Final
+
+from aiohttp.abc import AbstractResolver, ResolveResult
+from yarl import URL
+
+from mnemo_events.exceptions import UnsafeWebhookURLError, WebhookConfigError
+
+__all__ = [
+    "BlockedAddressError",
+    "GuardedResolver",
+    "address_problem",
+    "blocked_message",
+    "check_url",
+    "literal_host_problem",
+    "parse_webhook_url",
+]
+
+_IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+_V4_BLOCKS: Final = tuple(
+    (ipaddress.IPv4Network(net), why)
+    for net, why in (
+        ("0.0.0.0/8", "unspecified ('this network')"),
+        ("10.0.0.0/8", "private (RFC 1918)"),
+        ("100.64.0.0/10", "carrier-grade NAT (RFC 6598)"),
+        ("127.0.0.0/8", "loopback"),
+        ("169.254.0.0/16", "link-local (where cloud metadata services live)"),
+        ("172.16.0.0/12", "private (RFC 1918)"),
+        ("192.0.0.0/24", "IETF protocol assignment"),
+        ("192.0.2.0/24", "documentation (TEST-NET-1)"),
+        ("192.168.0.0/16", "private (RFC 1918)"),
+        ("198.18.0.0/15", "benchmarking"),
+        ("198.51.100.0/24", "documentation (TEST-NET-2)"),
+        ("203.0.113.0/24", "documentation (TEST-NET-3)"),
+        ("224.0.0.0/4", "multicast"),
+        ("240.0.0.0/4", "reserved"),
+    )
+)
+_V6_BLOCKS: Final = tuple(
+    (ipaddress.IPv6Network(net), why)
+    for net, why in (
+        ("::/128", "unspecified"),
+        ("::1/128", "loopback"),
+        ("::/96", "IPv4-compatible (deprecated)"),
+        ("64:ff9b:1::/48", "local-use NAT64"),
+        ("100::/64", "discard-only"),
+        ("2001::/32", "Teredo tunnel"),
+        ("2001:db8::/32", "documentation"),
+        ("fc00::/7", "unique local (private)"),
+        ("fe80::/10", "link-local"),
+        ("fec0::/10", "site-local (deprecated)"),
+        ("ff00::/8", "multicast"),
+    )
+)
+_NAT64: Final = ipaddress.IPv6Network("64:ff9b::/96")
+_ALLOW_HINT: Final = (
+    "pass allow_private_networks=True to WebhookManager "
+    "(config: webhooks.allow_private_networks: true) to allow it, e.g. for local development"
+)
+
+
+def _embedded_v4(address: ipaddress.IPv6Address) -> tuple[ipaddress.IPv4Address, str] | None:
+    if address.ipv4_mapped is not None:
+        return address.ipv4_mapped, "IPv4-mapped"
+    if address.sixtofour is not None:
+        return address.sixtofour, "6to4"
+    if address in _NAT64:
+        return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF), "NAT64"
+    return None
+
+
+def address_problem(address: str | _IPAddress) -> str | None:
+    """Why ``address`` must not be reached (``"loopback"``, ...), or ``None`` if it is public.
+
+    Refused: loopback, RFC 1918 and unique-local private ranges, link-local (cloud metadata),
+    carrier-grade NAT, multicast, unspecified, documentation, benchmarking and reserved ranges,
+    and IPv6 forms that embed such an IPv4 address (IPv4-mapped, 6to4, NAT64). A string that
+    is not an IP address is refused too.
+    """
+    try:
+        ip = ipaddress.ip_address(address) if isinstance(address, str) else address
+    except ValueError:
+        return "not an IP address"
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.scope_id:
+            return "link-local (scoped)"
+        embedded = _embedded_v4(ip)
+        if embedded is not None:
+            inner, form = embedded
+            why = address_problem(inner)
+            return None if why is None else f"{form} {why}"
+        for network, why in _V6_BLOCKS:
+            if ip in network:
+                return why
+    else:
+        if ip == ipaddress.IPv4Address("255.255.255.255"):
+            return "broadcast"
+        for network4, why in _V4_BLOCKS:
+            if ip in network4:
+                return why
+    if not ip.is_global:
+        return "non-public"
+    return None
+
+
+def blocked_message(url: str, host: str, address: str, problem: str) -> str:
+    """The refusal message: what was refused, why, and how to allow it."""
+    verb = "is" if host == address else f"resolves to {address}, which is"
+    return (
+        f"webhook URL {url!r} refused: host {host!r} {verb} a {problem} address, refused to "
+        f"prevent server-side request forgery; {_ALLOW_HINT}"
+    )
+
+
+def parse_webhook_url(url: str) -> URL:
+    """Parse a webhook URL, accepting only absolute ``http``/``https`` URLs with a host.
+
+    Raises:
+        WebhookConfigError: the message names the URL and what is wrong with it.
+    """
+    if not isinstance(url, str) or not url.strip():
+        raise WebhookConfigError(f"webhook url must be a non-empty string, got {url!r}")
+    try:
+        parsed = URL(url.strip())
+    except (ValueError, TypeError) as err:
+        raise WebhookConfigError(f"webhook url {url!r} is not a valid URL: {err}") from err
+    if parsed.scheme not in ("http", "https"):
+        raise WebhookConfigError(
+            f"webhook url {url!r} must use http or https, not {parsed.scheme or '(none)'!r}"
+        )
+    if not parsed.raw_host:
+        raise WebhookConfigError(f"webhook url {url!r} has no host")
+    if parsed.fragment:
+        raise WebhookConfigError(f"webhook url {url!r} must not have a #fragment")
+    return parsed
+
+
+def _literal(host: str) -> _IPAddress | None:
+    try:
+        return ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return None
+
+
+def literal_host_problem(url: URL) -> str | None:
+    """The refusal message for a URL whose host is a blocked IP literal, else ``None``."""
+    host = url.raw_host or ""
+    ip = _literal(host)
+    if ip is None:
+        return None
+    problem = address_problem(ip)
+    return None if problem is None else blocked_message(str(url), host, str(ip), problem)
+
+
+async def check_url(
+    url: str,
+    *,
+    allow_private_networks: bool,
+    resolver: AbstractResolver | None,
+    resolve_timeout: float = 5.0,
+) -> URL:
+    """Validate a webhook URL at registration: syntax, then the address policy.
+
+    A host name is resolved; every address it resolves to must be public. A name that does not
+    resolve (yet), or whose lookup times out, is accepted: it is checked again at connection.
+
+    Raises:
+        WebhookConfigError: the URL is malformed or not http(s).
+        UnsafeWebhookURLError: the host is, or resolves to, a refused address.
+    """
+    parsed = parse_webhook_url(url)
+    if allow_private_networks:
+        return parsed
+    literal = literal_host_problem(parsed)
+    if literal is not None:
+        raise UnsafeWebhookURLError(literal)
+    if _literal(parsed.raw_host or "") is not None or resolver is None:
+        return parsed
+    try:
+        async with asyncio.timeout(resolve_timeout):
+            results = await resolver.resolve(parsed.raw_host or "", parsed.port or 0)
+    except (OSError, TimeoutError):
+        return parsed
+    message = _first_blocked(str(parsed), results)
+    if message is not None:
+        raise UnsafeWebhookURLError(message)
+    return parsed
+
+
+def _first_blocked(url: str, results: list[ResolveResult]) -> str | None:
+    for result in results:
+        problem = address_problem(result["host"])
+        if problem is not None:
+            return blocked_message(url, result["hostname"], result["host"], problem)
+    return None
+
+
+class BlockedAddressError(OSError):
+    """A host resolved to a refused address at connection time (the attempt is not retried).
+
+    An ``OSError`` because aiohttp wraps resolver ``OSError``\\ s into its connection errors;
+    the sender finds it again as the ``__cause__``.
+    """
+
+
+class GuardedResolver(AbstractResolver):
+    """A resolver that refuses answers containing any non-public address.
+
+    Wraps another resolver (aiohttp's default when none is given). A mixed answer (one public,
+    one private address) is refused whole: it is the shape of a DNS-rebinding attempt.
+    """
+
+    def __init__(self, inner: AbstractResolver | None = None) -> None:
+        self._inner = inner
+
+    def _resolver(self) -> AbstractResolver:
+        if self._inner is None:
+            from aiohttp.resolver import DefaultResolver
+
+            self._inner = DefaultResolver()
+        return self._inner
+
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
+        """Resolve ``host`` and refuse the answer if any address is not public."""
+        results = await self._resolver().resolve(host, port, family)
+        shown = f"{host}:{port}" if port else host
+        message = _first_blocked(shown, results)
+        if message is not None:
+            raise BlockedAddressError(message)
+        return results
+
+    async def close(self) -> None:
+        """Close the wrapped resolver."""
+        if self._inner is not None:
+            await self._inner.close()

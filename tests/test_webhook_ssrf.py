@@ -1,0 +1,199 @@
+"""Tests of the SSRF guard: the address table, URL checks and the connection-time resolver."""
+
+from __future__ import annotations
+
+import socket
+
+import pytest
+from aiohttp.abc import AbstractResolver, ResolveResult
+
+from mnemo_events.exceptions import UnsafeWebhookURLError, WebhookConfigError
+from mnemo_events.webhooks.ssrf import (
+    BlockedAddressError,
+    GuardedResolver,
+    address_problem,
+    check_url,
+    parse_webhook_url,
+)
+
+
+class StaticResolver(AbstractResolver):
+    """A DNS stand-in: names map to fixed addresses; unknown names do not resolve."""
+
+    def __init__(self, table: dict[str, list[str]]) -> None:
+        self.table = table
+        self.closed = False
+
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
+        if host not in self.table:
+            raise OSError(f"{host} does not resolve")
+        return [
+            ResolveResult(
+                hostname=host,
+                host=ip,
+                port=port,
+                family=socket.AF_INET6 if ":" in ip else socket.AF_INET,
+                proto=0,
+                flags=0,
+            )
+            for ip in self.table[host]
+        ]
+
+    async def close(self) -> None:
+        self.closed = True
+
+
+BLOCKED = [
+    ("127.0.0.1", "loopback"),
+    ("127.255.0.9", "loopback"),
+    ("10.1.2.3", "private"),
+    ("172.16.0.1", "private"),
+    ("172.31.255.255", "private"),
+    ("192.168.1.1", "private"),
+    ("169.254.169.254", "link-local"),
+    ("100.64.0.1", "carrier-grade NAT"),
+    ("100.127.255.254", "carrier-grade NAT"),
+    ("0.0.0.0", "unspecified"),
+    ("224.0.0.1", "multicast"),
+    ("239.255.255.250", "multicast"),
+    ("255.255.255.255", "broadcast"),
+    ("240.0.0.1", "reserved"),
+    ("192.0.2.10", "documentation"),
+    ("198.18.0.1", "benchmarking"),
+    ("::1", "loopback"),
+    ("::", "unspecified"),
+    ("fe80::1", "link-local"),
+    ("fc00::1", "unique local"),
+    ("fd12:3456::1", "unique local"),
+    ("ff02::1", "multicast"),
+    ("::ffff:127.0.0.1", "IPv4-mapped loopback"),
+    ("::ffff:10.0.0.1", "IPv4-mapped private"),
+    ("::ffff:169.254.169.254", "IPv4-mapped link-local"),
+    ("2002:7f00:1::", "6to4 loopback"),
+    ("2002:c0a8:101::", "6to4 private"),
+    ("64:ff9b::a9fe:a9fe", "NAT64 link-local"),
+    ("64:ff9b:1::1", "local-use NAT64"),
+    ("2001:db8::1", "documentation"),
+    ("2001::1", "Teredo"),
+    ("::127.0.0.1", "IPv4-compatible"),
+    ("not-an-ip", "not an IP address"),
+]
+ALLOWED = [
+    "8.8.8.8",
+    "1.1.1.1",
+    "93.184.216.34",
+    "100.128.0.1",
+    "172.32.0.1",
+    "2606:4700:4700::1111",
+    "::ffff:8.8.8.8",
+    "2002:0808:0808::1",
+    "64:ff9b::808:808",
+]
+
+
+class TestAddressPolicy:
+    @pytest.mark.parametrize(("address", "reason"), BLOCKED)
+    def test_blocked(self, address: str, reason: str) -> None:
+        """Each non-public address is refused with a reason naming its kind."""
+        problem = address_problem(address)
+        assert problem is not None
+        assert reason in problem
+
+    @pytest.mark.parametrize("address", ALLOWED)
+    def test_allowed(self, address: str) -> None:
+        """Public addresses, also embedded in IPv6 forms, pass."""
+        assert address_problem(address) is None
+
+
+class TestParseUrl:
+    @pytest.mark.parametrize(
+        ("url", "message"),
+        [
+            ("ftp://example.com/x", "http or https"),
+            ("file:///etc/passwd", "http or https"),
+            ("example.com/hook", "http or https"),
+            ("http:///nohost", "no host"),
+            ("", "non-empty"),
+            ("https://example.com/x#frag", "fragment"),
+        ],
+    )
+    def test_refused(self, url: str, message: str) -> None:
+        """Only absolute http(s) URLs with a host are webhook URLs."""
+        with pytest.raises(WebhookConfigError, match=message):
+            parse_webhook_url(url)
+
+    def test_accepted(self) -> None:
+        """An https URL with a path and query parses."""
+        assert str(parse_webhook_url("https://hooks.example.com/a?b=1")).endswith("/a?b=1")
+
+
+class TestCheckUrl:
+    @pytest.mark.parametrize(
+        "url",
+        [
+            "http://127.0.0.1:8080/hook",
+            "http://[::1]/hook",
+            "http://169.254.169.254/latest/meta-data",
+            "http://[::ffff:10.0.0.1]/",
+        ],
+    )
+    async def test_literal_private_hosts_are_refused(self, url: str) -> None:
+        """A private IP literal is refused, saying why and how to allow it."""
+        with pytest.raises(UnsafeWebhookURLError, match="allow_private_networks"):
+            await check_url(url, allow_private_networks=False, resolver=None)
+
+    async def test_names_resolving_to_private_addresses_are_refused(self) -> None:
+        """A name is refused when any address it resolves to is private."""
+        dns = StaticResolver({"internal.test": ["8.8.8.8", "10.0.0.5"]})
+        with pytest.raises(UnsafeWebhookURLError, match=r"resolves to 10\.0\.0\.5.*private"):
+            await check_url("https://internal.test/h", allow_private_networks=False, resolver=dns)
+
+    async def test_public_names_pass(self) -> None:
+        """A name resolving only to public addresses is accepted."""
+        dns = StaticResolver({"hooks.test": ["93.184.216.34"]})
+        url = await check_url("https://hooks.test/h", allow_private_networks=False, resolver=dns)
+        assert url.host == "hooks.test"
+
+    async def test_unresolvable_names_are_accepted_for_later(self) -> None:
+        """A name that does not resolve yet is accepted (it is checked when connecting)."""
+        dns = StaticResolver({})
+        await check_url("https://later.test/h", allow_private_networks=False, resolver=dns)
+
+    async def test_real_localhost_is_refused(self) -> None:
+        """'localhost' through the system resolver is refused as loopback."""
+        from aiohttp.resolver import ThreadedResolver
+
+        dns = ThreadedResolver()
+        with pytest.raises(UnsafeWebhookURLError, match="loopback"):
+            await check_url("http://localhost:9/h", allow_private_networks=False, resolver=dns)
+
+    async def test_allow_private_networks_skips_the_policy(self) -> None:
+        """With private networks allowed, loopback URLs pass (but the scheme is still checked)."""
+        await check_url("http://127.0.0.1/h", allow_private_networks=True, resolver=None)
+        with pytest.raises(WebhookConfigError):
+            await check_url("gopher://127.0.0.1/", allow_private_networks=True, resolver=None)
+
+
+class TestGuardedResolver:
+    async def test_refuses_private_answers(self) -> None:
+        """At connection time a private answer raises BlockedAddressError (an OSError)."""
+        guard = GuardedResolver(StaticResolver({"rebind.test": ["127.0.0.1"]}))
+        with pytest.raises(BlockedAddressError, match="loopback"):
+            await guard.resolve("rebind.test", 443)
+
+    async def test_refuses_mixed_answers(self) -> None:
+        """One private address among public ones refuses the whole answer."""
+        guard = GuardedResolver(StaticResolver({"mixed.test": ["8.8.8.8", "::1"]}))
+        with pytest.raises(BlockedAddressError):
+            await guard.resolve("mixed.test", 443)
+
+    async def test_passes_public_answers_unchanged(self) -> None:
+        """Public answers are returned as resolved, so the connector uses the vetted IPs."""
+        inner = StaticResolver({"ok.test": ["8.8.8.8", "8.8.4.4"]})
+        guard = GuardedResolver(inner)
+        results = await guard.resolve("ok.test", 443)
+        assert [r["host"] for r in results] == ["8.8.8.8", "8.8.4.4"]
+        await guard.close()
+        assert inner.closed
