@@ -29,7 +29,7 @@ Handler = Callable[[Event], Awaitable[Any] | Any]
 EventFilter = Callable[[Event], bool]
 
 _log = logger("bus")
-_LAG_WARNING_STEP = 1_000
+_LAG_WARNING_STEP = 10_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,7 +119,9 @@ class SubscriptionActor:
     # -- fed by the router ------------------------------------------------------------------
 
     def offer(self, event: Event) -> None:
-        """Queue an event for the handler (called by the router on the bus task)."""
+        """Queue an event for the handler, unless disabled (called on the bus task)."""
+        if not self.enabled:
+            return
         mailbox = self._mailbox
         mailbox.put_nowait(event)
         if len(mailbox) >= self._next_lag_warning:
@@ -228,6 +230,7 @@ class SubscriptionActor:
         loop = asyncio.get_running_loop()
         while not self._closed:
             if not mailbox:
+                self._next_lag_warning = _LAG_WARNING_STEP
                 if self._drain_waiters:
                     self._release_drain_waiters()
                 await mailbox.wait()

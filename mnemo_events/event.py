@@ -44,6 +44,7 @@ def _frozen_mapping(event_type: str, name: str, value: Any) -> FrozenDict:
 
 
 _set = object.__setattr__
+_EMPTY = FrozenDict()
 
 
 class Event:
@@ -120,13 +121,29 @@ class Event:
             InvalidEventTypeError: the type is not a well-formed dotted name.
             EventValidationError: ``data`` is not a dict or holds values JSON cannot carry.
         """
-        return cls(
-            event_id or new_event_id(),
-            event_type,
-            data,
-            metadata,
-            datetime.now(UTC) if published_at is None else published_at,
+        if event_id is not None or published_at is not None or cls is not Event:
+            return cls(
+                event_id or new_event_id(),
+                event_type,
+                data,
+                metadata,
+                datetime.now(UTC) if published_at is None else published_at,
+            )
+        # The publish path: the same checks as __init__, minus the ones a fresh id and the
+        # current UTC time make unnecessary.
+        validate_event_type(event_type)
+        event = object.__new__(Event)
+        _set(event, "id", new_event_id())
+        _set(event, "type", event_type)
+        _set(event, "data", _frozen_mapping(event_type, "data", data))
+        _set(
+            event,
+            "metadata",
+            _EMPTY if metadata is None else _frozen_mapping(event_type, "metadata", metadata),
         )
+        _set(event, "published_at", datetime.now(UTC))
+        _set(event, "_json", None)
+        return event
 
     def to_dict(self) -> dict[str, Any]:
         """A plain, JSON-ready dict (``published_at`` as ISO 8601 with offset)."""
