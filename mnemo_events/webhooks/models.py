@@ -1,0 +1,229 @@
+"""The data of the webhook sender: webhooks, deliveries, attempts, statuses.
+
+All frozen: a webhook is replaced, never mutated, so an attempt in flight keeps the
+configuration it started with. A :class:`Webhook`'s ``repr`` and ``to_dict`` never show a
+secret; only the object returned by ``register_webhook`` / ``rotate_secret`` carries it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any, Literal
+
+from mnemo_events._frozen import FrozenDict
+from mnemo_events.config import RetryConfig
+from mnemo_events.patterns import parse_pattern
+from mnemo_events.webhooks.signature import mask_secret
+
+__all__ = [
+    "Attempt",
+    "Delivery",
+    "DeliveryStatus",
+    "RetiredSecret",
+    "SignatureScheme",
+    "Webhook",
+    "WebhookStatus",
+    "resolve_secret",
+]
+
+SignatureScheme = Literal["mnemocore", "standard", "both"]
+
+
+class DeliveryStatus(StrEnum):
+    """Where a delivery stands."""
+
+    PENDING = "pending"
+    """Recorded, no attempt finished yet."""
+    RETRYING = "retrying"
+    """At least one attempt failed; another is scheduled."""
+    SUCCESS = "success"
+    """An attempt got a 2xx."""
+    FAILED = "failed"
+    """Given up: attempts exhausted, 410 Gone, a refused address, or the webhook went away."""
+
+
+def resolve_secret(secret: str | None, secret_ref: str | None) -> str | None:
+    """The secret's value: inline, or read from the environment for ``env:NAME``."""
+    if secret is not None:
+        return secret
+    if secret_ref is not None and secret_ref.startswith("env:"):
+        return os.environ.get(secret_ref[4:]) or None
+    return None
+
+
+def _utc(stamp: float) -> datetime:
+    return datetime.fromtimestamp(stamp, UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class RetiredSecret:
+    """A secret being rolled out: still signed with until ``expires_at`` (unix seconds)."""
+
+    secret: str | None
+    secret_ref: str | None
+    expires_at: float
+
+    def __repr__(self) -> str:
+        shown = mask_secret(self.secret) if self.secret is not None else self.secret_ref
+        return f"RetiredSecret(secret={shown!r}, expires_at={_utc(self.expires_at).isoformat()})"
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Webhook:
+    """One registered endpoint and what it receives.
+
+    ``secret`` is the inline secret, or ``None`` when ``secret_ref`` (``"env:NAME"``) names an
+    environment variable holding it. Objects handed out by ``get_webhook``/``list_webhooks``
+    carry a masked ``secret``.
+    """
+
+    id: str
+    url: str
+    events: tuple[str, ...]
+    secret: str | None
+    secret_ref: str | None = None
+    headers: Mapping[str, str] = field(default_factory=FrozenDict)
+    enabled: bool = True
+    retry_config: RetryConfig = field(default_factory=RetryConfig)
+    signature_scheme: SignatureScheme = "mnemocore"
+    description: str | None = None
+    disabled_reason: str | None = None
+    previous_secrets: tuple[RetiredSecret, ...] = ()
+    created_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    updated_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+    def matches(self, event_type: str) -> bool:
+        """Whether an event type matches one of this webhook's patterns."""
+        return any(parse_pattern(pattern).matches(event_type) for pattern in self.events)
+
+    def active_secrets(self, now: float) -> list[str]:
+        """The secret values to sign with at ``now``: the current one, then unexpired old ones."""
+        values = [resolve_secret(self.secret, self.secret_ref)]
+        values += [
+            resolve_secret(old.secret, old.secret_ref)
+            for old in self.previous_secrets
+            if old.expires_at > now
+        ]
+        return [value for value in values if value]
+
+    def masked(self) -> Webhook:
+        """A copy whose secrets are masked, for listings."""
+        return dataclasses.replace(
+            self,
+            secret=mask_secret(self.secret),
+            previous_secrets=tuple(
+                dataclasses.replace(old, secret=mask_secret(old.secret))
+                for old in self.previous_secrets
+            ),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict with masked secrets (for APIs and the CLI)."""
+        return {
+            "id": self.id,
+            "url": self.url,
+            "events": list(self.events),
+            "secret": mask_secret(self.secret),
+            "secret_ref": self.secret_ref,
+            "headers": dict(self.headers),
+            "enabled": self.enabled,
+            "disabled_reason": self.disabled_reason,
+            "retry_config": self.retry_config.model_dump(),
+            "signature_scheme": self.signature_scheme,
+            "description": self.description,
+            "rotating_secrets": len(self.previous_secrets),
+            "created_at": self.created_at.isoformat(),
+            "updated_at": self.updated_at.isoformat(),
+        }
+
+    def __repr__(self) -> str:
+        return (
+            f"Webhook(id={self.id!r}, url={self.url!r}, events={list(self.events)!r}, "
+            f"enabled={self.enabled!r}, secret={mask_secret(self.secret)!r}, "
+            f"secret_ref={self.secret_ref!r}, signature_scheme={self.signature_scheme!r})"
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """One HTTP attempt of a delivery."""
+
+    number: int
+    """1 for the first attempt; keeps counting across redeliveries."""
+    started_at: datetime
+    outcome: Literal["success", "retry", "failed"]
+    status_code: int | None
+    error: str | None
+    latency_ms: float | None
+    response_body: str | None
+    """The start of the response body, up to the manager's ``response_body_limit``."""
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """One event on its way to one webhook, across all its attempts and redeliveries."""
+
+    id: str
+    webhook_id: str
+    event_id: str
+    event_type: str
+    status: DeliveryStatus
+    attempts: int
+    created_at: datetime
+    updated_at: datetime
+    next_attempt_at: datetime | None
+    last_status_code: int | None
+    last_error: str | None
+    last_latency_ms: float | None
+    last_response: str | None
+    attempt_log: tuple[Attempt, ...] = ()
+    """Filled by ``get_delivery``; empty in history listings."""
+
+    @property
+    def success(self) -> bool:
+        """Whether the delivery reached its endpoint."""
+        return self.status is DeliveryStatus.SUCCESS
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        raw = dataclasses.asdict(self)
+        for key, value in raw.items():
+            if isinstance(value, datetime):
+                raw[key] = value.isoformat()
+        raw["status"] = self.status.value
+        raw["attempt_log"] = [
+            {**dataclasses.asdict(a), "started_at": a.started_at.isoformat()}
+            for a in self.attempt_log
+        ]
+        return raw
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookStatus:
+    """The health of one webhook, from the delivery store."""
+
+    webhook_id: str
+    enabled: bool
+    disabled_reason: str | None
+    deliveries: Mapping[str, int]
+    """Counts by status: ``pending``, ``retrying``, ``success``, ``failed``, ``total``."""
+    success_rate: float | None
+    """``success / (success + failed)``; ``None`` before any delivery finished."""
+    consecutive_failures: int
+    last_delivery_at: datetime | None
+    last_success_at: datetime | None
+    last_failure_at: datetime | None
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        raw = dataclasses.asdict(self)
+        for key, value in raw.items():
+            if isinstance(value, datetime):
+                raw[key] = value.isoformat()
+        raw["deliveries"] = dict(self.deliveries)
+        return raw

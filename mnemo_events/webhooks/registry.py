@@ -1,0 +1,256 @@
+"""The registered webhooks, kept in memory and persisted to a JSON file.
+
+Writes are atomic (a temporary file in the same directory, written, fsynced, renamed over the
+old one, then the directory fsynced) and owner-only (mode 0600). Every change runs under one
+lock and writes a snapshot taken under it, so concurrent registrations all land in the file.
+A file that cannot be read or parsed raises :class:`WebhookPersistenceError` naming it and is
+never overwritten: the registry refuses to start from a corrupt file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import tempfile
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from mnemo_events._frozen import FrozenDict
+from mnemo_events._log import logger
+from mnemo_events.config import RetryConfig
+from mnemo_events.exceptions import WebhookNotFoundError, WebhookPersistenceError
+from mnemo_events.webhooks.models import RetiredSecret, Webhook
+
+__all__ = ["FILE_FORMAT", "WebhookRegistry", "webhook_from_json", "webhook_to_json"]
+
+FILE_FORMAT = "mnemo-events/webhooks"
+_VERSION = 1
+_log = logger("webhooks.registry")
+
+
+def webhook_to_json(webhook: Webhook, *, now: float | None = None) -> dict[str, Any]:
+    """The stored form of a webhook, secrets included (the file is owner-only)."""
+    current = time.time() if now is None else now
+    return {
+        "id": webhook.id,
+        "url": webhook.url,
+        "events": list(webhook.events),
+        "secret": webhook.secret,
+        "secret_ref": webhook.secret_ref,
+        "previous_secrets": [
+            {"secret": old.secret, "secret_ref": old.secret_ref, "expires_at": old.expires_at}
+            for old in webhook.previous_secrets
+            if old.expires_at > current
+        ],
+        "headers": dict(webhook.headers),
+        "enabled": webhook.enabled,
+        "disabled_reason": webhook.disabled_reason,
+        "retry_config": webhook.retry_config.model_dump(),
+        "signature_scheme": webhook.signature_scheme,
+        "description": webhook.description,
+        "created_at": webhook.created_at.isoformat(),
+        "updated_at": webhook.updated_at.isoformat(),
+    }
+
+
+def webhook_from_json(raw: Any) -> Webhook:
+    """Rebuild a webhook from :func:`webhook_to_json` output.
+
+    Raises:
+        ValueError: a field is missing or malformed (the caller adds the file name).
+    """
+    if not isinstance(raw, dict):
+        raise ValueError(f"a webhook entry must be an object, not {type(raw).__name__}")
+    try:
+        scheme = raw.get("signature_scheme", "mnemocore")
+        if scheme not in ("mnemocore", "standard", "both"):
+            raise ValueError(f"unknown signature_scheme {scheme!r}")
+        events = raw["events"]
+        headers = raw.get("headers") or {}
+        if not isinstance(events, list) or not all(isinstance(e, str) for e in events):
+            raise ValueError("events must be a list of strings")
+        if not isinstance(headers, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in headers.items()
+        ):
+            raise ValueError("headers must map strings to strings")
+        return Webhook(
+            id=str(raw["id"]),
+            url=str(raw["url"]),
+            events=tuple(events),
+            secret=raw.get("secret"),
+            secret_ref=raw.get("secret_ref"),
+            previous_secrets=tuple(
+                RetiredSecret(old.get("secret"), old.get("secret_ref"), float(old["expires_at"]))
+                for old in raw.get("previous_secrets") or []
+            ),
+            headers=FrozenDict(headers),
+            enabled=bool(raw.get("enabled", True)),
+            disabled_reason=raw.get("disabled_reason"),
+            retry_config=RetryConfig.model_validate(raw.get("retry_config") or {}),
+            signature_scheme=scheme,
+            description=raw.get("description"),
+            created_at=datetime.fromisoformat(raw["created_at"]),
+            updated_at=datetime.fromisoformat(raw["updated_at"]),
+        )
+    except KeyError as err:
+        raise ValueError(f"missing field {err.args[0]!r}") from None
+    except (TypeError, AttributeError, ValidationError) as err:
+        raise ValueError(str(err)) from None
+
+
+def _load(path: Path) -> dict[str, Webhook]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return {}
+    except (OSError, UnicodeDecodeError) as err:
+        raise WebhookPersistenceError(f"cannot read the webhook file {path}: {err}") from err
+    fix = "it was left untouched; fix it or move it away"
+    try:
+        raw = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise WebhookPersistenceError(
+            f"the webhook file {path} is not valid JSON ({err}); {fix}"
+        ) from err
+    if not isinstance(raw, dict) or not isinstance(raw.get("webhooks"), list):
+        raise WebhookPersistenceError(
+            f"the webhook file {path} does not hold a 'webhooks' list; {fix}"
+        )
+    webhooks: dict[str, Webhook] = {}
+    for index, entry in enumerate(raw["webhooks"]):
+        try:
+            webhook = webhook_from_json(entry)
+        except ValueError as err:
+            raise WebhookPersistenceError(
+                f"the webhook file {path} has a bad entry webhooks[{index}]: {err}; {fix}"
+            ) from err
+        webhooks[webhook.id] = webhook
+    return webhooks
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        os.fchmod(fd, 0o600)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+class WebhookRegistry:
+    """Webhooks by id, persisted to ``path`` (``None``: memory only).
+
+    Raises:
+        WebhookPersistenceError: at construction, if the file exists but cannot be loaded.
+    """
+
+    def __init__(self, path: str | os.PathLike[str] | None) -> None:
+        self._path = None if path is None else Path(path)
+        self._webhooks: dict[str, Webhook] = {} if self._path is None else _load(self._path)
+        self._lock = asyncio.Lock()
+        self.version = 0
+        """Bumped on every change, so readers can cache derived data."""
+
+    @property
+    def path(self) -> Path | None:
+        """The JSON file, or ``None``."""
+        return self._path
+
+    def get(self, webhook_id: str) -> Webhook:
+        """The webhook with that id (secrets unmasked: internal use).
+
+        Raises:
+            WebhookNotFoundError: no such webhook.
+        """
+        try:
+            return self._webhooks[webhook_id]
+        except KeyError:
+            raise WebhookNotFoundError(f"no webhook with id {webhook_id!r}") from None
+
+    def find(self, webhook_id: str) -> Webhook | None:
+        """The webhook with that id, or ``None``."""
+        return self._webhooks.get(webhook_id)
+
+    def all(self) -> list[Webhook]:
+        """Every webhook, in registration order."""
+        return list(self._webhooks.values())
+
+    def __len__(self) -> int:
+        return len(self._webhooks)
+
+    async def put(self, webhook: Webhook) -> None:
+        """Add or replace a webhook and persist."""
+        async with self._lock:
+            before = dict(self._webhooks)
+            self._webhooks[webhook.id] = webhook
+            await self._save(before)
+
+    async def change(self, webhook_id: str, update: Callable[[Webhook], Webhook]) -> Webhook:
+        """Replace a webhook by ``update(current)`` and persist; the new webhook.
+
+        ``update`` runs under the lock, so read-modify-write cycles do not interleave.
+
+        Raises:
+            WebhookNotFoundError: no such webhook.
+        """
+        async with self._lock:
+            changed = update(self.get(webhook_id))
+            before = dict(self._webhooks)
+            self._webhooks[webhook_id] = changed
+            await self._save(before)
+            return changed
+
+    async def remove(self, webhook_id: str) -> Webhook:
+        """Remove a webhook and persist; the removed webhook.
+
+        Raises:
+            WebhookNotFoundError: no such webhook.
+        """
+        async with self._lock:
+            removed = self.get(webhook_id)
+            before = dict(self._webhooks)
+            del self._webhooks[webhook_id]
+            await self._save(before)
+            return removed
+
+    async def _save(self, before: dict[str, Webhook]) -> None:
+        """Persist the current state; on failure, restore ``before`` and raise."""
+        self.version += 1
+        if self._path is None:
+            return
+        now = time.time()
+        document = {
+            "format": FILE_FORMAT,
+            "version": _VERSION,
+            "saved_at": datetime.now(UTC).isoformat(),
+            "webhooks": [webhook_to_json(w, now=now) for w in self._webhooks.values()],
+        }
+        data = json.dumps(document, indent=2, ensure_ascii=False).encode("utf-8") + b"\n"
+        try:
+            await asyncio.to_thread(_write_atomic, self._path, data)
+        except OSError as err:
+            self._webhooks = before
+            self.version += 1
+            _log.error("webhooks.persist_failed", path=str(self._path), error=repr(err))
+            raise WebhookPersistenceError(
+                f"cannot write the webhook file {self._path}: {err}"
+            ) from err

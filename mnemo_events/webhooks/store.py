@@ -1,0 +1,514 @@
+"""The delivery store: every delivery and attempt in SQLite, written in batches off the loop.
+
+One worker thread owns the only connection (stdlib :mod:`sqlite3`, WAL journal, synchronous
+NORMAL: a killed process loses nothing committed; only a power cut may lose the last
+transactions). Writes are buffered and committed together, one transaction per batch: while
+one batch is being written the next one fills up, so the cost per delivery falls as the load
+rises. Reads go through the same queue, after the writes submitted before them, so a reader
+sees its own writes.
+
+``path=None`` keeps the store in memory (gone at :meth:`DeliveryStore.close`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+from mnemo_events._log import logger
+from mnemo_events.webhooks.models import Attempt, Delivery, DeliveryStatus
+
+__all__ = ["AttemptRow", "DeliveryStore", "StoredJob", "UpdateRow", "WebhookState"]
+
+_T = TypeVar("_T")
+_log = logger("webhooks.store")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS deliveries (
+    id TEXT PRIMARY KEY,
+    webhook_id TEXT NOT NULL,
+    event_id TEXT NOT NULL,
+    event_type TEXT NOT NULL,
+    body BLOB NOT NULL,
+    status TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    round_start INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at REAL,
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL,
+    last_status_code INTEGER,
+    last_error TEXT,
+    last_latency_ms REAL,
+    last_response TEXT
+);
+CREATE INDEX IF NOT EXISTS deliveries_by_webhook ON deliveries (webhook_id, created_at);
+CREATE INDEX IF NOT EXISTS deliveries_open ON deliveries (created_at)
+    WHERE status IN ('pending', 'retrying');
+CREATE TABLE IF NOT EXISTS attempts (
+    delivery_id TEXT NOT NULL,
+    number INTEGER NOT NULL,
+    started_at REAL NOT NULL,
+    outcome TEXT NOT NULL,
+    status_code INTEGER,
+    error TEXT,
+    latency_ms REAL,
+    response_body TEXT,
+    PRIMARY KEY (delivery_id, number)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS webhook_state (
+    webhook_id TEXT PRIMARY KEY,
+    consecutive_failures INTEGER NOT NULL,
+    last_delivery_at REAL,
+    last_success_at REAL,
+    last_failure_at REAL
+);
+PRAGMA user_version = 1;
+"""
+_INSERT_DELIVERY = (
+    "INSERT OR IGNORE INTO deliveries (id, webhook_id, event_id, event_type, body, status, "
+    "attempts, round_start, next_attempt_at, created_at, updated_at) "
+    "VALUES (?, ?, ?, ?, ?, 'pending', 0, 0, NULL, ?, ?)"
+)
+_INSERT_ATTEMPT = "INSERT OR REPLACE INTO attempts VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+_UPDATE_DELIVERY = (
+    "UPDATE deliveries SET status = ?, attempts = ?, next_attempt_at = ?, updated_at = ?, "
+    "last_status_code = ?, last_error = ?, last_latency_ms = ?, last_response = ? WHERE id = ?"
+)
+_UPSERT_STATE = "INSERT OR REPLACE INTO webhook_state VALUES (?, ?, ?, ?, ?)"
+_DELIVERY_COLUMNS = (
+    "id, webhook_id, event_id, event_type, status, attempts, created_at, updated_at, "
+    "next_attempt_at, last_status_code, last_error, last_latency_ms, last_response"
+)
+_JOB_COLUMNS = "id, webhook_id, event_id, event_type, body, attempts, round_start, next_attempt_at"
+
+AttemptRow = tuple[str, int, float, str, int | None, str | None, float | None, str | None]
+"""``(delivery_id, number, started_at, outcome, status_code, error, latency_ms, response)``."""
+UpdateRow = tuple[
+    str, int, float | None, float, int | None, str | None, float | None, str | None, str
+]
+"""``(status, attempts, next_attempt_at, updated_at, status_code, error, latency_ms, response,
+delivery_id)``."""
+
+
+@dataclass(frozen=True, slots=True)
+class StoredJob:
+    """An unfinished (or replayed) delivery as read back for sending."""
+
+    id: str
+    webhook_id: str
+    event_id: str
+    event_type: str
+    body: bytes
+    attempts: int
+    round_start: int
+    next_attempt_at: float | None
+
+
+@dataclass(slots=True)
+class WebhookState:
+    """The counters of one webhook that outlive a restart."""
+
+    webhook_id: str
+    consecutive_failures: int = 0
+    last_delivery_at: float | None = None
+    last_success_at: float | None = None
+    last_failure_at: float | None = None
+
+    def row(self) -> tuple[str, int, float | None, float | None, float | None]:
+        """The row as stored."""
+        return (
+            self.webhook_id,
+            self.consecutive_failures,
+            self.last_delivery_at,
+            self.last_success_at,
+            self.last_failure_at,
+        )
+
+
+@dataclass(slots=True)
+class _Batch:
+    deliveries: list[tuple[Any, ...]] = field(default_factory=list)
+    attempts: list[AttemptRow] = field(default_factory=list)
+    updates: list[UpdateRow] = field(default_factory=list)
+    states: dict[str, tuple[Any, ...]] = field(default_factory=dict)
+    calls: list[tuple[Callable[[sqlite3.Connection], Any], asyncio.Future[Any]]] = field(
+        default_factory=list
+    )
+    waiters: list[asyncio.Future[None]] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(
+            self.deliveries or self.attempts or self.updates or self.states or self.calls
+        ) or bool(self.waiters)
+
+
+def _dt(stamp: float | None) -> datetime | None:
+    return None if stamp is None else datetime.fromtimestamp(stamp, UTC)
+
+
+def _delivery(row: Sequence[Any], attempts: tuple[Attempt, ...] = ()) -> Delivery:
+    return Delivery(
+        id=row[0],
+        webhook_id=row[1],
+        event_id=row[2],
+        event_type=row[3],
+        status=DeliveryStatus(row[4]),
+        attempts=row[5],
+        created_at=datetime.fromtimestamp(row[6], UTC),
+        updated_at=datetime.fromtimestamp(row[7], UTC),
+        next_attempt_at=_dt(row[8]),
+        last_status_code=row[9],
+        last_error=row[10],
+        last_latency_ms=row[11],
+        last_response=row[12],
+        attempt_log=attempts,
+    )
+
+
+class DeliveryStore:
+    """SQLite records of deliveries and attempts (see the module docstring)."""
+
+    def __init__(self, path: str | Path | None) -> None:
+        self._path = None if path is None else Path(path)
+        self._executor: ThreadPoolExecutor | None = None
+        self._conn: sqlite3.Connection | None = None
+        self._batch = _Batch()
+        self._wakeup: asyncio.Event | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._closing = False
+        self.batches = 0
+        """Transactions committed."""
+        self.rows_written = 0
+        self.write_errors = 0
+        """Batches that failed to commit (each logged)."""
+
+    @property
+    def path(self) -> Path | None:
+        """The database file, or ``None`` in memory."""
+        return self._path
+
+    @property
+    def is_open(self) -> bool:
+        """Whether :meth:`open` ran and :meth:`close` did not."""
+        return self._task is not None
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    async def open(self) -> None:
+        """Open (creating if needed) the database and start the writer."""
+        if self._task is not None:
+            return
+        self._closing = False
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mnemo-wh-store")
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(self._executor, self._connect)
+        self._wakeup = asyncio.Event()
+        self._task = asyncio.create_task(self._writer(), name="mnemo-events-webhook-store")
+        if self._batch:
+            self._wakeup.set()
+
+    def _connect(self) -> None:
+        if self._path is not None:
+            self._path.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(
+            ":memory:" if self._path is None else str(self._path), isolation_level=None
+        )
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("PRAGMA synchronous = NORMAL")
+        conn.execute("PRAGMA busy_timeout = 5000")
+        conn.executescript(_SCHEMA)
+        self._conn = conn
+
+    async def close(self) -> None:
+        """Commit what is buffered, stop the writer and close the database."""
+        if self._task is None:
+            return
+        self._closing = True
+        assert self._wakeup is not None
+        self._wakeup.set()
+        await self._task
+        self._task = None
+        assert self._executor is not None
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(self._executor, self._disconnect)
+        self._executor.shutdown(wait=True)
+        self._executor = None
+
+    def _disconnect(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    # -- buffered writes -------------------------------------------------------------------
+
+    def _kick(self) -> None:
+        if self._wakeup is not None:
+            self._wakeup.set()
+
+    def add_delivery(
+        self,
+        delivery_id: str,
+        webhook_id: str,
+        event_id: str,
+        event_type: str,
+        body: bytes,
+        created_at: float,
+    ) -> asyncio.Future[None]:
+        """Record a new pending delivery; the future resolves once it is committed."""
+        self._batch.deliveries.append(
+            (delivery_id, webhook_id, event_id, event_type, body, created_at, created_at)
+        )
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._batch.waiters.append(waiter)
+        self._kick()
+        return waiter
+
+    def record_attempt(self, attempt: AttemptRow | None, update: UpdateRow) -> None:
+        """Record one attempt (if one was made) and the delivery's new state.
+
+        Committed with the next batch; a failed batch is logged and counted.
+        """
+        if attempt is not None:
+            self._batch.attempts.append(attempt)
+        self._batch.updates.append(update)
+        self._kick()
+
+    def save_state(self, state: WebhookState) -> None:
+        """Save a webhook's counters (the latest call per webhook in a batch wins)."""
+        self._batch.states[state.webhook_id] = state.row()
+        self._kick()
+
+    def flush(self) -> asyncio.Future[None]:
+        """A future that resolves once everything buffered so far is committed."""
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._batch.waiters.append(waiter)
+        self._kick()
+        return waiter
+
+    def _submit(self, call: Callable[[sqlite3.Connection], _T]) -> asyncio.Future[_T]:
+        future: asyncio.Future[_T] = asyncio.get_running_loop().create_future()
+        self._batch.calls.append((call, future))
+        self._kick()
+        return future
+
+    async def _writer(self) -> None:
+        assert self._wakeup is not None
+        assert self._executor is not None
+        loop = asyncio.get_running_loop()
+        while True:
+            await self._wakeup.wait()
+            self._wakeup.clear()
+            while self._batch:
+                batch, self._batch = self._batch, _Batch()
+                try:
+                    results = await loop.run_in_executor(self._executor, self._apply, batch)
+                except Exception as err:  # the whole transaction was rolled back
+                    self.write_errors += 1
+                    _log.error("webhooks.store_write_failed", path=str(self._path), error=repr(err))
+                    for waiter in batch.waiters:
+                        if not waiter.done():
+                            waiter.set_exception(err)
+                    for _, future in batch.calls:
+                        if not future.done():
+                            future.set_exception(err)
+                    continue
+                for waiter in batch.waiters:
+                    if not waiter.done():
+                        waiter.set_result(None)
+                for (_, future), result in zip(batch.calls, results, strict=True):
+                    if future.done():
+                        continue
+                    if isinstance(result, _Failed):
+                        future.set_exception(result.error)
+                    else:
+                        future.set_result(result)
+            if self._closing:
+                return
+
+    def _apply(self, batch: _Batch) -> list[Any]:
+        conn = self._conn
+        assert conn is not None
+        conn.execute("BEGIN")
+        try:
+            if batch.deliveries:
+                conn.executemany(_INSERT_DELIVERY, batch.deliveries)
+            if batch.attempts:
+                conn.executemany(_INSERT_ATTEMPT, batch.attempts)
+            if batch.updates:
+                conn.executemany(_UPDATE_DELIVERY, batch.updates)
+            if batch.states:
+                conn.executemany(_UPSERT_STATE, list(batch.states.values()))
+            results: list[Any] = []
+            for call, _ in batch.calls:
+                try:
+                    results.append(call(conn))
+                except sqlite3.Error as err:  # one bad call does not undo the others
+                    results.append(_Failed(err))
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        self.batches += 1
+        self.rows_written += len(batch.deliveries) + len(batch.attempts) + len(batch.updates)
+        return results
+
+    # -- queries and rare writes -------------------------------------------------------------
+
+    async def get_delivery(self, delivery_id: str) -> Delivery | None:
+        """One delivery with its attempts, or ``None``."""
+
+        def _get(conn: sqlite3.Connection) -> Delivery | None:
+            row = conn.execute(
+                f"SELECT {_DELIVERY_COLUMNS} FROM deliveries WHERE id = ?", (delivery_id,)
+            ).fetchone()
+            if row is None:
+                return None
+            attempts = tuple(
+                Attempt(
+                    number=a[0],
+                    started_at=datetime.fromtimestamp(a[1], UTC),
+                    outcome=a[2],
+                    status_code=a[3],
+                    error=a[4],
+                    latency_ms=a[5],
+                    response_body=a[6],
+                )
+                for a in conn.execute(
+                    "SELECT number, started_at, outcome, status_code, error, latency_ms, "
+                    "response_body FROM attempts WHERE delivery_id = ? ORDER BY number",
+                    (delivery_id,),
+                )
+            )
+            return _delivery(row, attempts)
+
+        return await self._submit(_get)
+
+    async def list_deliveries(
+        self, webhook_id: str, *, limit: int = 100, status: str | None = None
+    ) -> list[Delivery]:
+        """A webhook's deliveries, newest first, optionally of one status."""
+        where = "webhook_id = ?" + (" AND status = ?" if status else "")
+        params: tuple[Any, ...] = (webhook_id, status) if status else (webhook_id,)
+
+        def _list(conn: sqlite3.Connection) -> list[Delivery]:
+            rows = conn.execute(
+                f"SELECT {_DELIVERY_COLUMNS} FROM deliveries WHERE {where} "
+                "ORDER BY created_at DESC, rowid DESC LIMIT ?",
+                (*params, limit),
+            )
+            return [_delivery(row) for row in rows]
+
+        return await self._submit(_list)
+
+    async def counts(self, webhook_id: str) -> dict[str, int]:
+        """Deliveries of a webhook by status."""
+
+        def _counts(conn: sqlite3.Connection) -> dict[str, int]:
+            rows = conn.execute(
+                "SELECT status, COUNT(*) FROM deliveries WHERE webhook_id = ? GROUP BY status",
+                (webhook_id,),
+            )
+            return dict(rows)
+
+        return await self._submit(_counts)
+
+    async def open_jobs(self) -> list[StoredJob]:
+        """Every pending or retrying delivery, oldest first (what :meth:`start` resumes)."""
+        return await self._submit(
+            lambda conn: [
+                StoredJob(*row)
+                for row in conn.execute(
+                    f"SELECT {_JOB_COLUMNS} FROM deliveries "
+                    "WHERE status IN ('pending', 'retrying') ORDER BY created_at"
+                )
+            ]
+        )
+
+    async def failed_jobs(self, webhook_id: str, since: float | None) -> list[StoredJob]:
+        """A webhook's failed deliveries created at or after ``since``, oldest first."""
+        return await self._submit(
+            lambda conn: [
+                StoredJob(*row)
+                for row in conn.execute(
+                    f"SELECT {_JOB_COLUMNS} FROM deliveries WHERE webhook_id = ? "
+                    "AND status = 'failed' AND created_at >= ? ORDER BY created_at",
+                    (webhook_id, since or 0.0),
+                )
+            ]
+        )
+
+    async def job(self, delivery_id: str) -> StoredJob | None:
+        """One delivery as a job, or ``None``."""
+        return await self._submit(
+            lambda conn: (
+                None
+                if (
+                    row := conn.execute(
+                        f"SELECT {_JOB_COLUMNS} FROM deliveries WHERE id = ?", (delivery_id,)
+                    ).fetchone()
+                )
+                is None
+                else StoredJob(*row)
+            )
+        )
+
+    def reopen(self, delivery_ids: Sequence[str]) -> asyncio.Future[None]:
+        """Make deliveries pending again for a new round of attempts (a redelivery)."""
+        now = time.time()
+        ids = [(now, delivery_id) for delivery_id in delivery_ids]
+        return self._submit(
+            lambda conn: conn.executemany(
+                "UPDATE deliveries SET status = 'pending', round_start = attempts, "
+                "next_attempt_at = NULL, updated_at = ? WHERE id = ?",
+                ids,
+            ).close()
+        )
+
+    async def fail_open(self, webhook_id: str, reason: str) -> int:
+        """Mark a webhook's pending and retrying deliveries failed; how many there were."""
+        now = time.time()
+        return await self._submit(
+            lambda conn: (
+                conn.execute(
+                    "UPDATE deliveries SET status = 'failed', last_error = ?, updated_at = ?, "
+                    "next_attempt_at = NULL "
+                    "WHERE webhook_id = ? AND status IN ('pending', 'retrying')",
+                    (reason, now, webhook_id),
+                ).rowcount
+            )
+        )
+
+    async def states(self) -> dict[str, WebhookState]:
+        """Every webhook's saved counters."""
+        return await self._submit(
+            lambda conn: {
+                row[0]: WebhookState(*row) for row in conn.execute("SELECT * FROM webhook_state")
+            }
+        )
+
+    async def prune(self, before: float) -> int:
+        """Delete finished deliveries (and their attempts) last updated before ``before``."""
+
+        def _prune(conn: sqlite3.Connection) -> int:
+            old = (
+                "SELECT id FROM deliveries WHERE status IN ('success', 'failed') AND updated_at < ?"
+            )
+            conn.execute(f"DELETE FROM attempts WHERE delivery_id IN ({old})", (before,))
+            return conn.execute(
+                "DELETE FROM deliveries WHERE status IN ('success', 'failed') AND updated_at < ?",
+                (before,),
+            ).rowcount
+
+        return await self._submit(_prune)
+
+
+@dataclass(frozen=True, slots=True)
+class _Failed:
+    error: Exception

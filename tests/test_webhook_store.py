@@ -1,0 +1,223 @@
+"""Tests of the SQLite delivery store: batched writes off the loop, queries, resume, pruning."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mnemo_events.webhooks.models import DeliveryStatus
+from mnemo_events.webhooks.store import DeliveryStore, WebhookState
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[DeliveryStore]:
+    """An open store in a file under tmp_path, closed after the test."""
+    opened = DeliveryStore(tmp_path / "deliveries.sqlite3")
+    await opened.open()
+    yield opened
+    await opened.close()
+
+
+def _add(store: DeliveryStore, n: int, webhook: str = "wh_a", at: float | None = None) -> Any:
+    return store.add_delivery(
+        f"dlv_{webhook}_{n}", webhook, f"evt_{n}", "memory.created", b'{"n":%d}' % n, at or n
+    )
+
+
+def _retry(delivery_id: str, number: int, next_at: float | None = 99.0) -> tuple[Any, Any]:
+    attempt = (delivery_id, number, 1.0, "retry", 500, "HTTP 500", 3.5, "boom")
+    update = ("retrying", number, next_at, 2.0, 500, "HTTP 500", 3.5, "boom", delivery_id)
+    return attempt, update
+
+
+def _success(delivery_id: str, number: int, at: float = 2.0) -> tuple[Any, Any]:
+    attempt = (delivery_id, number, 1.0, "success", 200, None, 1.5, "ok")
+    update = ("success", number, None, at, 200, None, 1.5, "ok", delivery_id)
+    return attempt, update
+
+
+class TestWrites:
+    async def test_file_uses_wal(self, store: DeliveryStore, tmp_path: Path) -> None:
+        """The database file is in WAL mode."""
+        await store.flush()
+        conn = sqlite3.connect(tmp_path / "deliveries.sqlite3")
+        try:
+            assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        finally:
+            conn.close()
+
+    async def test_delivery_and_attempts_round_trip(self, store: DeliveryStore) -> None:
+        """A delivery with a failed then a successful attempt reads back with both attempts."""
+        await _add(store, 1)
+        store.record_attempt(*_retry("dlv_wh_a_1", 1))
+        store.record_attempt(*_success("dlv_wh_a_1", 2))
+        delivery = await store.get_delivery("dlv_wh_a_1")
+        assert delivery is not None
+        assert delivery.status is DeliveryStatus.SUCCESS
+        assert delivery.attempts == 2
+        assert delivery.last_status_code == 200
+        assert [(a.number, a.outcome, a.status_code) for a in delivery.attempt_log] == [
+            (1, "retry", 500),
+            (2, "success", 200),
+        ]
+        assert delivery.attempt_log[0].response_body == "boom"
+
+    async def test_unknown_delivery_is_none(self, store: DeliveryStore) -> None:
+        """Looking up an id that does not exist gives None."""
+        assert await store.get_delivery("dlv_missing") is None
+        assert await store.job("dlv_missing") is None
+
+    async def test_writes_are_batched(self, store: DeliveryStore) -> None:
+        """Writes submitted together commit in far fewer transactions than rows."""
+        await store.flush()
+        before = store.batches
+        waiters = [_add(store, n) for n in range(500)]
+        for n in range(500):
+            store.record_attempt(*_success(f"dlv_wh_a_{n}", 1))
+        await store.flush()
+        assert all(w.done() for w in waiters)
+        assert store.batches - before <= 3
+        assert (await store.counts("wh_a")) == {"success": 500}
+
+    async def test_reads_see_earlier_writes(self, store: DeliveryStore) -> None:
+        """A query submitted after a write (without awaiting it) sees that write."""
+        _add(store, 7)
+        store.record_attempt(*_retry("dlv_wh_a_7", 1))
+        delivery = await store.get_delivery("dlv_wh_a_7")
+        assert delivery is not None
+        assert delivery.status is DeliveryStatus.RETRYING
+
+    async def test_failed_batch_is_counted_and_reported(self, store: DeliveryStore) -> None:
+        """A batch that cannot commit is rolled back, counted, its waiters fail, and later
+        batches go on."""
+        await store.flush()
+        bad = store.add_delivery("dlv_bad", "wh_a", "evt", "t", object(), 1.0)  # type: ignore[arg-type]
+        with pytest.raises(sqlite3.Error):
+            await bad
+        assert store.write_errors == 1
+        await _add(store, 1)
+        assert await store.get_delivery("dlv_wh_a_1") is not None
+        assert await store.get_delivery("dlv_bad") is None
+
+    async def test_records_survive_reopening(self, tmp_path: Path) -> None:
+        """What was committed is there after closing and opening the file again."""
+        path = tmp_path / "d.sqlite3"
+        first = DeliveryStore(path)
+        await first.open()
+        _add(first, 1)
+        store_state = WebhookState("wh_a", consecutive_failures=3, last_failure_at=5.0)
+        first.save_state(store_state)
+        await first.close()
+        second = DeliveryStore(path)
+        await second.open()
+        try:
+            assert (await second.get_delivery("dlv_wh_a_1")) is not None
+            assert (await second.states())["wh_a"] == store_state
+        finally:
+            await second.close()
+
+    async def test_memory_store_is_private_and_temporary(self) -> None:
+        """path=None keeps records in memory until close."""
+        memory = DeliveryStore(None)
+        await memory.open()
+        await _add(memory, 1)
+        assert (await memory.counts("wh_a")) == {"pending": 1}
+        await memory.close()
+        assert not memory.is_open
+
+    async def test_writes_before_open_are_kept(self, tmp_path: Path) -> None:
+        """Writes submitted before open() are committed once it opens."""
+        early = DeliveryStore(tmp_path / "early.sqlite3")
+        waiter = _add(early, 1)
+        await early.open()
+        try:
+            await waiter
+            assert (await early.counts("wh_a")) == {"pending": 1}
+        finally:
+            await early.close()
+
+
+class TestQueries:
+    async def test_history_newest_first_with_filter_and_limit(self, store: DeliveryStore) -> None:
+        """History lists newest first, filters by status and honours the limit."""
+        for n in range(1, 6):
+            _add(store, n)
+        store.record_attempt(*_success("dlv_wh_a_2", 1))
+        store.record_attempt(*_success("dlv_wh_a_4", 1))
+        _add(store, 9, webhook="wh_other")
+        history = await store.list_deliveries("wh_a")
+        assert [d.id for d in history] == [f"dlv_wh_a_{n}" for n in (5, 4, 3, 2, 1)]
+        ok = await store.list_deliveries("wh_a", status="success")
+        assert [d.id for d in ok] == ["dlv_wh_a_4", "dlv_wh_a_2"]
+        assert len(await store.list_deliveries("wh_a", limit=2)) == 2
+
+    async def test_open_jobs_are_pending_and_retrying_oldest_first(
+        self, store: DeliveryStore
+    ) -> None:
+        """Resume reads every pending and retrying delivery with its body, oldest first."""
+        for n in (3, 1, 2, 4):
+            _add(store, n)
+        store.record_attempt(*_retry("dlv_wh_a_2", 1, next_at=50.0))
+        store.record_attempt(*_success("dlv_wh_a_4", 1))
+        jobs = await store.open_jobs()
+        assert [j.id for j in jobs] == ["dlv_wh_a_1", "dlv_wh_a_2", "dlv_wh_a_3"]
+        retrying = jobs[1]
+        assert (retrying.attempts, retrying.next_attempt_at, retrying.body) == (1, 50.0, b'{"n":2}')
+
+    async def test_reopen_starts_a_new_round(self, store: DeliveryStore) -> None:
+        """Reopening a finished delivery makes it pending with round_start at its attempts."""
+        _add(store, 1)
+        store.record_attempt(*_retry("dlv_wh_a_1", 1))
+        store.record_attempt(
+            ("dlv_wh_a_1", 2, 1.0, "failed", 500, "x", 1.0, None),
+            ("failed", 2, None, 3.0, 500, "x", 1.0, None, "dlv_wh_a_1"),
+        )
+        assert [j.id for j in await store.failed_jobs("wh_a", None)] == ["dlv_wh_a_1"]
+        await store.reopen(["dlv_wh_a_1"])
+        job = await store.job("dlv_wh_a_1")
+        assert job is not None
+        assert (job.attempts, job.round_start) == (2, 2)
+        assert [j.id for j in await store.open_jobs()] == ["dlv_wh_a_1"]
+
+    async def test_failed_jobs_since(self, store: DeliveryStore) -> None:
+        """replay_failed's query keeps failed deliveries created at or after `since`."""
+        for n in (10, 20):
+            _add(store, n)
+            store.record_attempt(
+                (f"dlv_wh_a_{n}", 1, 1.0, "failed", 410, "gone", 1.0, None),
+                ("failed", 1, None, 30.0, 410, "gone", 1.0, None, f"dlv_wh_a_{n}"),
+            )
+        assert [j.id for j in await store.failed_jobs("wh_a", 15.0)] == ["dlv_wh_a_20"]
+
+    async def test_fail_open(self, store: DeliveryStore) -> None:
+        """fail_open marks only the unfinished deliveries of one webhook failed."""
+        _add(store, 1)
+        _add(store, 2)
+        store.record_attempt(*_success("dlv_wh_a_2", 1))
+        _add(store, 3, webhook="wh_b")
+        assert await store.fail_open("wh_a", "webhook deleted") == 1
+        gone = await store.get_delivery("dlv_wh_a_1")
+        assert gone is not None
+        assert (gone.status, gone.last_error) == (DeliveryStatus.FAILED, "webhook deleted")
+        assert (await store.counts("wh_b")) == {"pending": 1}
+
+    async def test_prune_removes_old_finished_records_only(self, store: DeliveryStore) -> None:
+        """Pruning deletes finished deliveries (and attempts) older than the cut-off."""
+        now = time.time()
+        _add(store, 1)
+        store.record_attempt(*_success("dlv_wh_a_1", 1, at=now - 100))
+        _add(store, 2)
+        store.record_attempt(*_success("dlv_wh_a_2", 1, at=now))
+        _add(store, 3, at=now - 100)
+        assert await store.prune(now - 50) == 1
+        assert await store.get_delivery("dlv_wh_a_1") is None
+        assert await store.get_delivery("dlv_wh_a_2") is not None
+        assert await store.get_delivery("dlv_wh_a_3") is not None
+        remaining = await store.get_delivery("dlv_wh_a_2")
+        assert remaining is not None
+        assert len(remaining.attempt_log) == 1
