@@ -165,13 +165,15 @@ def _note_failure(event_type: str, err: QueueFullError | BusClosedError) -> None
     )
 
 
-async def _emit_fields(
-    bus: EventPublisher | None,
-    event_type: str,
-    metadata: Mapping[str, Any] | None,
-    **fields: Any,
-) -> Event | None:
-    data = {name: value for name, value in fields.items() if value is not None}
+async def _emit_fields(event_type: str, arguments: dict[str, Any]) -> Event | None:
+    """Publish a helper's arguments: its fields, ``None`` ones dropped, as the payload.
+
+    Each helper passes ``locals()`` as its first statement, so the payload keys are exactly
+    its parameter names (tests pin those to the model's fields).
+    """
+    bus = arguments.pop("event_bus")
+    metadata = arguments.pop("metadata")
+    data = {name: value for name, value in arguments.items() if value is not None}
     return await _publish(bus, event_type, data, metadata)
 
 
@@ -213,22 +215,7 @@ async def emit_memory_created(
     metadata: Mapping[str, Any] | None = None,
 ) -> Event | None:
     """Emit ``memory.created``: a memory was stored."""
-    return await _emit_fields(
-        event_bus,
-        "memory.created",
-        metadata,
-        memory_id=memory_id,
-        content=content,
-        tier=tier,
-        ltp_strength=ltp_strength,
-        eig=eig,
-        tags=tags,
-        category=category,
-        agent_id=agent_id,
-        episode_id=episode_id,
-        content_preview=content_preview,
-        previous_id=previous_id,
-    )
+    return await _emit_fields("memory.created", locals())
 
 
 async def emit_memory_accessed(
@@ -242,16 +229,7 @@ async def emit_memory_accessed(
     metadata: Mapping[str, Any] | None = None,
 ) -> Event | None:
     """Emit ``memory.accessed``: a memory was returned by a query."""
-    return await _emit_fields(
-        event_bus,
-        "memory.accessed",
-        metadata,
-        memory_id=memory_id,
-        query=query,
-        similarity_score=similarity_score,
-        rank=rank,
-        tier=tier,
-    )
+    return await _emit_fields("memory.accessed", locals())
 
 
 async def emit_memory_deleted(
@@ -263,9 +241,7 @@ async def emit_memory_deleted(
     metadata: Mapping[str, Any] | None = None,
 ) -> Event | None:
     """Emit ``memory.deleted``: a memory was removed."""
-    return await _emit_fields(
-        event_bus, "memory.deleted", metadata, memory_id=memory_id, tier=tier, reason=reason
-    )
+    return await _emit_fields("memory.deleted", locals())
 
 
 async def emit_memory_consolidated(
@@ -279,16 +255,7 @@ async def emit_memory_consolidated(
     metadata: Mapping[str, Any] | None = None,
 ) -> Event | None:
     """Emit ``memory.consolidated``: a consolidation cycle moved a memory between tiers."""
-    return await _emit_fields(
-        event_bus,
-        "memory.consolidated",
-        metadata,
-        memory_id=memory_id,
-        from_tier=from_tier,
-        to_tier=to_tier,
-        consolidation_type=consolidation_type,
-        ltp_strength=ltp_strength,
-    )
+    return await _emit_fields("memory.consolidated", locals())
 
 
 # -- consolidation.* --------------------------------------------------------------------------
@@ -303,14 +270,7 @@ async def emit_consolidation_started(
     metadata: Mapping[str, Any] | None = None,
 ) -> Event | None:
     """Emit ``consolidation.started``: a tier consolidation cycle began."""
-    return await _emit_fields(
-        event_bus,
-        "consolidation.started",
-        metadata,
-        cycle_id=cycle_id,
-        trigger=trigger,
-        memories_queued=memories_queued,
-    )
+    return await _emit_fields("consolidation.started", locals())
 
 
 async def emit_consolidation_completed(
@@ -325,17 +285,7 @@ async def emit_consolidation_completed(
     metadata: Mapping[str, Any] | None = None,
 ) -> Event | None:
     """Emit ``consolidation.completed``: a tier consolidation cycle finished."""
-    return await _emit_fields(
-        event_bus,
-        "consolidation.completed",
-        metadata,
-        cycle_id=cycle_id,
-        duration_seconds=duration_seconds,
-        memories_processed=memories_processed,
-        hot_to_warm=hot_to_warm,
-        warm_to_cold=warm_to_cold,
-        memories_consolidated=memories_consolidated,
-    )
+    return await _emit_fields("consolidation.completed", locals())
 
 
 # -- contradiction.* --------------------------------------------------------------------------
@@ -353,17 +303,7 @@ async def emit_contradiction_detected(
     metadata: Mapping[str, Any] | None = None,
 ) -> Event | None:
     """Emit ``contradiction.detected``: two memories contradict each other."""
-    return await _emit_fields(
-        event_bus,
-        "contradiction.detected",
-        metadata,
-        group_id=group_id,
-        memory_a_id=memory_a_id,
-        memory_b_id=memory_b_id,
-        similarity_score=similarity_score,
-        llm_confirmed=llm_confirmed,
-        llm_confidence=llm_confidence,
-    )
+    return await _emit_fields("contradiction.detected", locals())
 
 
 async def emit_contradiction_resolved(
@@ -376,15 +316,7 @@ async def emit_contradiction_resolved(
     metadata: Mapping[str, Any] | None = None,
 ) -> Event | None:
     """Emit ``contradiction.resolved``: a contradiction group was resolved."""
-    return await _emit_fields(
-        event_bus,
-        "contradiction.resolved",
-        metadata,
-        group_id=group_id,
-        resolution_type=resolution_type,
-        resolution_note=resolution_note,
-        resolved_by=resolved_by,
-    )
+    return await _emit_fields("contradiction.resolved", locals())
 
 
 # -- dream.* ----------------------------------------------------------------------------------
@@ -401,16 +333,7 @@ async def emit_dream_started(
     metadata: Mapping[str, Any] | None = None,
 ) -> Event | None:
     """Emit ``dream.started``: a dream session began."""
-    return await _emit_fields(
-        event_bus,
-        "dream.started",
-        metadata,
-        session_id=session_id,
-        trigger=trigger,
-        schedule_name=schedule_name,
-        max_memories=max_memories,
-        stages_enabled=stages_enabled,
-    )
+    return await _emit_fields("dream.started", locals())
 
 
 async def emit_dream_completed(
@@ -427,19 +350,7 @@ async def emit_dream_completed(
     metadata: Mapping[str, Any] | None = None,
 ) -> Event | None:
     """Emit ``dream.completed``: a dream session finished."""
-    return await _emit_fields(
-        event_bus,
-        "dream.completed",
-        metadata,
-        session_id=session_id,
-        duration_seconds=duration_seconds,
-        memories_processed=memories_processed,
-        clusters_found=clusters_found,
-        patterns_extracted=patterns_extracted,
-        contradictions_resolved=contradictions_resolved,
-        memories_promoted=memories_promoted,
-        dream_report_path=dream_report_path,
-    )
+    return await _emit_fields("dream.completed", locals())
 
 
 async def emit_dream_failed(
@@ -453,16 +364,7 @@ async def emit_dream_failed(
     metadata: Mapping[str, Any] | None = None,
 ) -> Event | None:
     """Emit ``dream.failed``: a dream session stopped on an error."""
-    return await _emit_fields(
-        event_bus,
-        "dream.failed",
-        metadata,
-        session_id=session_id,
-        error=error,
-        stage=stage,
-        duration_seconds=duration_seconds,
-        memories_processed=memories_processed,
-    )
+    return await _emit_fields("dream.failed", locals())
 
 
 # -- synapse.* --------------------------------------------------------------------------------
@@ -480,17 +382,7 @@ async def emit_synapse_formed(
     metadata: Mapping[str, Any] | None = None,
 ) -> Event | None:
     """Emit ``synapse.formed``: an associative link between two memories was created."""
-    return await _emit_fields(
-        event_bus,
-        "synapse.formed",
-        metadata,
-        synapse_id=synapse_id,
-        neuron_a_id=neuron_a_id,
-        neuron_b_id=neuron_b_id,
-        initial_strength=initial_strength,
-        formation_reason=formation_reason,
-        similarity=similarity,
-    )
+    return await _emit_fields("synapse.formed", locals())
 
 
 async def emit_synapse_fired(
@@ -505,17 +397,7 @@ async def emit_synapse_fired(
     metadata: Mapping[str, Any] | None = None,
 ) -> Event | None:
     """Emit ``synapse.fired``: a synapse carried activation from one memory to another."""
-    return await _emit_fields(
-        event_bus,
-        "synapse.fired",
-        metadata,
-        synapse_id=synapse_id,
-        source_id=source_id,
-        target_id=target_id,
-        strength=strength,
-        was_successful=was_successful,
-        context=context,
-    )
+    return await _emit_fields("synapse.fired", locals())
 
 
 # -- gap.* ------------------------------------------------------------------------------------
@@ -532,16 +414,7 @@ async def emit_gap_detected(
     metadata: Mapping[str, Any] | None = None,
 ) -> Event | None:
     """Emit ``gap.detected``: a query revealed a gap in what the engine knows."""
-    return await _emit_fields(
-        event_bus,
-        "gap.detected",
-        metadata,
-        gap_id=gap_id,
-        query=query,
-        gap_type=gap_type,
-        related_memory_ids=related_memory_ids,
-        severity=severity,
-    )
+    return await _emit_fields("gap.detected", locals())
 
 
 async def emit_gap_filled(
@@ -554,12 +427,4 @@ async def emit_gap_filled(
     metadata: Mapping[str, Any] | None = None,
 ) -> Event | None:
     """Emit ``gap.filled``: a knowledge gap was filled by a new memory."""
-    return await _emit_fields(
-        event_bus,
-        "gap.filled",
-        metadata,
-        gap_id=gap_id,
-        memory_id=memory_id,
-        fill_method=fill_method,
-        confidence=confidence,
-    )
+    return await _emit_fields("gap.filled", locals())

@@ -17,104 +17,32 @@ import asyncio
 import random
 from collections import Counter, deque
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
-from typing import Any, Final, get_args
+from typing import Any
 
 from mnemo_events import integration as emit
+from mnemo_events._simworld import (
+    CATEGORIES,
+    ERRORS,
+    FILL_METHODS,
+    FORMATIONS,
+    GAP_TYPES,
+    MOVES,
+    STAGES,
+    TAGS,
+    TIERS,
+    TOPICS,
+    TRIGGERS,
+    Cycle,
+    Dream,
+    World,
+)
 from mnemo_events.event import Event
 from mnemo_events.integration import EventPublisher
-from mnemo_events.schemas import (
-    BUILTIN_MODELS,
-    ConsolidationType,
-    DeletionReason,
-    DreamStage,
-    DreamTrigger,
-    FillMethod,
-    FormationReason,
-    GapType,
-    ResolutionType,
-    Tier,
-)
+from mnemo_events.schemas import BUILTIN_MODELS, DeletionReason, ResolutionType, Tier
 
 __all__ = ["SimulatedEngine"]
 
 _Action = Callable[[], Awaitable[Event | None]]
-
-_TOPICS: Final = (
-    "the user prefers dark mode",
-    "the build server runs on Tuesdays",
-    "Paris is the capital of France",
-    "the cat is called Miso",
-    "standups start at 9:30",
-    "the API key rotates monthly",
-    "tea, not coffee, after 4 pm",
-    "the deploy needs two approvals",
-    "Ada wrote the first program",
-    "the garden needs water on Fridays",
-)
-_CATEGORIES: Final = ("preference", "fact", "schedule", "person", "procedure")
-_STAGES: Final[tuple[DreamStage, ...]] = get_args(DreamStage)
-_TRIGGERS: Final[tuple[DreamTrigger, ...]] = get_args(DreamTrigger)
-_FORMATIONS: Final[tuple[FormationReason, ...]] = get_args(FormationReason)
-_GAP_TYPES: Final[tuple[GapType, ...]] = get_args(GapType)
-_FILL_METHODS: Final[tuple[FillMethod, ...]] = get_args(FillMethod)
-_TIERS: Final[tuple[Tier, ...]] = get_args(Tier)
-_ERRORS: Final = ("LLM timeout", "out of memory", "embedding service unavailable")
-_MOVES: Final[Mapping[Tier, tuple[Tier, ConsolidationType]]] = {
-    "hot": ("warm", "demotion"),
-    "warm": ("cold", "archival"),
-    "cold": ("warm", "promotion"),
-}
-
-
-class _Pool:
-    """A set with O(1) add, remove and uniform random choice."""
-
-    __slots__ = ("_index", "_items")
-
-    def __init__(self) -> None:
-        self._items: list[str] = []
-        self._index: dict[str, int] = {}
-
-    def __len__(self) -> int:
-        return len(self._items)
-
-    def __contains__(self, item: object) -> bool:
-        return item in self._index
-
-    def add(self, item: str) -> None:
-        if item not in self._index:
-            self._index[item] = len(self._items)
-            self._items.append(item)
-
-    def remove(self, item: str) -> None:
-        position = self._index.pop(item)
-        last = self._items.pop()
-        if position < len(self._items):
-            self._items[position] = last
-            self._index[last] = position
-
-    def choice(self, rng: random.Random) -> str:
-        return self._items[rng.randrange(len(self._items))]
-
-    def sample(self, rng: random.Random, k: int) -> list[str]:
-        return rng.sample(self._items, min(k, len(self._items)))
-
-
-@dataclass(slots=True)
-class _Cycle:
-    cycle_id: str
-    moves_left: int
-    started_step: int
-    moved: Counter[str] = field(default_factory=Counter)
-
-
-@dataclass(slots=True)
-class _Dream:
-    session_id: str
-    stages: list[DreamStage]
-    max_memories: int
-    started_step: int
 
 
 class SimulatedEngine:
@@ -144,16 +72,10 @@ class SimulatedEngine:
         self._counts: Counter[str] = Counter()
         self._published = 0
         self._step = 0
-        self._ids: Counter[str] = Counter()
-        self._tiers: dict[str, Tier] = {}
-        self._all = _Pool()
-        self._by_tier: dict[Tier, _Pool] = {"hot": _Pool(), "warm": _Pool(), "cold": _Pool()}
-        self._cycle: _Cycle | None = None
-        self._dream: _Dream | None = None
-        self._contradictions: dict[str, tuple[str, str]] = {}
-        self._synapses: dict[str, tuple[str, str]] = {}
-        self._synapse_ids = _Pool()
-        self._gaps: dict[str, str] = {}
+        self._world = World()
+        self._cycle: Cycle | None = None
+        self._dream: Dream | None = None
+        self._dreams_since_failure = 0
         self._followups: deque[_Action] = deque()
 
     # -- what the demo and the notebook read --------------------------------------------------
@@ -176,7 +98,7 @@ class SimulatedEngine:
     @property
     def memories(self) -> dict[str, Tier]:
         """The live memories and their tiers."""
-        return dict(self._tiers)
+        return dict(self._world.tiers)
 
     # -- running --------------------------------------------------------------------------------
 
@@ -222,7 +144,7 @@ class SimulatedEngine:
         return event
 
     def _choose(self) -> _Action:
-        live = len(self._all)
+        live = len(self._world.memories)
         options: list[tuple[_Action, float]] = [(self._create_memory, 30.0)]
         if live:
             options.append((self._access_memory, 25.0))
@@ -236,22 +158,18 @@ class SimulatedEngine:
         if self._dream is not None:
             options.append((self._finish_dream, 4.0))
         else:
-            options.append((self._start_dream, 2.0))
+            options.append((self._start_dream, 3.0))
         if live >= 2:
             options.extend([(self._detect_contradiction, 3.0), (self._form_synapse, 6.0)])
-        if self._contradictions:
+        if self._world.contradictions:
             options.append((self._resolve_contradiction, 3.0))
-        if self._synapses:
+        if self._world.synapses:
             options.append((self._fire_synapse, 8.0))
         options.append((self._detect_gap, 2.0))
-        if self._gaps:
+        if self._world.gaps:
             options.append((self._fill_gap, 2.0))
         actions = [action for action, _ in options]
         return self._rng.choices(actions, [weight for _, weight in options])[0]
-
-    def _new_id(self, prefix: str) -> str:
-        self._ids[prefix] += 1
-        return f"{prefix}_{self._ids[prefix]:05d}"
 
     def _count(self, event_type: str) -> Mapping[str, Any]:
         self._counts[event_type] += 1
@@ -261,33 +179,21 @@ class SimulatedEngine:
         return round(self._rng.uniform(low, high), 3)
 
     def _query(self) -> str:
-        return f"what about {self._rng.choice(_TOPICS).split(' ', 2)[1]}?"
-
-    def _set_tier(self, memory_id: str, tier: Tier | None) -> None:
-        """Move a memory to ``tier``; None deletes it and the synapses it ends."""
-        old = self._tiers.pop(memory_id, None)
-        if old is not None:
-            self._by_tier[old].remove(memory_id)
-            self._all.remove(memory_id)
-        if tier is None:
-            for synapse_id, ends in list(self._synapses.items()):
-                if memory_id in ends:
-                    del self._synapses[synapse_id]
-                    self._synapse_ids.remove(synapse_id)
-        else:
-            self._tiers[memory_id] = tier
-            self._by_tier[tier].add(memory_id)
-            self._all.add(memory_id)
+        return f"what about {self._rng.choice(TOPICS).split(' ', 2)[1]}?"
 
     # -- memory.* --------------------------------------------------------------------------------
 
     async def _create_memory(self, memory_id: str | None = None) -> Event | None:
         rng = self._rng
-        memory_id = memory_id or self._new_id("mem")
-        chosen = rng.choices(_TIERS, (85, 12, 3))[0]
-        topic = rng.choice(_TOPICS)
-        previous = self._all.choice(rng) if len(self._all) and rng.random() < 0.1 else None
-        self._set_tier(memory_id, chosen)
+        memory_id = memory_id or self._world.new_id("mem")
+        chosen = rng.choices(TIERS, (85, 12, 3))[0]
+        topic = rng.choice(TOPICS)
+        previous = (
+            self._world.memories.choice(rng)
+            if len(self._world.memories) and rng.random() < 0.1
+            else None
+        )
+        self._world.place(memory_id, chosen)
         return await emit.emit_memory_created(
             self.bus,
             memory_id=memory_id,
@@ -295,8 +201,8 @@ class SimulatedEngine:
             tier=chosen,
             ltp_strength=self._unit(0.1, 0.9),
             eig=self._unit() if rng.random() < 0.7 else None,
-            tags=rng.sample(("work", "home", "health", "people", "tools"), rng.randint(0, 2)),
-            category=rng.choice(_CATEGORIES),
+            tags=rng.sample(TAGS, rng.randint(0, 2)),
+            category=rng.choice(CATEGORIES),
             agent_id=self.agent_id,
             episode_id=f"ep_{self._step // 50:04d}",
             content_preview=topic[:24],
@@ -305,25 +211,25 @@ class SimulatedEngine:
         )
 
     async def _access_memory(self) -> Event | None:
-        memory_id = self._all.choice(self._rng)
+        memory_id = self._world.memories.choice(self._rng)
         return await emit.emit_memory_accessed(
             self.bus,
             memory_id=memory_id,
             query=self._query(),
             similarity_score=self._unit(0.3, 1.0),
             rank=self._rng.randint(1, 5),
-            tier=self._tiers[memory_id],
+            tier=self._world.tiers[memory_id],
             metadata=self._count("memory.accessed"),
         )
 
     async def _delete_memory(self, memory_id: str | None = None) -> Event | None:
         reason: DeletionReason = "contradiction"
-        if memory_id is None or memory_id not in self._all:
-            memory_id = self._all.choice(self._rng)
-            crowded = len(self._all) > self.max_memories
+        if memory_id is None or memory_id not in self._world.memories:
+            memory_id = self._world.memories.choice(self._rng)
+            crowded = len(self._world.memories) > self.max_memories
             reason = "eviction" if crowded else self._rng.choice(("manual", "decay"))
-        tier = self._tiers[memory_id]
-        self._set_tier(memory_id, None)
+        tier = self._world.tiers[memory_id]
+        self._world.place(memory_id, None)
         return await emit.emit_memory_deleted(
             self.bus,
             memory_id=memory_id,
@@ -335,8 +241,8 @@ class SimulatedEngine:
     # -- consolidation.* ---------------------------------------------------------------------
 
     async def _start_consolidation(self) -> Event | None:
-        queued = len(self._by_tier["hot"]) + len(self._by_tier["warm"])
-        cycle = _Cycle(self._new_id("cycle"), self._rng.randint(1, 4), self._step)
+        queued = len(self._world.by_tier["hot"]) + len(self._world.by_tier["warm"])
+        cycle = Cycle(self._world.new_id("cycle"), self._rng.randint(1, 4), self._step)
         self._cycle = cycle
         return await emit.emit_consolidation_started(
             self.bus,
@@ -349,7 +255,7 @@ class SimulatedEngine:
     async def _continue_consolidation(self) -> Event | None:
         cycle = self._cycle
         assert cycle is not None  # only offered while a cycle is open
-        candidates = [tier for tier in _MOVES if len(self._by_tier[tier])]
+        candidates = [tier for tier in MOVES if len(self._world.by_tier[tier])]
         if cycle.moves_left <= 0 or not candidates:
             self._cycle = None
             moved = cycle.moved
@@ -364,9 +270,9 @@ class SimulatedEngine:
                 metadata=self._count("consolidation.completed"),
             )
         from_tier: Tier = self._rng.choice(candidates)
-        to_tier, kind = _MOVES[from_tier]
-        memory_id = self._by_tier[from_tier].choice(self._rng)
-        self._set_tier(memory_id, to_tier)
+        to_tier, kind = MOVES[from_tier]
+        memory_id = self._world.by_tier[from_tier].choice(self._rng)
+        self._world.place(memory_id, to_tier)
         cycle.moves_left -= 1
         cycle.moved[f"{from_tier}_to_{to_tier}"] += 1
         return await emit.emit_memory_consolidated(
@@ -383,9 +289,9 @@ class SimulatedEngine:
 
     async def _start_dream(self) -> Event | None:
         rng = self._rng
-        trigger = rng.choice(_TRIGGERS)
-        stages = [stage for stage in _STAGES if rng.random() < 0.8] or [_STAGES[0]]
-        dream = _Dream(self._new_id("dream"), stages, rng.choice((50, 100, 200)), self._step)
+        trigger = rng.choice(TRIGGERS)
+        stages = [stage for stage in STAGES if rng.random() < 0.8] or [STAGES[0]]
+        dream = Dream(self._world.new_id("dream"), stages, rng.choice((50, 100, 200)), self._step)
         self._dream = dream
         return await emit.emit_dream_started(
             self.bus,
@@ -403,12 +309,15 @@ class SimulatedEngine:
         self._dream = None
         rng = self._rng
         duration = round((self._step - dream.started_step) * 0.2 + rng.uniform(0.5, 3), 3)
-        processed = min(dream.max_memories, len(self._all))
-        if rng.random() < 0.15:
+        processed = min(dream.max_memories, len(self._world.memories))
+        # About one session in five fails, and never fewer: a short demo shows dream.failed.
+        self._dreams_since_failure += 1
+        if rng.random() < 0.2 or self._dreams_since_failure == 5:
+            self._dreams_since_failure = 0
             return await emit.emit_dream_failed(
                 self.bus,
                 session_id=dream.session_id,
-                error=rng.choice(_ERRORS),
+                error=rng.choice(ERRORS),
                 stage=rng.choice(dream.stages),
                 duration_seconds=duration,
                 memories_processed=rng.randint(0, processed),
@@ -430,9 +339,9 @@ class SimulatedEngine:
     # -- contradiction.* -----------------------------------------------------------------------
 
     async def _detect_contradiction(self) -> Event | None:
-        memory_a, memory_b = self._all.sample(self._rng, 2)
-        group_id = self._new_id("contra")
-        self._contradictions[group_id] = (memory_a, memory_b)
+        memory_a, memory_b = self._world.memories.sample(self._rng, 2)
+        group_id = self._world.new_id("contra")
+        self._world.contradictions[group_id] = (memory_a, memory_b)
         confirmed = self._rng.random() < 0.6
         return await emit.emit_contradiction_detected(
             self.bus,
@@ -446,12 +355,12 @@ class SimulatedEngine:
         )
 
     async def _resolve_contradiction(self) -> Event | None:
-        group_id = next(iter(self._contradictions))
-        memory_a, memory_b = self._contradictions.pop(group_id)
+        group_id = next(iter(self._world.contradictions))
+        memory_a, memory_b = self._world.contradictions.pop(group_id)
         choices: list[ResolutionType] = ["manual", "auto", "merge"]
-        if memory_a in self._all:
+        if memory_a in self._world.memories:
             choices.append("delete_a")
-        if memory_b in self._all:
+        if memory_b in self._world.memories:
             choices.append("delete_b")
         resolution = self._rng.choice(choices)
         if resolution in ("delete_a", "delete_b"):
@@ -469,24 +378,23 @@ class SimulatedEngine:
     # -- synapse.* -------------------------------------------------------------------------------
 
     async def _form_synapse(self) -> Event | None:
-        neuron_a, neuron_b = self._all.sample(self._rng, 2)
-        synapse_id = self._new_id("syn")
-        self._synapses[synapse_id] = (neuron_a, neuron_b)
-        self._synapse_ids.add(synapse_id)
+        neuron_a, neuron_b = self._world.memories.sample(self._rng, 2)
+        synapse_id = self._world.new_id("syn")
+        self._world.link(synapse_id, neuron_a, neuron_b)
         return await emit.emit_synapse_formed(
             self.bus,
             synapse_id=synapse_id,
             neuron_a_id=neuron_a,
             neuron_b_id=neuron_b,
             initial_strength=self._unit(0.1, 0.5),
-            formation_reason=self._rng.choice(_FORMATIONS),
+            formation_reason=self._rng.choice(FORMATIONS),
             similarity=self._unit(0.5, 1.0),
             metadata=self._count("synapse.formed"),
         )
 
     async def _fire_synapse(self) -> Event | None:
-        synapse_id = self._synapse_ids.choice(self._rng)
-        ends = self._synapses[synapse_id]
+        synapse_id = self._world.synapse_ids.choice(self._rng)
+        ends = self._world.synapses[synapse_id]
         source, target = ends if self._rng.random() < 0.5 else ends[::-1]
         return await emit.emit_synapse_fired(
             self.bus,
@@ -502,23 +410,23 @@ class SimulatedEngine:
     # -- gap.* -----------------------------------------------------------------------------------
 
     async def _detect_gap(self) -> Event | None:
-        gap_id = self._new_id("gap")
+        gap_id = self._world.new_id("gap")
         query = self._query()
-        self._gaps[gap_id] = query
+        self._world.gaps[gap_id] = query
         return await emit.emit_gap_detected(
             self.bus,
             gap_id=gap_id,
             query=query,
-            gap_type=self._rng.choice(_GAP_TYPES),
-            related_memory_ids=self._all.sample(self._rng, 3),
+            gap_type=self._rng.choice(GAP_TYPES),
+            related_memory_ids=self._world.memories.sample(self._rng, 3),
             severity=self._unit(),
             metadata=self._count("gap.detected"),
         )
 
     async def _fill_gap(self) -> Event | None:
-        gap_id = next(iter(self._gaps))
-        del self._gaps[gap_id]
-        memory_id = self._new_id("mem")
+        gap_id = next(iter(self._world.gaps))
+        del self._world.gaps[gap_id]
+        memory_id = self._world.new_id("mem")
         self._followups.appendleft(lambda: self._gap_filled(gap_id, memory_id))
         return await self._create_memory(memory_id)
 
@@ -527,7 +435,7 @@ class SimulatedEngine:
             self.bus,
             gap_id=gap_id,
             memory_id=memory_id,
-            fill_method=self._rng.choice(_FILL_METHODS),
+            fill_method=self._rng.choice(FILL_METHODS),
             confidence=self._unit(0.5, 1.0),
             metadata=self._count("gap.filled"),
         )
