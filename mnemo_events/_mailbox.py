@@ -11,14 +11,11 @@ import asyncio
 from collections import deque
 from typing import Generic, TypeVar
 
+from mnemo_events._aio import wake
+
 __all__ = ["Mailbox"]
 
 _T = TypeVar("_T")
-
-
-def _wake(waiter: asyncio.Future[None] | None) -> None:
-    if waiter is not None and not waiter.done() and not waiter.get_loop().is_closed():
-        waiter.set_result(None)
 
 
 class Mailbox(Generic[_T]):
@@ -53,7 +50,7 @@ class Mailbox(Generic[_T]):
             return False
         self._items.append(item)
         if self._getter is not None:
-            _wake(self._getter)
+            wake(self._getter)
             self._getter = None
         return True
 
@@ -84,7 +81,7 @@ class Mailbox(Generic[_T]):
         """Take the oldest item (the mailbox must not be empty) and let a waiting producer in."""
         item = self._items.popleft()
         if self._putters:
-            _wake(self._putters.popleft())
+            wake(self._putters.popleft())
         return item
 
     async def wait(self) -> None:
@@ -104,5 +101,5 @@ class Mailbox(Generic[_T]):
         count = len(self._items)
         self._items.clear()
         while self._putters:
-            _wake(self._putters.popleft())
+            wake(self._putters.popleft())
         return count

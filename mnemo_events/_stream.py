@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import weakref
 from collections.abc import Callable
 from types import TracebackType
 
+import reactivex
+from reactivex import Observable, abc
+from reactivex.disposable import Disposable
+
+from mnemo_events._subscription import Handler, SubscriptionActor
 from mnemo_events.event import Event
 
-__all__ = ["EventStream"]
+__all__ = ["EventStream", "observable_of", "open_stream"]
+
+Subscribe = Callable[[Handler], SubscriptionActor]
+Unsubscribe = Callable[[SubscriptionActor], None]
 
 
 class EventStream:
@@ -72,3 +81,42 @@ class EventStream:
     def __del__(self) -> None:
         if self._unsubscribe is not None:
             self.close()
+
+
+def open_stream(
+    subscribe: Subscribe, unsubscribe: Unsubscribe, buffer: int
+) -> tuple[EventStream, SubscriptionActor]:
+    """A new stream fed by a new subscription."""
+    holder: list[SubscriptionActor] = []
+    events = EventStream(buffer, lambda: unsubscribe(holder[0]))
+    # The subscription holds the stream weakly, so a consumer that walks away (break) lets
+    # it be collected, which unsubscribes.
+    stream_ref = weakref.ref(events)
+
+    async def _deliver(event: Event) -> None:
+        target = stream_ref()
+        if target is not None:
+            await target.put(event)
+
+    def _end() -> None:
+        target = stream_ref()
+        if target is not None:
+            target.end()
+
+    actor = subscribe(_deliver)
+    actor.on_closed = _end
+    holder.append(actor)
+    return events, actor
+
+
+def observable_of(subscribe: Subscribe, unsubscribe: Unsubscribe) -> Observable[Event]:
+    """An observable whose every subscription is a bus subscription (``bus.observe``)."""
+
+    def _subscribe(
+        observer: abc.ObserverBase[Event], scheduler: abc.SchedulerBase | None = None
+    ) -> abc.DisposableBase:
+        actor = subscribe(observer.on_next)
+        actor.on_closed = observer.on_completed
+        return Disposable(lambda: unsubscribe(actor))
+
+    return reactivex.create(_subscribe)

@@ -18,6 +18,7 @@ from typing import Any
 
 from reactivex import abc
 
+from mnemo_events._aio import cancel_and_wait, wake
 from mnemo_events._log import logger
 from mnemo_events._mailbox import Mailbox
 from mnemo_events.event import Event
@@ -162,13 +163,7 @@ class SubscriptionActor:
     async def halt(self) -> None:
         """Stop the task after the current event; queued events stay for the next start."""
         task, self._task = self._task, None
-        if task is not None and not task.done():
-            task.cancel()
-            try:
-                await task
-            except asyncio.CancelledError:
-                if (current := asyncio.current_task()) is not None and current.cancelling():
-                    raise
+        await cancel_and_wait(task)
         self._release_drain_waiters()
 
     def close(self) -> int:
@@ -220,8 +215,7 @@ class SubscriptionActor:
     def _release_drain_waiters(self) -> None:
         waiters, self._drain_waiters = self._drain_waiters, []
         for waiter in waiters:
-            if not waiter.done() and not waiter.get_loop().is_closed():
-                waiter.set_result(None)
+            wake(waiter)
 
     async def _run(self) -> None:
         mailbox = self._mailbox

@@ -18,22 +18,21 @@ import enum
 import threading
 import time
 import uuid
-import weakref
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-import reactivex
-from reactivex import Observable, abc
+from reactivex import Observable
 from reactivex import operators as ops
-from reactivex.disposable import Disposable
 from reactivex.scheduler.eventloop import AsyncIOScheduler
 from reactivex.subject import Subject
 
+from mnemo_events._batch import BatchItem, item_parts
+from mnemo_events._dispatch import BusTasks
 from mnemo_events._log import logger
 from mnemo_events._mailbox import Mailbox
 from mnemo_events._publish_checks import PayloadChecker
 from mnemo_events._router import LoopSubject, Router
-from mnemo_events._stream import EventStream
+from mnemo_events._stream import EventStream, observable_of, open_stream
 from mnemo_events._subscription import Handler, SubscriptionActor, SubscriptionInfo
 from mnemo_events.config import EventsConfig, load_config
 from mnemo_events.event import Event
@@ -50,7 +49,6 @@ __all__ = [
 ]
 
 _log = logger("bus")
-_DISPATCH_BATCH = 512
 _YIELD_EVERY = 256
 
 
@@ -91,12 +89,14 @@ class EventBus:
         self._retired_errors = 0
         self._stream = StreamState.empty(self.config.history_size)
         self._checker = PayloadChecker(self.config.validation)
-        self._internal_errors = 0
         self._skipped_disabled = 0
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._pump_task: asyncio.Task[None] | None = None
-        self._watchdog_task: asyncio.Task[None] | None = None
-        self._dispatch_waiters: list[tuple[int, asyncio.Future[None]]] = []
+        self._tasks = BusTasks(
+            self._mailbox,
+            self._subject.on_next,
+            lambda: self._stream.dispatched,
+            self._actors,
+            self.config.delivery_timeout,
+        )
         self._started_at: float | None = None
         self._disabled_warned = False
         self._stream_ids: set[str] = set()
@@ -166,7 +166,7 @@ class EventBus:
         actor = SubscriptionActor(_subscription_id(), pattern, handler, event_filter, timed=timed)
         self._actors[actor.id] = actor
         self._router.add(actor)
-        loop = self._loop
+        loop = self._tasks.loop
         if self.is_running and loop is not None and loop.is_running():
             try:
                 running = asyncio.get_running_loop()
@@ -239,15 +239,9 @@ class EventBus:
         and the stream goes on. Disposing unsubscribes; shutting the bus down completes it.
         """
         parse_pattern(pattern)
-
-        def _subscribe(
-            observer: abc.ObserverBase[Event], scheduler: abc.SchedulerBase | None = None
-        ) -> abc.DisposableBase:
-            actor = self._add(pattern, observer.on_next, event_filter)
-            actor.on_closed = observer.on_completed
-            return Disposable(lambda: self._unsubscribe_quietly(actor))
-
-        return reactivex.create(_subscribe)
+        return observable_of(
+            lambda on_next: self._add(pattern, on_next, event_filter), self._unsubscribe_quietly
+        )
 
     def _unsubscribe_quietly(self, actor: SubscriptionActor) -> None:
         actor.on_closed = None
@@ -265,20 +259,11 @@ class EventBus:
         """
         if buffer < 1:
             raise ValueError(f"buffer must be at least 1, got {buffer}")
-        holder: list[SubscriptionActor] = []
-        events = EventStream(buffer, lambda: self._unsubscribe_quietly(holder[0]))
-        # The subscription holds the stream weakly, so a consumer that walks away (break)
-        # lets it be collected, which unsubscribes.
-        stream_ref = weakref.ref(events)
-
-        async def _deliver(event: Event) -> None:
-            target = stream_ref()
-            if target is not None:
-                await target.put(event)
-
-        actor = self._add(pattern, _deliver, None, timed=False)
-        actor.on_closed = lambda: _end_stream(stream_ref)
-        holder.append(actor)
+        events, actor = open_stream(
+            lambda deliver: self._add(pattern, deliver, None, timed=False),
+            self._unsubscribe_quietly,
+            buffer,
+        )
         self._stream_ids.add(actor.id)
         return events
 
@@ -320,7 +305,7 @@ class EventBus:
 
     async def publish_batch(
         self,
-        items: Iterable[Mapping[str, Any] | Sequence[Any]],
+        items: Iterable[BatchItem],
     ) -> list[Event]:
         """Publish several events in order; every item is checked before any is queued.
 
@@ -347,24 +332,8 @@ class EventBus:
         _log.debug("bus.published_batch", count=len(events))
         return events
 
-    def _event_from_item(self, index: int, item: Mapping[str, Any] | Sequence[Any]) -> Event:
-        if isinstance(item, Mapping):
-            unknown = set(item) - {"type", "data", "metadata"}
-            if unknown or "type" not in item:
-                problem = f"unknown keys {sorted(unknown)}" if unknown else "missing 'type'"
-                raise EventValidationError(str(item.get("type", "?")), [f"item {index}: {problem}"])
-            event_type, data, metadata = item["type"], item.get("data", {}), item.get("metadata")
-        elif isinstance(item, Sequence) and not isinstance(item, str) and 2 <= len(item) <= 3:
-            event_type, data = item[0], item[1]
-            metadata = item[2] if len(item) == 3 else None
-        else:
-            raise EventValidationError(
-                "?",
-                [
-                    f"item {index}: expected a dict with 'type', 'data', 'metadata' "
-                    f"or a (type, data[, metadata]) tuple, got {item!r}"
-                ],
-            )
+    def _event_from_item(self, index: int, item: BatchItem) -> Event:
+        event_type, data, metadata = item_parts(index, item)
         try:
             self._checker.check(event_type, data)
             return Event.create(event_type, data, metadata)
@@ -408,15 +377,11 @@ class EventBus:
         """
         self._refuse_if_closed()
         loop = asyncio.get_running_loop()
-        if self._state is BusState.RUNNING and not self._needs_restart(loop):
+        if self._state is BusState.RUNNING and self._tasks.alive_on(loop):
             return
-        self._loop = loop
         self._state = BusState.RUNNING
         self._started_at = time.monotonic()
-        self._pump_task = loop.create_task(self._pump(), name="mnemo-events bus")
-        self._watchdog_task = loop.create_task(self._watchdog(), name="mnemo-events watchdog")
-        for actor in self._actors.values():
-            actor.start()
+        self._tasks.launch(loop)
         _log.info("bus.started", subscriptions=len(self._actors), queued=len(self._mailbox))
 
     async def stop(self) -> None:
@@ -427,22 +392,17 @@ class EventBus:
         """
         if self._state is not BusState.RUNNING:
             return
-        loop = asyncio.get_running_loop()
-        if self._needs_restart(loop):
-            await self.start()  # the loop that ran it is gone; finish the drain on this one
+        self._bind_loop()  # the loop that ran it may be gone; finish the drain on this one
         self._state = BusState.STOPPING
-        target = self._stream.dispatched + len(self._mailbox)
-        await self._dispatched_up_to(target)
-        await self._cancel(self._pump_task)
-        self._pump_task = None
+        await self._tasks.dispatched_up_to(self._stream.dispatched + len(self._mailbox))
+        await self._tasks.halt_pump()
         await asyncio.gather(*(self._drain(actor) for actor in self._actors.values()))
         for stream_id in list(self._stream_ids):
             self.unsubscribe(stream_id)  # ends the iterator after what it already holds
         for actor in [*self._actors.values(), *self._retired]:
             await actor.halt()
         self._retired.clear()
-        await self._cancel(self._watchdog_task)
-        self._watchdog_task = None
+        await self._tasks.halt_watchdog()
         self._state = BusState.STOPPED
         _log.info("bus.stopped", dispatched=self._stream.dispatched, queued=len(self._mailbox))
 
@@ -485,97 +445,24 @@ class EventBus:
         if self._state is BusState.CLOSED:
             raise BusClosedError("the event bus was shut down; create a new EventBus")
 
-    def _needs_restart(self, loop: asyncio.AbstractEventLoop) -> bool:
-        task = self._pump_task
-        return task is None or task.done() or task.get_loop() is not loop
-
     def _bind_loop(self) -> None:
         """Follow the caller to a new event loop (each pytest-asyncio test has its own)."""
         if self._state is not BusState.RUNNING:
             return
         loop = asyncio.get_running_loop()
-        if loop is self._loop and self._pump_task is not None and not self._pump_task.done():
+        tasks = self._tasks
+        if tasks.alive_on(loop):
             return
-        if self._loop is not None and self._loop is not loop and self._loop.is_running():
+        if tasks.loop is not None and tasks.loop is not loop and tasks.loop.is_running():
             raise RuntimeError(
                 "this EventBus is running in another event loop (thread); publish from that "
                 "loop, e.g. with asyncio.run_coroutine_threadsafe"
             )
-        self._loop = loop
-        self._pump_task = loop.create_task(self._pump(), name="mnemo-events bus")
-        self._watchdog_task = loop.create_task(self._watchdog(), name="mnemo-events watchdog")
-        for actor in self._actors.values():
-            if actor.needs_restart(loop):
-                actor.start()
+        tasks.launch(loop)
         _log.info("bus.rebound", reason="the previous event loop is gone")
 
-    @staticmethod
-    async def _cancel(task: asyncio.Task[None] | None) -> None:
-        if task is None or task.done():
-            return
-        if task.get_loop() is not asyncio.get_running_loop():
-            return  # a task of a dead loop: nothing left to wait for
-        task.cancel()
-        try:
-            await task
-        except asyncio.CancelledError:
-            current = asyncio.current_task()
-            if current is not None and current.cancelling():
-                raise
-
-    # -- the bus task --------------------------------------------------------------------------
-
-    async def _pump(self) -> None:
-        mailbox = self._mailbox
-        on_next = self._subject.on_next
-        while True:
-            if not mailbox:
-                self._release_dispatch_waiters()
-                await mailbox.wait()
-                continue
-            for _ in range(min(len(mailbox), _DISPATCH_BATCH)):
-                event = mailbox.popleft()
-                try:
-                    on_next(event)
-                except Exception as err:  # our own observers only; a bug, but never fatal
-                    self._internal_errors += 1
-                    _log.exception("bus.dispatch_failed", event_id=event.id, error=repr(err))
-            if self._dispatch_waiters:
-                self._release_dispatch_waiters()
-            await asyncio.sleep(0)
-
-    async def _dispatched_up_to(self, target: int) -> None:
-        while self._stream.dispatched < target:
-            if self._pump_task is None or self._pump_task.done():
-                return
-            waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-            self._dispatch_waiters.append((target, waiter))
-            await waiter
-
-    def _release_dispatch_waiters(self) -> None:
-        done = self._stream.dispatched
-        keep: list[tuple[int, asyncio.Future[None]]] = []
-        for target, waiter in self._dispatch_waiters:
-            if target <= done or self._mailbox.capacity == 0:
-                if not waiter.done() and not waiter.get_loop().is_closed():
-                    waiter.set_result(None)
-            else:
-                keep.append((target, waiter))
-        self._dispatch_waiters = keep
-
-    async def _watchdog(self) -> None:
-        timeout = self.config.delivery_timeout
-        interval = min(max(timeout / 10, 0.005), 1.0)
-        loop = asyncio.get_running_loop()
-        while True:
-            await asyncio.sleep(interval)
-            now = loop.time()
-            for actor in self._actors.values():
-                if actor.busy_since is not None:
-                    actor.cancel_for_timeout(now, timeout)
-
     def _on_reducer_error(self, err: Exception) -> None:
-        self._internal_errors += 1
+        self._tasks.internal_errors += 1
         _log.error("bus.stream_failed", error=repr(err))
 
     # -- history and metrics -------------------------------------------------------------------
@@ -598,7 +485,7 @@ class EventBus:
             "total_published": self._stream.dispatched + len(self._mailbox),
             "total_delivered": self._retired_delivered + sum(a.delivered for a in actors),
             "total_errors": self._retired_errors
-            + self._internal_errors
+            + self._tasks.internal_errors
             + sum(a.errors for a in actors),
             "subscriptions_active": sum(1 for a in actors if a.enabled),
             "queue_size": len(self._mailbox),
@@ -618,14 +505,8 @@ class EventBus:
             "event_type_groups": self._router.group_count,
             "validation": self._checker.stats(),
             "skipped_disabled": self._skipped_disabled,
-            "internal_errors": self._internal_errors,
+            "internal_errors": self._tasks.internal_errors,
         }
-
-
-def _end_stream(stream_ref: weakref.ref[EventStream]) -> None:
-    target = stream_ref()
-    if target is not None:
-        target.end()
 
 
 _shared: EventBus | None = None

@@ -1,0 +1,36 @@
+"""The items ``publish_batch`` accepts: the reference's dicts and plain tuples."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from mnemo_events.exceptions import EventValidationError
+
+__all__ = ["BatchItem", "item_parts"]
+
+BatchItem = Mapping[str, Any] | Sequence[Any]
+_KEYS = frozenset({"type", "data", "metadata"})
+
+
+def item_parts(index: int, item: BatchItem) -> tuple[Any, Any, Any]:
+    """``(type, data, metadata)`` of one batch item.
+
+    Raises:
+        EventValidationError: the item is neither form; the message names its index.
+    """
+    if isinstance(item, Mapping):
+        unknown = set(item) - _KEYS
+        if unknown or "type" not in item:
+            problem = f"unknown keys {sorted(unknown)}" if unknown else "missing 'type'"
+            raise EventValidationError(str(item.get("type", "?")), [f"item {index}: {problem}"])
+        return item["type"], item.get("data", {}), item.get("metadata")
+    if isinstance(item, Sequence) and not isinstance(item, str) and 2 <= len(item) <= 3:
+        return item[0], item[1], item[2] if len(item) == 3 else None
+    raise EventValidationError(
+        "?",
+        [
+            f"item {index}: expected a dict with 'type', 'data', 'metadata' "
+            f"or a (type, data[, metadata]) tuple, got {item!r}"
+        ],
+    )
