@@ -27,6 +27,9 @@ __all__ = [
 ]
 
 
+_WARN_EVERY = 100
+
+
 def _describe(item: object) -> dict[str, Any]:
     """Log fields naming an element without dumping its payload."""
     if isinstance(item, Event):
@@ -37,9 +40,10 @@ def _describe(item: object) -> dict[str, Any]:
 class ElementErrors:
     """Counts the elements operators dropped because a user function raised on them.
 
-    Each drop is also logged (warning) as ``operators.element_failed`` with ``stage``,
-    ``error`` and the element's ``event_id``/``event_type``. Thread-safe. Operators and
-    pipelines count into :func:`element_errors` unless given their own instance.
+    Each drop is also logged as ``operators.element_failed`` with ``stage``, ``error``,
+    ``failures`` (the stage's count so far) and the element's ``event_id``/``event_type``: at
+    warning for a stage's first failure and every 100th, at debug otherwise. Thread-safe.
+    Operators and pipelines count into :func:`element_errors` unless given their own instance.
     """
 
     __slots__ = ("_by_stage", "_last_error", "_lock")
@@ -55,9 +59,17 @@ class ElementErrors:
 
         with self._lock:
             self._by_stage[stage] += 1
+            count = self._by_stage[stage]
             self._last_error = repr(error)
-        logger("operators").warning(
-            "operators.element_failed", stage=stage, error=repr(error), **_describe(item)
+        # A malformed producer fails every element: warn on the first and every 100th only.
+        log = logger("operators")
+        emit = log.warning if count == 1 or count % _WARN_EVERY == 0 else log.debug
+        emit(
+            "operators.element_failed",
+            stage=stage,
+            error=repr(error),
+            failures=count,
+            **_describe(item),
         )
 
     @property

@@ -109,6 +109,15 @@ class TestWhereAndMapSafe:
         assert errors.last_error is not None
         assert "ZeroDivisionError" in errors.last_error
 
+    def test_repeated_failures_warn_on_the_first_and_every_100th(self) -> None:
+        """A stage failing on every element warns once per 100 failures, not per element."""
+        errors = ElementErrors()
+        with capture_logs() as logs:
+            reactivex.range(250).pipe(map_safe(_boom, stage="s", errors=errors)).subscribe()
+        warned = [entry["failures"] for entry in logs if entry["log_level"] == "warning"]
+        assert warned == [1, 100, 200]
+        assert errors.total == 250
+
     def test_default_counter_is_process_wide(self) -> None:
         """Without errors=, drops are counted in element_errors()."""
         before = element_errors().by_stage().get("a_stage", 0)
