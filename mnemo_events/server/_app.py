@@ -1,0 +1,158 @@
+"""The aiohttp application around one bus and one webhook manager, and its runner.
+
+Life of a service: on start-up the webhook manager opens its store and resumes unfinished
+deliveries, then the bus starts. On shutdown (SIGTERM, SIGINT) the listening socket closes,
+live streams end, requests in flight finish, then the bus stops after dispatching every
+accepted event (so each reaches the webhook manager and is recorded), and the manager stops:
+running attempts get ``webhooks.stop_timeout`` seconds, anything unfinished stays pending in
+the delivery store and is resumed by the next start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from collections.abc import AsyncIterator, Callable, Mapping
+
+from aiohttp import web
+
+from mnemo_events._log import logger
+from mnemo_events.config import Settings
+from mnemo_events.event_bus import EventBus
+from mnemo_events.server import _events, _metrics, _openapi, _webhooks
+from mnemo_events.server._middleware import (
+    auth_middleware,
+    body_limit_middleware,
+    error_middleware,
+)
+from mnemo_events.server._state import SERVICE, Service, check_exposure, resolve_api_key
+from mnemo_events.webhook_manager import WebhookManager
+
+__all__ = ["create_app", "run_server"]
+
+_log = logger("server")
+
+
+def create_app(
+    settings: Settings | None = None,
+    bus: EventBus | None = None,
+    webhook_manager: WebhookManager | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+) -> web.Application:
+    """The service as an aiohttp application.
+
+    Args:
+        settings: the whole configuration (default: the built-in defaults).
+        bus: a bus to serve; by default one is made from ``settings.events``.
+        webhook_manager: a manager to serve; by default one is made from
+            ``settings.webhooks``. It is attached to the bus.
+        environ: where ``env:NAME`` references are looked up (default ``os.environ``).
+
+    The application starts the bus and the manager if they are not running, and stops (on
+    cleanup) the ones it created; objects passed in are left for their owner to stop.
+
+    Raises:
+        ConfigError: no API key is configured and ``server.host`` is not a loopback address.
+    """
+    settings = settings or Settings()
+    api_key = resolve_api_key(settings.server, environ)
+    check_exposure(settings.server, api_key)
+    service = Service(
+        settings=settings,
+        bus=bus if bus is not None else EventBus(settings.events),
+        webhooks=(
+            webhook_manager
+            if webhook_manager is not None
+            else WebhookManager(config=settings.webhooks)
+        ),
+        api_key=api_key,
+        owns_bus=bus is None,
+        owns_webhooks=webhook_manager is None,
+    )
+    service.webhooks.attach(service.bus)
+    limit = settings.server.max_body_bytes
+    app = web.Application(
+        middlewares=[
+            error_middleware(service.responses),
+            auth_middleware(api_key),
+            body_limit_middleware(limit),
+        ],
+        client_max_size=limit,
+    )
+    app[SERVICE] = service
+    for table in (_events.routes, _webhooks.routes, _metrics.routes, _openapi.routes):
+        app.router.add_routes(table)
+    app.cleanup_ctx.append(_lifecycle)
+    app.on_shutdown.append(_end_streams)
+    return app
+
+
+async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
+    service = app[SERVICE]
+    if service.settings.webhooks.enabled:
+        await service.webhooks.start()
+    await service.bus.start()
+    _log.info(
+        "server.started",
+        webhooks=len(service.webhooks.list_webhooks()),
+        auth="api key" if service.api_key else "none (loopback only)",
+    )
+    yield
+    service.closing.set()
+    # The bus first: its stop dispatches every accepted event, so each reaches the manager
+    # (and its store) before the manager stops.
+    if service.owns_bus:
+        await service.bus.shutdown()
+    else:
+        await service.bus.stop()
+    if service.owns_webhooks:
+        await service.webhooks.stop()
+    metrics = service.webhooks.get_metrics()
+    _log.info("server.stopped", deliveries=metrics.get("deliveries"))
+
+
+async def _end_streams(app: web.Application) -> None:
+    app[SERVICE].closing.set()
+
+
+async def run_server(
+    app: web.Application,
+    host: str,
+    port: int,
+    *,
+    on_ready: Callable[[str], None] | None = None,
+    stop: asyncio.Event | None = None,
+) -> None:
+    """Serve ``app`` until SIGTERM or SIGINT (or ``stop`` is set), then drain and return.
+
+    Args:
+        on_ready: called with the base URL once listening (the real port when ``port`` is 0).
+        stop: set it to shut down as a signal would.
+    """
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    handled: list[signal.Signals] = []
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        try:
+            loop.add_signal_handler(sig, stop.set)
+            handled.append(sig)
+        except (NotImplementedError, RuntimeError):  # not the main thread, or Windows
+            continue
+    runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=10.0, access_log=None)
+    try:
+        await runner.setup()
+        site = web.TCPSite(runner, host, port)
+        await site.start()
+        addresses = runner.addresses
+        bound_port = int(addresses[0][1]) if addresses else port
+        url = f"http://{host if ':' not in host else f'[{host}]'}:{bound_port}"
+        _log.info("server.listening", url=url)
+        if on_ready is not None:
+            on_ready(url)
+        await stop.wait()
+        _log.info("server.draining")
+    finally:
+        await runner.cleanup()
+        for sig in handled:
+            loop.remove_signal_handler(sig)

@@ -1,0 +1,427 @@
+"""The service's OpenAPI 3.1 document: the schemas' webhook document plus the HTTP paths."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from aiohttp import web
+
+from mnemo_events.schemas import export_openapi_spec
+from mnemo_events.server._state import SERVICE
+
+__all__ = ["routes", "service_openapi"]
+
+routes = web.RouteTableDef()
+
+_AUTH: list[dict[str, list[str]]] = [{"bearerAuth": []}]
+_STR = {"type": "string"}
+_OBJ = {"type": "object"}
+_ISO = {"type": "string", "format": "date-time"}
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+_ERROR_TEXT = {
+    400: "Malformed JSON or a bad query parameter.",
+    401: "Missing or invalid API key.",
+    404: "No such webhook or delivery.",
+    409: "The delivery is still pending or retrying.",
+    413: "The request body exceeds server.max_body_bytes.",
+    422: "The payload is invalid; `problems` lists every problem.",
+    503: "The bus queue is full or the service is stopping.",
+}
+
+
+def _errors(*codes: int) -> dict[str, Any]:
+    """References to the shared error responses (401 always), plus a default."""
+    responses: dict[str, Any] = {
+        str(code): {"$ref": f"#/components/responses/E{code}"} for code in (401, *codes)
+    }
+    responses["default"] = _json(_ref("Problem"), "Unexpected error (no details are exposed).")
+    return responses
+
+
+def _op(
+    summary: str,
+    op_id: str,
+    responses: dict[str, Any],
+    *,
+    body: dict[str, Any] | None = None,
+    params: list[dict[str, Any]] | None = None,
+    auth: bool = True,
+) -> dict[str, Any]:
+    operation: dict[str, Any] = {
+        "summary": summary,
+        "operationId": op_id,
+        "security": _AUTH if auth else [],
+        "responses": responses,
+    }
+    if params:
+        operation["parameters"] = params
+    if body is not None:
+        operation["requestBody"] = {
+            "required": True,
+            "content": {"application/json": {"schema": body}},
+        }
+    return operation
+
+
+def _query(name: str, description: str, schema: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "name": name,
+        "in": "query",
+        "required": False,
+        "description": description,
+        "schema": schema,
+    }
+
+
+def _path_param(name: str) -> dict[str, Any]:
+    return {"name": name, "in": "path", "required": True, "schema": _STR}
+
+
+_PATTERN_Q = _query("pattern", "Event type or pattern (`memory.*`, `>`).", _STR)
+_TYPE_Q = _query("type", "Same as `pattern`.", _STR)
+_LIMIT_Q = _query("limit", "How many to return.", {"type": "integer", "minimum": 0})
+_WH = [_path_param("webhook_id")]
+_DL = [_path_param("delivery_id")]
+
+
+def _schemas() -> dict[str, Any]:
+    event_props = {
+        "type": {"type": "string", "examples": ["memory.created"]},
+        "data": {**_OBJ, "description": "The payload, checked against the type's schema."},
+        "metadata": {"type": ["object", "null"], "description": "Context such as agent_id."},
+    }
+    webhook_fields = {
+        "url": {"type": "string", "format": "uri"},
+        "events": {"type": "array", "items": _STR, "minItems": 1, "examples": [["memory.*"]]},
+        "secret": {"type": ["string", "null"]},
+        "secret_ref": {"type": ["string", "null"], "description": "`env:NAME`"},
+        "headers": {"type": ["object", "null"], "additionalProperties": _STR},
+        "enabled": {"type": "boolean"},
+        "retry_config": {"type": ["object", "null"]},
+        "signature_scheme": {"type": "string", "enum": ["mnemocore", "standard", "both"]},
+        "description": {"type": ["string", "null"]},
+    }
+    return {
+        "Problem": {
+            "type": "object",
+            "required": ["error", "status", "detail", "problems"],
+            "properties": {
+                "error": _STR,
+                "status": {"type": "integer"},
+                "detail": _STR,
+                "problems": {"type": "array", "items": _STR},
+            },
+        },
+        "EventIn": {
+            "type": "object",
+            "required": ["type"],
+            "additionalProperties": False,
+            "properties": event_props,
+        },
+        "EventBatchIn": {
+            "type": "object",
+            "required": ["events"],
+            "additionalProperties": False,
+            "properties": {"events": {"type": "array", "items": _ref("EventIn"), "minItems": 1}},
+        },
+        "Event": {
+            "type": "object",
+            "required": ["id", "type", "data", "metadata", "published_at"],
+            "properties": {"id": _STR, **event_props, "metadata": _OBJ, "published_at": _ISO},
+        },
+        "EventList": {
+            "type": "object",
+            "properties": {
+                "count": {"type": "integer"},
+                "events": {"type": "array", "items": _ref("Event")},
+            },
+        },
+        "Published": {
+            "type": "object",
+            "properties": {
+                "event": _ref("Event"),
+                "count": {"type": "integer"},
+                "events": {"type": "array", "items": _ref("Event")},
+                "warnings": {"type": "array", "items": _STR},
+            },
+        },
+        "WebhookIn": {
+            "type": "object",
+            "required": ["url", "events"],
+            "additionalProperties": False,
+            "properties": webhook_fields,
+        },
+        "WebhookPatch": {
+            "type": "object",
+            "minProperties": 1,
+            "additionalProperties": False,
+            "properties": webhook_fields,
+        },
+        "Webhook": {
+            "type": "object",
+            "required": ["id", "url", "events", "enabled"],
+            "properties": {
+                "id": _STR,
+                **webhook_fields,
+                "disabled_reason": {"type": ["string", "null"]},
+                "rotating_secrets": {"type": "integer"},
+                "created_at": _ISO,
+                "updated_at": _ISO,
+                "status": _OBJ,
+            },
+        },
+        "WebhookList": {
+            "type": "object",
+            "properties": {
+                "count": {"type": "integer"},
+                "webhooks": {"type": "array", "items": _ref("Webhook")},
+            },
+        },
+        "RotateSecretIn": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "secret": {"type": ["string", "null"]},
+                "secret_ref": {"type": ["string", "null"]},
+                "grace_seconds": {"type": "number", "minimum": 0},
+            },
+        },
+        "Delivery": {
+            "type": "object",
+            "required": ["id", "webhook_id", "event_id", "status", "attempts"],
+            "properties": {
+                "id": _STR,
+                "webhook_id": _STR,
+                "event_id": _STR,
+                "event_type": _STR,
+                "status": {"type": "string", "enum": ["pending", "retrying", "success", "failed"]},
+                "attempts": {"type": "integer"},
+                "attempt_log": {"type": "array", "items": _OBJ},
+            },
+        },
+        "DeliveryList": {
+            "type": "object",
+            "properties": {
+                "count": {"type": "integer"},
+                "deliveries": {"type": "array", "items": _ref("Delivery")},
+            },
+        },
+        "Metrics": {
+            "type": "object",
+            "properties": {"bus": _OBJ, "webhooks": _OBJ, "server": _OBJ},
+        },
+        "Health": {
+            "type": "object",
+            "properties": {
+                "status": {"type": "string", "enum": ["ok", "unavailable"]},
+                "bus": _STR,
+                "webhooks": _STR,
+            },
+        },
+    }
+
+
+def _paths() -> dict[str, Any]:
+    ok = _json
+    return {
+        "/events": {
+            "post": _op(
+                "Publish one event or a batch",
+                "publishEvents",
+                {"202": ok(_ref("Published"), "Accepted; delivered asynchronously.")}
+                | _errors(400, 413, 422, 503),
+                body={
+                    "oneOf": [
+                        _ref("EventIn"),
+                        _ref("EventBatchIn"),
+                        {"type": "array", "items": _ref("EventIn")},
+                    ]
+                },
+            ),
+            "get": _op(
+                "Recent events, oldest first",
+                "listEvents",
+                {"200": ok(_ref("EventList"), "The events.")} | _errors(400),
+                params=[_TYPE_Q, _PATTERN_Q, _LIMIT_Q],
+            ),
+        },
+        "/events/stream": {
+            "get": _op(
+                "Live stream of events as server-sent events",
+                "streamEvents",
+                {
+                    "200": {
+                        "description": "`text/event-stream`: each message has `id` (event id), "
+                        "`event` (type) and `data` (the event JSON).",
+                        "content": {"text/event-stream": {"schema": _STR}},
+                    }
+                }
+                | _errors(400),
+                params=[_PATTERN_Q, _TYPE_Q],
+            )
+        },
+        "/webhooks": {
+            "post": _op(
+                "Register a webhook (the response shows its secret, once)",
+                "registerWebhook",
+                {"201": ok(_ref("Webhook"), "Registered.")} | _errors(400, 413, 422),
+                body=_ref("WebhookIn"),
+            ),
+            "get": _op(
+                "List webhooks",
+                "listWebhooks",
+                {"200": ok(_ref("WebhookList"), "The webhooks, secrets masked.")} | _errors(400),
+                params=[_query("enabled_only", "Only enabled webhooks.", {"type": "boolean"})],
+            ),
+        },
+        "/webhooks/{webhook_id}": {
+            "parameters": _WH,
+            "get": _op(
+                "A webhook and its status",
+                "getWebhook",
+                {"200": ok(_ref("Webhook"), "The webhook.")} | _errors(404),
+            ),
+            "patch": _op(
+                "Update a webhook",
+                "updateWebhook",
+                {"200": ok(_ref("Webhook"), "Updated.")} | _errors(400, 404, 413, 422),
+                body=_ref("WebhookPatch"),
+            ),
+            "delete": _op(
+                "Delete a webhook",
+                "deleteWebhook",
+                {"204": {"description": "Deleted."}} | _errors(404),
+            ),
+        },
+        "/webhooks/{webhook_id}/rotate-secret": {
+            "parameters": _WH,
+            "post": _op(
+                "Rotate the secret, keeping the old one valid for a grace period",
+                "rotateSecret",
+                {"200": ok(_ref("Webhook"), "Rotated; the new secret is shown once.")}
+                | _errors(400, 404, 422),
+                body=_ref("RotateSecretIn"),
+            ),
+        },
+        "/webhooks/{webhook_id}/deliveries": {
+            "parameters": _WH,
+            "get": _op(
+                "A webhook's deliveries, newest first",
+                "listDeliveries",
+                {"200": ok(_ref("DeliveryList"), "The deliveries.")} | _errors(400, 404),
+                params=[
+                    _query(
+                        "status",
+                        "Only this status.",
+                        {"type": "string", "enum": ["pending", "retrying", "success", "failed"]},
+                    ),
+                    _LIMIT_Q,
+                ],
+            ),
+        },
+        "/webhooks/{webhook_id}/replay-failed": {
+            "parameters": _WH,
+            "post": _op(
+                "Send every failed delivery again",
+                "replayFailed",
+                {
+                    "202": ok(
+                        {"type": "object", "properties": {"replayed": {"type": "integer"}}},
+                        "Queued.",
+                    )
+                }
+                | _errors(404),
+            ),
+        },
+        "/deliveries/{delivery_id}": {
+            "parameters": _DL,
+            "get": _op(
+                "A delivery with its attempts",
+                "getDelivery",
+                {"200": ok(_ref("Delivery"), "The delivery.")} | _errors(404),
+            ),
+        },
+        "/deliveries/{delivery_id}/redeliver": {
+            "parameters": _DL,
+            "post": _op(
+                "Send a finished delivery again",
+                "redeliver",
+                {
+                    "202": ok(
+                        {"type": "object", "properties": {"delivery_id": _STR, "status": _STR}},
+                        "Queued.",
+                    )
+                }
+                | _errors(404, 409),
+            ),
+        },
+        "/metrics": {
+            "get": _op(
+                "Metrics as JSON, or Prometheus text with `Accept: text/plain`",
+                "getMetrics",
+                {
+                    "200": {
+                        "description": "The metrics.",
+                        "content": {
+                            "application/json": {"schema": _ref("Metrics")},
+                            "text/plain": {"schema": _STR},
+                        },
+                    }
+                }
+                | _errors(),
+            ),
+        },
+        "/healthz": {
+            "get": _op(
+                "Liveness (no API key needed)",
+                "healthz",
+                {"200": ok(_ref("Health"), "Running."), "503": ok(_ref("Health"), "Not running.")},
+                auth=False,
+            ),
+        },
+        "/openapi.json": {
+            "get": _op(
+                "This document", "openapi", {"200": ok(_OBJ, "OpenAPI 3.1 document.")} | _errors()
+            ),
+        },
+    }
+
+
+def service_openapi() -> dict[str, Any]:
+    """The webhook document of :func:`~mnemo_events.schemas.export_openapi_spec` extended
+    with the service's paths, request and response schemas and its bearer-key security."""
+    doc = copy.deepcopy(export_openapi_spec(title="mnemo-events"))
+    doc["info"]["description"] = (
+        "The mnemo-events service: publish and stream events, manage webhooks, read metrics. "
+        "`webhooks` describes what each registered endpoint receives. "
+        + doc["info"].get("description", "")
+    )
+    doc["paths"] = _paths()
+    components = doc.setdefault("components", {})
+    components.setdefault("schemas", {}).update(_schemas())
+    components["securitySchemes"] = {
+        "bearerAuth": {"type": "http", "scheme": "bearer", "description": "server.api_key"}
+    }
+    components["responses"] = {
+        f"E{code}": _json(_ref("Problem"), text) for code, text in _ERROR_TEXT.items()
+    }
+    return doc
+
+
+@routes.get("/openapi.json")
+async def openapi(request: web.Request) -> web.Response:
+    """The OpenAPI 3.1 document of this service."""
+    service = request.app[SERVICE]
+    if service.openapi is None:
+        service.openapi = service_openapi()
+    return web.json_response(service.openapi)
