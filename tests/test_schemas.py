@@ -6,6 +6,8 @@ import hashlib
 import hmac
 import json
 import re
+import subprocess
+import sys
 from collections.abc import Iterator
 from types import MappingProxyType
 from typing import Any
@@ -454,6 +456,57 @@ class TestAgreement:
         stock = Draft202012Validator(schema).is_valid(json.loads(json.dumps(data)))
         assert check(data) is stock
         assert validate_event(event_type, data)[0] is stock
+
+
+FAST_PATH_CASES: list[tuple[dict[str, Any], list[Any]]] = [
+    ({"type": ["string", "null"]}, ["a", None, 1, True]),
+    ({"properties": {"a": {"type": "integer"}}}, [{}, {"a": 1}, {"a": 1.0}, {"a": True}, "s", [1]]),
+    ({"type": "array", "items": {"enum": ["x", "y"]}}, [[], ["x"], ["z"], "x", [1]]),
+    ({"additionalProperties": False}, [{}, {"a": 1}, 3]),
+    ({"exclusiveMinimum": 0, "exclusiveMaximum": 1}, [0, 0.5, 1, "x", None]),
+    ({"properties": {"a": False}, "required": ["b"]}, [{"b": 1}, {"a": 1, "b": 1}, {}]),
+    ({"type": "object", "additionalProperties": True}, [{"z": [1]}, []]),
+    (True, [1, None]),
+    (False, [1, None]),
+]  # fmt: skip
+
+
+class TestFastPath:
+    @pytest.mark.parametrize(("schema", "payloads"), FAST_PATH_CASES)
+    def test_compiled_checks_match_jsonschema(self, schema: Any, payloads: list[Any]) -> None:
+        """On the keywords it compiles, the fast check gives jsonschema's verdict."""
+        check = compile_check(schema)
+        assert check is not None
+        for payload in payloads:
+            assert check(payload) is Draft202012Validator(schema).is_valid(payload), payload
+
+    @pytest.mark.parametrize(
+        "schema",
+        [
+            {"pattern": "^a"},
+            {"anyOf": [{"type": "string"}]},
+            {"$ref": "#"},
+            {"enum": [1, 2]},
+            {"additionalProperties": {"type": "string"}},
+            {"properties": {"a": {"minLength": 1}}},
+            {"type": "objekt"},
+            {"items": [{"type": "string"}]},
+        ],
+    )
+    def test_other_keywords_are_not_compiled(self, schema: dict[str, Any]) -> None:
+        """A schema with any keyword outside the compiled subset gets no fast check."""
+        assert compile_check(schema) is None
+
+    def test_importing_the_schemas_does_not_import_jsonschema(self) -> None:
+        """jsonschema loads only when a payload fails the fast check (faster CLI start)."""
+        code = (
+            "import sys, mnemo_events.schemas as s\n"
+            "assert s.validate_event('memory.deleted', {'memory_id': 'm'}) == (True, [])\n"
+            "assert 'jsonschema' not in sys.modules\n"
+            "assert not s.validate_event('memory.deleted', {})[0]\n"
+            "assert 'jsonschema' in sys.modules\n"
+        )
+        subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
 
 
 class TestRegistration:

@@ -17,14 +17,10 @@ from __future__ import annotations
 
 import copy
 import difflib
+import functools
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
-from jsonschema import Draft202012Validator
-from jsonschema.exceptions import SchemaError
-from jsonschema.protocols import Validator
-from jsonschema.validators import extend
 from pydantic import BaseModel
 from pydantic.errors import PydanticUserError
 from pydantic.json_schema import GenerateJsonSchema, JsonSchemaValue
@@ -35,6 +31,9 @@ from mnemo_events.patterns import validate_event_type
 from mnemo_events.schemas._fastpath import TYPE_PREDICATES, Check, compile_check
 from mnemo_events.schemas._messages import format_errors
 from mnemo_events.schemas._models import BUILTIN_MODELS
+
+if TYPE_CHECKING:
+    from jsonschema.protocols import Validator
 
 __all__ = [
     "DIALECT",
@@ -59,14 +58,21 @@ def _checker_function(predicate: Check) -> Callable[[object, Any], bool]:
     return lambda _checker, instance: predicate(instance)
 
 
-# The fast path and jsonschema share the type predicates, so they agree on what a type is.
-_TYPE_CHECKER = Draft202012Validator.TYPE_CHECKER.redefine_many(
-    {name: _checker_function(predicate) for name, predicate in TYPE_PREDICATES.items()}
-)
-# jsonschema's `extend` is untyped; the class it returns is used as a Validator.
-_PayloadValidator: Any = extend(  # type: ignore[no-untyped-call]
-    Draft202012Validator, type_checker=_TYPE_CHECKER
-)
+@functools.cache
+def _validator_class() -> Any:
+    """The 2020-12 validator class with our type predicates, built on first use.
+
+    jsonschema is imported here, not at module import: valid payloads of the built-in types
+    never need it, and it costs a tenth of a second to import.
+    """
+    from jsonschema import Draft202012Validator
+    from jsonschema.validators import extend
+
+    # The fast path and jsonschema share the type predicates, so they agree on what a type is.
+    checker = Draft202012Validator.TYPE_CHECKER.redefine_many(
+        {name: _checker_function(predicate) for name, predicate in TYPE_PREDICATES.items()}
+    )
+    return extend(Draft202012Validator, type_checker=checker)  # type: ignore[no-untyped-call]
 
 
 class _OmittableOptionals(GenerateJsonSchema):
@@ -92,13 +98,26 @@ def model_json_schema(model: type[BaseModel]) -> dict[str, Any]:
     return {"$schema": DIALECT, **schema}
 
 
-@dataclass(frozen=True, slots=True)
 class _Entry:
-    schema: Mapping[str, Any]
-    validator: Validator
-    check: Check | None
-    """Sound fast check (True means valid); None when the schema is beyond its subset."""
-    model: type[BaseModel] | None
+    """One registered type: its schema, fast check, model, and jsonschema validator."""
+
+    __slots__ = ("_validator", "check", "model", "schema")
+
+    def __init__(self, schema: dict[str, Any], model: type[BaseModel] | None) -> None:
+        self.schema = schema
+        self.model = model
+        self.check: Check | None = compile_check(schema)
+        """Sound fast check (True means valid); None when the schema is beyond its subset."""
+        self._validator: Validator | None = None
+        if self.check is None:
+            self._validator = _validator_class()(schema)
+
+    @property
+    def validator(self) -> Validator:
+        """The jsonschema validator, compiled on first use and kept."""
+        if self._validator is None:
+            self._validator = _validator_class()(self.schema)
+        return self._validator
 
 
 def _schema_from(event_type: str, model_or_schema: object) -> tuple[dict[str, Any], Any]:
@@ -118,8 +137,10 @@ def _schema_from(event_type: str, model_or_schema: object) -> tuple[dict[str, An
                 f"schema for {event_type!r} declares $schema {dialect!r}; only {DIALECT} "
                 "(draft 2020-12) is supported"
             )
+        from jsonschema.exceptions import SchemaError
+
         try:
-            _PayloadValidator.check_schema(schema)
+            _validator_class().check_schema(schema)
         except SchemaError as err:
             where = "/".join(map(str, err.absolute_path)) or "(root)"
             raise SchemaRegistrationError(
@@ -163,8 +184,7 @@ class SchemaRegistry:
                 "replace its schema"
             )
         schema, model = _schema_from(event_type, model_or_schema)
-        validator = _PayloadValidator(schema)
-        self._entries[event_type] = _Entry(schema, validator, compile_check(schema), model)
+        self._entries[event_type] = _Entry(schema, model)
 
     def unregister(self, event_type: str) -> bool:
         """Forget ``event_type``; False when it was not registered."""
