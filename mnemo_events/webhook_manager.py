@@ -1,0 +1,558 @@
+"""Webhook delivery: signed, retried, tracked and durable (the reference's public module).
+
+::
+
+    wm = WebhookManager("./data/webhooks.json", delivery_store_path="./data/deliveries.sqlite3")
+    wm.attach(bus)                      # every matching event on the bus is delivered
+    async with wm:                      # start() ... stop()
+        hook = await wm.register_webhook("https://example.com/hook", ["memory.*"])
+        hook.secret                     # generated, shown this once ("whsec_...")
+
+Every delivery is recorded in SQLite before its first attempt and resumed by the next
+``start()`` if the process dies first: at-least-once, with a stable ``X-MnemoCore-Delivery``
+id for the receiver to deduplicate. See :mod:`mnemo_events.webhooks` for the parts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import os
+import secrets
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from enum import Enum
+from typing import Any
+
+from aiohttp.abc import AbstractResolver
+from reactivex import abc
+
+from mnemo_events._log import logger
+from mnemo_events.config import RetryConfig, WebhooksConfig, load_config
+from mnemo_events.event import Event
+from mnemo_events.exceptions import WebhookConfigError, WebhookError, WebhookNotFoundError
+from mnemo_events.webhooks import ssrf, validation
+from mnemo_events.webhooks.delivery import DeliveryJob
+from mnemo_events.webhooks.models import (
+    Delivery,
+    DeliveryStatus,
+    RetiredSecret,
+    Webhook,
+    WebhookStatus,
+)
+from mnemo_events.webhooks.registry import WebhookRegistry
+from mnemo_events.webhooks.runtime import DeliveryRuntime
+from mnemo_events.webhooks.signature import (
+    StandardWebhookSignature,
+    WebhookSignature,
+    generate_secret,
+)
+from mnemo_events.webhooks.store import DeliveryStore
+
+__all__ = [
+    "Delivery",
+    "DeliveryStatus",
+    "RetryConfig",
+    "StandardWebhookSignature",
+    "Webhook",
+    "WebhookManager",
+    "WebhookSignature",
+    "WebhookStatus",
+    "get_webhook_manager",
+    "reset_webhook_manager",
+]
+
+_log = logger("webhooks")
+_BACKLOG_LIMIT = 10_000
+
+
+class _State(Enum):
+    NEW = "new"
+    RUNNING = "running"
+    STOPPED = "stopped"
+
+
+class WebhookManager:
+    """Registers webhooks and delivers matching events to them (see the module docstring).
+
+    Settings come from ``config`` (a :class:`WebhooksConfig`; without one, both stores are in
+    memory) and any keyword given here overrides it. ``resolver`` replaces the DNS resolver
+    used for the SSRF checks and connections (tests use a static one).
+
+    Raises:
+        WebhookPersistenceError: the webhook file exists but cannot be loaded.
+    """
+
+    def __init__(
+        self,
+        persistence_path: str | os.PathLike[str] | None = None,
+        *,
+        delivery_store_path: str | os.PathLike[str] | None = None,
+        allow_private_networks: bool | None = None,
+        config: WebhooksConfig | None = None,
+        resolver: AbstractResolver | None = None,
+        **settings: Any,
+    ) -> None:
+        base = config or WebhooksConfig(persistence_path=None, delivery_store_path=None)
+        overrides: dict[str, Any] = dict(settings)
+        if persistence_path is not None:
+            overrides["persistence_path"] = os.fspath(persistence_path)
+        if delivery_store_path is not None:
+            overrides["delivery_store_path"] = os.fspath(delivery_store_path)
+        if allow_private_networks is not None:
+            overrides["allow_private_networks"] = allow_private_networks
+        unknown = set(overrides) - set(WebhooksConfig.model_fields)
+        if unknown:
+            raise WebhookConfigError(f"unknown WebhookManager setting(s): {sorted(unknown)}")
+        self.config = WebhooksConfig.model_validate({**base.model_dump(), **overrides})
+        self._registry = WebhookRegistry(self.config.persistence_path)
+        self._resolver = resolver
+        self._state = _State.NEW
+        self._runtime: DeliveryRuntime | None = None
+        self._bus: Any = None
+        self._bus_subscription: abc.DisposableBase | None = None
+        self._backlog: list[Event] = []
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._dropped = 0
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    @property
+    def is_running(self) -> bool:
+        """Whether deliveries are being sent."""
+        return self._state is _State.RUNNING
+
+    async def start(self) -> None:
+        """Open the store, resume unfinished deliveries and start sending (idempotent)."""
+        if self._state is _State.RUNNING:
+            return
+        store = DeliveryStore(self.config.delivery_store_path)
+        runtime = DeliveryRuntime(
+            self.config,
+            self._registry,
+            store,
+            resolver=self._resolver,
+            on_disable=self._disable_soon,
+        )
+        self._runtime = runtime
+        try:
+            resumed = await runtime.start()
+        except BaseException:
+            self._runtime = None
+            await runtime.stop(0.0)
+            raise
+        self._state = _State.RUNNING
+        backlog, self._backlog = self._backlog, []
+        for event in backlog:
+            runtime.inbound.on_next(event)
+        if self._bus is not None and self._bus_subscription is None:
+            self._subscribe_bus()
+        _log.info("webhooks.started", webhooks=len(self._registry), resumed=resumed)
+
+    async def stop(self) -> None:
+        """Stop sending. Running attempts get ``stop_timeout`` seconds to finish; unfinished
+        deliveries stay pending in the store for the next ``start()``."""
+        if self._state is not _State.RUNNING:
+            return
+        self._state = _State.STOPPED
+        if self._bus_subscription is not None:
+            self._bus_subscription.dispose()
+            self._bus_subscription = None
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+        runtime, self._runtime = self._runtime, None
+        assert runtime is not None
+        await runtime.stop(self.config.stop_timeout)
+        _log.info("webhooks.stopped")
+
+    async def __aenter__(self) -> WebhookManager:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.stop()
+
+    async def flush(self) -> None:
+        """Wait until every delivery record written so far is committed to the store."""
+        await self._running().store.flush()
+
+    def _running(self) -> DeliveryRuntime:
+        if self._runtime is None:
+            raise WebhookError("the webhook manager is not running: await wm.start() first")
+        return self._runtime
+
+    # -- events in ---------------------------------------------------------------------------
+
+    def attach(self, bus: Any) -> None:
+        """Deliver every event published on ``bus`` (an ``EventBus``) that matches a webhook.
+
+        Events arriving before ``start()`` wait (up to 10,000) and go out when it runs.
+        """
+        if self._bus is bus:
+            return
+        self.detach()
+        self._bus = bus
+        if self._state is not _State.STOPPED:
+            self._subscribe_bus()
+
+    def detach(self) -> None:
+        """Stop receiving events from the attached bus."""
+        if self._bus_subscription is not None:
+            self._bus_subscription.dispose()
+            self._bus_subscription = None
+        self._bus = None
+
+    def _subscribe_bus(self) -> None:
+        self._bus_subscription = self._bus.observe(">").subscribe(on_next=self.deliver)
+
+    def deliver(self, event: Event) -> None:
+        """Deliver one event to every enabled webhook it matches (what ``attach`` uses)."""
+        if not self.config.enabled:
+            return
+        if self._runtime is not None:
+            self._runtime.inbound.on_next(event)
+        elif self._state is _State.NEW and len(self._backlog) < _BACKLOG_LIMIT:
+            self._backlog.append(event)
+        else:
+            self._dropped += 1
+            if self._dropped == 1 or self._dropped % 1000 == 0:
+                _log.warning(
+                    "webhooks.event_dropped",
+                    event_id=event.id,
+                    dropped=self._dropped,
+                    reason="manager stopped" if self._state is _State.STOPPED else "backlog full",
+                )
+
+    async def send_webhooks(self, event: Event) -> None:
+        """The reference's entry point: same as :meth:`deliver`."""
+        self.deliver(event)
+
+    # -- registration ------------------------------------------------------------------------
+
+    async def register_webhook(
+        self,
+        url: str,
+        events: Sequence[str],
+        secret: str | None = None,
+        headers: Mapping[str, str] | None = None,
+        enabled: bool = True,
+        retry_config: RetryConfig | Mapping[str, Any] | None = None,
+        *,
+        secret_ref: str | None = None,
+        signature_scheme: str = "mnemocore",
+        description: str | None = None,
+    ) -> Webhook:
+        """Register an endpoint for the events matching ``events`` (bus patterns).
+
+        Without ``secret`` or ``secret_ref`` (``"env:NAME"``) a secret is generated; the
+        returned webhook is the only place it is shown.
+
+        Raises:
+            WebhookConfigError: a field is invalid (the message names it).
+            UnsafeWebhookURLError: the URL points at a private network (SSRF guard).
+        """
+        scheme = validation.validate_scheme(signature_scheme)
+        patterns = validation.validate_events(events)
+        clean_headers = validation.validate_headers(headers)
+        retry = self.config.default_retry if retry_config is None else retry_config
+        retry = validation.validate_retry_config(retry)
+        if secret is None and secret_ref is None:
+            secret = generate_secret()
+        validation.validate_secret(secret, secret_ref, scheme)
+        parsed = await self._check_url(url)
+        webhook = Webhook(
+            id=f"wh_{secrets.token_hex(12)}",
+            url=str(parsed),
+            events=patterns,
+            secret=secret,
+            secret_ref=secret_ref,
+            headers=clean_headers,
+            enabled=bool(enabled),
+            retry_config=retry,
+            signature_scheme=scheme,
+            description=description,
+        )
+        await self._registry.put(webhook)
+        if self._runtime is not None:
+            self._runtime.add(webhook)
+        _log.info("webhooks.registered", webhook_id=webhook.id, events=list(patterns))
+        return webhook
+
+    async def _check_url(self, url: str) -> Any:
+        resolver = self._resolver
+        if resolver is None and not self.config.allow_private_networks:
+            from aiohttp.resolver import DefaultResolver
+
+            resolver = DefaultResolver()
+            try:
+                return await ssrf.check_url(url, allow_private_networks=False, resolver=resolver)
+            finally:
+                await resolver.close()
+        return await ssrf.check_url(
+            url, allow_private_networks=self.config.allow_private_networks, resolver=resolver
+        )
+
+    async def update_webhook(self, webhook_id: str, **fields: Any) -> Webhook:
+        """Change some fields (``url``, ``events``, ``secret``, ``secret_ref``, ``headers``,
+        ``enabled``, ``retry_config``, ``signature_scheme``, ``description``).
+
+        ``enabled=True`` re-enables a disabled webhook and clears its failure count. A new
+        ``secret`` replaces the old one at once; :meth:`rotate_secret` keeps both for a while.
+
+        Raises:
+            WebhookNotFoundError: no such webhook.
+            WebhookConfigError: an unknown field or an invalid value.
+        """
+        unknown = set(fields) - validation.UPDATABLE_FIELDS
+        if unknown:
+            raise WebhookConfigError(
+                f"cannot update {sorted(unknown)}; updatable fields: "
+                f"{sorted(validation.UPDATABLE_FIELDS)}"
+            )
+        current = self._registry.get(webhook_id)
+        changes: dict[str, Any] = {}
+        if "url" in fields:
+            changes["url"] = str(await self._check_url(fields["url"]))
+        if "events" in fields:
+            changes["events"] = validation.validate_events(fields["events"])
+        if "headers" in fields:
+            changes["headers"] = validation.validate_headers(fields["headers"])
+        if "retry_config" in fields:
+            changes["retry_config"] = validation.validate_retry_config(fields["retry_config"])
+        if "signature_scheme" in fields:
+            changes["signature_scheme"] = validation.validate_scheme(fields["signature_scheme"])
+        if "description" in fields:
+            changes["description"] = fields["description"]
+        if "secret" in fields or "secret_ref" in fields:
+            changes["secret"] = fields.get("secret")
+            changes["secret_ref"] = fields.get("secret_ref")
+            if changes["secret"] is None and changes["secret_ref"] is None:
+                raise WebhookConfigError("secret: give a new secret or secret_ref to replace it")
+        if "enabled" in fields:
+            changes["enabled"] = bool(fields["enabled"])
+            changes["disabled_reason"] = None if fields["enabled"] else "disabled by update"
+        validation.validate_secret(
+            changes.get("secret", current.secret),
+            changes.get("secret_ref", current.secret_ref),
+            changes.get("signature_scheme", current.signature_scheme),
+        )
+        updated = await self._registry.change(
+            webhook_id,
+            lambda w: dataclasses.replace(w, **changes, updated_at=datetime.now(UTC)),
+        )
+        self._apply(updated, reset_failures=changes.get("enabled") is True)
+        _log.info("webhooks.updated", webhook_id=webhook_id, fields=sorted(fields))
+        return updated.masked()
+
+    def _apply(self, webhook: Webhook, *, reset_failures: bool = False) -> None:
+        if self._runtime is None:
+            return
+        actor = self._runtime.actors.get(webhook.id)
+        if actor is not None:
+            actor.update(webhook)
+            if reset_failures:
+                actor.state.consecutive_failures = 0
+                self._runtime.store.save_state(actor.state)
+
+    async def rotate_secret(
+        self,
+        webhook_id: str,
+        new_secret: str | None = None,
+        grace_seconds: float = 86400,
+        *,
+        new_secret_ref: str | None = None,
+    ) -> Webhook:
+        """Replace the secret, signing with the old one too for ``grace_seconds``.
+
+        Returns the webhook with the new secret shown (generated when none is given): the
+        only time it is.
+        """
+        if grace_seconds < 0:
+            raise WebhookConfigError(f"grace_seconds must be >= 0, got {grace_seconds}")
+        current = self._registry.get(webhook_id)
+        if new_secret is None and new_secret_ref is None:
+            new_secret = generate_secret()
+        validation.validate_secret(new_secret, new_secret_ref, current.signature_scheme)
+        expires = time.time() + grace_seconds
+
+        def _rotate(webhook: Webhook) -> Webhook:
+            retired = RetiredSecret(webhook.secret, webhook.secret_ref, expires)
+            keep = tuple(old for old in webhook.previous_secrets if old.expires_at > time.time())
+            return dataclasses.replace(
+                webhook,
+                secret=new_secret,
+                secret_ref=new_secret_ref,
+                previous_secrets=(retired, *keep) if grace_seconds > 0 else keep,
+                updated_at=datetime.now(UTC),
+            )
+
+        rotated = await self._registry.change(webhook_id, _rotate)
+        self._apply(rotated)
+        _log.info("webhooks.secret_rotated", webhook_id=webhook_id, grace_seconds=grace_seconds)
+        return rotated
+
+    async def delete_webhook(self, webhook_id: str) -> None:
+        """Remove a webhook; its unfinished deliveries are marked failed.
+
+        Raises:
+            WebhookNotFoundError: no such webhook.
+        """
+        await self._registry.remove(webhook_id)
+        if self._runtime is not None:
+            await self._runtime.remove(webhook_id)
+        _log.info("webhooks.deleted", webhook_id=webhook_id)
+
+    def get_webhook(self, webhook_id: str) -> Webhook:
+        """One webhook, secrets masked.
+
+        Raises:
+            WebhookNotFoundError: no such webhook.
+        """
+        return self._registry.get(webhook_id).masked()
+
+    def list_webhooks(self, enabled_only: bool = False) -> list[Webhook]:
+        """Every webhook (or only the enabled ones), secrets masked."""
+        return [w.masked() for w in self._registry.all() if w.enabled or not enabled_only]
+
+    def _disable_soon(self, webhook_id: str, reason: str) -> None:
+        task = asyncio.get_running_loop().create_task(self._disable(webhook_id, reason))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _disable(self, webhook_id: str, reason: str) -> None:
+        try:
+            webhook = self._registry.get(webhook_id)
+            if not webhook.enabled:
+                return
+            disabled = await self._registry.change(
+                webhook_id,
+                lambda w: dataclasses.replace(
+                    w, enabled=False, disabled_reason=reason, updated_at=datetime.now(UTC)
+                ),
+            )
+        except WebhookError as err:  # deleted meanwhile, or the file cannot be written
+            _log.error("webhooks.disable_failed", webhook_id=webhook_id, error=repr(err))
+            return
+        self._apply(disabled)
+        _log.warning("webhooks.disabled", webhook_id=webhook_id, reason=reason)
+
+    # -- tracking ----------------------------------------------------------------------------
+
+    async def get_delivery_history(
+        self, webhook_id: str, limit: int = 100, status: str | None = None
+    ) -> list[Delivery]:
+        """A webhook's deliveries, newest first; ``status`` filters by one status."""
+        if status is not None and status not in DeliveryStatus.__members__.values():
+            choices = ", ".join(s.value for s in DeliveryStatus)
+            raise WebhookConfigError(f"status must be one of {choices}, got {status!r}")
+        return await self._running().store.list_deliveries(webhook_id, limit=limit, status=status)
+
+    async def get_delivery(self, delivery_id: str) -> Delivery:
+        """One delivery with all its attempts.
+
+        Raises:
+            WebhookNotFoundError: no such delivery.
+        """
+        found = await self._running().store.get_delivery(delivery_id)
+        if found is None:
+            raise WebhookNotFoundError(f"no delivery with id {delivery_id!r}")
+        return found
+
+    async def get_webhook_status(self, webhook_id: str) -> WebhookStatus:
+        """Counts, success rate, last delivery times, consecutive failures, enabled and why not.
+
+        Raises:
+            WebhookNotFoundError: no such webhook.
+        """
+        webhook = self._registry.get(webhook_id)
+        runtime = self._running()
+        counts = {status.value: 0 for status in DeliveryStatus}
+        counts.update(await runtime.store.counts(webhook_id))
+        counts["total"] = sum(counts.values())
+        finished = counts["success"] + counts["failed"]
+        return WebhookStatus(
+            webhook_id=webhook_id,
+            enabled=webhook.enabled,
+            disabled_reason=webhook.disabled_reason,
+            deliveries=counts,
+            success_rate=counts["success"] / finished if finished else None,
+            **runtime.status_times(webhook_id),
+        )
+
+    def get_metrics(self) -> dict[str, Any]:
+        """Webhooks, deliveries by status, attempts, mean and p95 latency (since start)."""
+        webhooks = self._registry.all()
+        enabled = sum(1 for w in webhooks if w.enabled)
+        runtime = self._runtime
+        metrics: dict[str, Any] = {
+            "running": self.is_running,
+            "webhooks": {"total": len(webhooks), "enabled": enabled},
+        }
+        if runtime is None:
+            return metrics | {"deliveries": {}, "attempts": {}, "latency_ms": {}, "errors": {}}
+        metrics |= runtime.metrics.snapshot()
+        metrics["in_flight"] = sum(actor.in_flight for actor in runtime.actors.values())
+        metrics["store"] = {"batches": runtime.store.batches, "errors": runtime.store.write_errors}
+        metrics["errors"] = dict(runtime.counters) | {"events_dropped": self._dropped}
+        return metrics
+
+    async def redeliver(self, delivery_id: str) -> str:
+        """Send a finished delivery again (same delivery id, a fresh round of attempts).
+
+        Raises:
+            WebhookNotFoundError: no such delivery, or its webhook was deleted.
+            WebhookError: the delivery is still pending or retrying.
+        """
+        runtime = self._running()
+        stored = await runtime.store.job(delivery_id)
+        if stored is None:
+            raise WebhookNotFoundError(f"no delivery with id {delivery_id!r}")
+        self._registry.get(stored.webhook_id)
+        found = await runtime.store.get_delivery(delivery_id)
+        if found is not None and found.status in (DeliveryStatus.PENDING, DeliveryStatus.RETRYING):
+            raise WebhookError(f"delivery {delivery_id} is still {found.status.value}")
+        await runtime.replay([DeliveryJob.from_stored(stored, now=time.time(), new_round=True)])
+        return delivery_id
+
+    async def replay_failed(self, webhook_id: str, since: datetime | None = None) -> int:
+        """Send again every failed delivery of a webhook (created since ``since``); how many."""
+        self._registry.get(webhook_id)
+        runtime = self._running()
+        stored = await runtime.store.failed_jobs(webhook_id, since.timestamp() if since else None)
+        now = time.time()
+        await runtime.replay([DeliveryJob.from_stored(s, now=now, new_round=True) for s in stored])
+        return len(stored)
+
+
+_shared: WebhookManager | None = None
+_shared_lock = threading.Lock()
+
+
+def get_webhook_manager() -> WebhookManager:
+    """The shared manager, configured from ``config.yaml`` and attached to ``get_event_bus()``.
+
+    ``await get_webhook_manager().start()`` to begin sending.
+    """
+    global _shared
+    with _shared_lock:
+        if _shared is None:
+            from mnemo_events.event_bus import get_event_bus
+
+            manager = WebhookManager(config=load_config().webhooks)
+            manager.attach(get_event_bus())
+            _shared = manager
+        return _shared
+
+
+def reset_webhook_manager() -> None:
+    """Forget the shared manager (mainly for tests); detaches it from its bus.
+
+    A running manager is not stopped: ``await get_webhook_manager().stop()`` first.
+    """
+    global _shared
+    with _shared_lock:
+        if _shared is not None:
+            _shared.detach()
+        _shared = None

@@ -1,0 +1,469 @@
+"""The delivery pipeline: events in, one actor per webhook, retried attempts out.
+
+::
+
+    inbound events ──filter(webhook matches)──map(new delivery, recorded)──┐
+    resumed / redelivered deliveries ──────────────────────────────────────┴─merge
+        ──flat_map(delivery)──▶ results ──scan──▶ metrics
+
+    delivery = defer(one attempt in the webhook's mailbox)
+                 .pipe(retry_when(backoff_notifier(delay decided by the attempt)))
+
+Each webhook is an actor (:class:`WebhookActor`): a mailbox of attempts and at most
+``max_in_flight`` worker tasks taking from it, so a slow or dead endpoint only ever occupies its
+own workers. A delivery waiting for its next retry sits in a timer on the asyncio scheduler,
+not in the mailbox: it holds nothing up. Each attempt's outcome is decided by the actor with
+the pure :mod:`backoff` schedule and recorded in the store before it is emitted; the
+notifier only turns the decided delay into a timer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import reactivex
+from reactivex import Observable, abc
+from reactivex import operators as ops
+from reactivex.disposable import Disposable
+from reactivex.subject import Subject
+
+from mnemo_events._log import logger
+from mnemo_events.event import Event
+from mnemo_events.operators import backoff_notifier, retry_when
+from mnemo_events.webhooks.backoff import retry_delay
+from mnemo_events.webhooks.metrics import AttemptResult, Queued
+from mnemo_events.webhooks.models import DeliveryStatus, Webhook
+from mnemo_events.webhooks.sender import Prepared, Response, Sender
+from mnemo_events.webhooks.store import DeliveryStore, StoredJob, WebhookState
+
+__all__ = ["DeliveryJob", "RetryScheduled", "WebhookActor", "new_delivery_id"]
+
+_log = logger("webhooks")
+
+
+def new_delivery_id() -> str:
+    """A fresh delivery id: ``"dlv_"`` and a uuid4 in hex."""
+    return f"dlv_{uuid.uuid4().hex}"
+
+
+@dataclass(slots=True)
+class DeliveryJob:
+    """One delivery travelling through a webhook's pipeline."""
+
+    delivery_id: str
+    webhook_id: str
+    event_id: str
+    event_type: str
+    body: bytes
+    attempts: int = 0
+    """Attempts made so far, across rounds (the next one is ``attempts + 1``)."""
+    round_start: int = 0
+    """``attempts`` when the current round began (a redelivery starts a new round)."""
+    delay: float = 0.0
+    """Seconds to wait before the first attempt of this run (a resumed retry)."""
+    persisted: asyncio.Future[None] | None = None
+    """Resolves once the store has the delivery; the first attempt waits for it."""
+    retrying: bool = False
+
+    @classmethod
+    def from_stored(cls, stored: StoredJob, *, now: float, new_round: bool = False) -> DeliveryJob:
+        """A job for a delivery read back from the store."""
+        wait = 0.0 if new_round or stored.next_attempt_at is None else stored.next_attempt_at - now
+        return cls(
+            delivery_id=stored.id,
+            webhook_id=stored.webhook_id,
+            event_id=stored.event_id,
+            event_type=stored.event_type,
+            body=stored.body,
+            attempts=stored.attempts,
+            round_start=stored.attempts if new_round else stored.round_start,
+            delay=max(wait, 0.0),
+        )
+
+
+class RetryScheduled(Exception):
+    """An attempt failed and another follows after ``delay`` seconds (drives ``retry_when``)."""
+
+    def __init__(self, delay: float) -> None:
+        super().__init__(delay)
+        self.delay = delay
+
+
+@dataclass(slots=True)
+class _Entry:
+    job: DeliveryJob
+    observer: abc.ObserverBase[Any]
+    cancelled: bool = False
+
+
+@dataclass(slots=True)
+class ActorContext:
+    """What every actor of one manager shares."""
+
+    store: DeliveryStore
+    sender: Sender
+    scheduler: abc.SchedulerBase
+    results: Subject[Any]
+    max_in_flight: int
+    disable_after_failures: int
+    allow_private_networks: bool
+    on_disable: Callable[[str, str], None]
+    counters: dict[str, int] = field(default_factory=dict)
+
+    def count(self, name: str) -> None:
+        """Add one to a named counter (reported in ``get_metrics()['errors']``)."""
+        self.counters[name] = self.counters.get(name, 0) + 1
+
+
+def _is_job(job: DeliveryJob | None) -> bool:
+    return job is not None
+
+
+def _delay_of(_retry_number: int, error: Exception) -> float | None:
+    return error.delay if isinstance(error, RetryScheduled) else None
+
+
+class WebhookActor:
+    """One webhook's mailbox, workers and pipeline (see the module docstring)."""
+
+    def __init__(self, webhook: Webhook, context: ActorContext, state: WebhookState) -> None:
+        self._ctx = context
+        self.state = state
+        self._mailbox: deque[_Entry] = deque()
+        self._workers: set[asyncio.Task[None]] = set()
+        self._busy = 0
+        self._running = False
+        self._closed = False
+        self._injected: Subject[DeliveryJob] = Subject()
+        self._subscription: abc.DisposableBase | None = None
+        self._types: dict[str, bool] = {}
+        self._prepared = Prepared(webhook, allow_private_networks=context.allow_private_networks)
+
+    @property
+    def webhook(self) -> Webhook:
+        """The webhook's current configuration."""
+        return self._prepared.webhook
+
+    @property
+    def in_flight(self) -> int:
+        """Attempts running now."""
+        return self._busy
+
+    def update(self, webhook: Webhook) -> None:
+        """Use a new configuration from the next attempt on."""
+        self._prepared = Prepared(webhook, allow_private_networks=self._ctx.allow_private_networks)
+        self._types = {}
+
+    # -- the pipeline ------------------------------------------------------------------------
+
+    def connect(self, inbound: Observable[Event]) -> None:
+        """Subscribe this webhook's pipeline to the inbound events."""
+        jobs = reactivex.merge(
+            inbound.pipe(ops.filter(self._accepts), ops.map(self._new_job), ops.filter(_is_job)),
+            self._injected,
+        )
+        # No subscribe-time scheduler: subscriptions happen synchronously (an event published
+        # right after registration is not missed); only the timers use the asyncio scheduler.
+        self._subscription = jobs.pipe(ops.flat_map(self._delivery)).subscribe(
+            self._ctx.results.on_next, self._pipeline_failed
+        )
+
+    def inject(self, job: DeliveryJob) -> None:
+        """Send a delivery read back from the store (resumed, redelivered, replayed)."""
+        self._injected.on_next(job)
+
+    def _accepts(self, event: Event) -> bool:
+        hit = self._types.get(event.type)
+        if hit is None:
+            webhook = self.webhook
+            hit = self._types[event.type] = webhook.enabled and webhook.matches(event.type)
+        return hit
+
+    def _new_job(self, event: Event) -> DeliveryJob | None:
+        try:
+            job = DeliveryJob(
+                new_delivery_id(), self.webhook.id, event.id, event.type, event.to_json()
+            )
+            job.persisted = self._ctx.store.add_delivery(
+                job.delivery_id, job.webhook_id, job.event_id, job.event_type, job.body, time.time()
+            )
+        except Exception as err:  # one bad event must not end the webhook's pipeline
+            self._ctx.count("pipeline_errors")
+            _log.error(
+                "webhooks.job_failed",
+                webhook_id=self.webhook.id,
+                event_id=event.id,
+                error=repr(err),
+            )
+            return None
+        return job
+
+    def _delivery(self, job: DeliveryJob) -> Observable[Any]:
+        attempts: Observable[Any] = reactivex.defer(lambda _: self._attempt(job)).pipe(
+            retry_when(backoff_notifier(_delay_of, scheduler=self._ctx.scheduler)),
+            ops.catch(lambda err, _: self._unexpected(job, err)),
+        )
+        if job.delay > 0:
+            attempts = reactivex.timer(job.delay, scheduler=self._ctx.scheduler).pipe(
+                ops.flat_map(lambda _: attempts)
+            )
+        return attempts.pipe(ops.start_with(Queued(job.webhook_id, job.delivery_id)))
+
+    def _unexpected(self, job: DeliveryJob, err: Exception) -> Observable[Any]:
+        self._ctx.count("pipeline_errors")
+        _log.error(
+            "webhooks.pipeline_error",
+            webhook_id=job.webhook_id,
+            delivery_id=job.delivery_id,
+            error=repr(err),
+        )
+        return reactivex.empty()
+
+    def _pipeline_failed(self, err: Exception) -> None:
+        self._ctx.count("pipeline_errors")
+        _log.error("webhooks.pipeline_stopped", webhook_id=self.webhook.id, error=repr(err))
+
+    def _attempt(self, job: DeliveryJob) -> Observable[Any]:
+        def _subscribe(
+            observer: abc.ObserverBase[Any], scheduler: abc.SchedulerBase | None = None
+        ) -> abc.DisposableBase:
+            entry = _Entry(job, observer)
+            self._mailbox.append(entry)
+            self._spawn()
+
+            def _cancel() -> None:
+                entry.cancelled = True
+
+            return Disposable(_cancel)
+
+        return Observable(_subscribe)
+
+    # -- the actor ---------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Let workers take attempts from the mailbox."""
+        self._running = True
+        self._spawn()
+
+    def _spawn(self) -> None:
+        # Idle workers are about to take an entry; add workers for the rest, up to the bound.
+        while (
+            self._running
+            and len(self._workers) < self._ctx.max_in_flight
+            and len(self._workers) - self._busy < len(self._mailbox)
+        ):
+            task = asyncio.get_running_loop().create_task(self._work())
+            self._workers.add(task)
+            task.add_done_callback(self._workers.discard)
+
+    async def _work(self) -> None:
+        me = asyncio.current_task()
+        try:
+            while self._running and self._mailbox:
+                entry = self._mailbox.popleft()
+                if entry.cancelled:
+                    continue
+                self._busy += 1
+                try:
+                    await self._run(entry)
+                except Exception as err:  # a bug here must not kill the worker silently
+                    self._ctx.count("attempt_errors")
+                    _log.exception(
+                        "webhooks.attempt_crashed",
+                        webhook_id=entry.job.webhook_id,
+                        delivery_id=entry.job.delivery_id,
+                        error=repr(err),
+                    )
+                    if not entry.cancelled:
+                        entry.observer.on_error(err)
+                finally:
+                    self._busy -= 1
+        finally:
+            # Leave the pool in the same step as the last empty-mailbox check: an attempt
+            # queued later (a zero-delay retry) then sees no idle worker and spawns one.
+            if me is not None:
+                self._workers.discard(me)
+
+    async def stop(self, grace: float) -> None:
+        """Take no new attempts; wait up to ``grace`` s for running ones, then cancel them.
+
+        Deliveries left in the mailbox or waiting for a retry stay pending in the store.
+        """
+        self._running = False
+        if self._workers:
+            _, late = await asyncio.wait(set(self._workers), timeout=grace)
+            for task in late:
+                task.cancel()
+            if late:
+                await asyncio.wait(late)
+        self.disconnect()
+
+    def disconnect(self) -> None:
+        """Dispose the pipeline: pending retry timers and queued attempts are dropped."""
+        if self._subscription is not None:
+            self._subscription.dispose()
+            self._subscription = None
+        for entry in self._mailbox:
+            entry.cancelled = True
+        self._mailbox.clear()
+
+    async def close(self) -> None:
+        """Stop at once (the webhook was deleted): cancel running attempts too."""
+        self._closed = True
+        await self.stop(0.0)
+
+    async def _run(self, entry: _Entry) -> None:
+        job = entry.job
+        if job.persisted is not None:
+            try:
+                await job.persisted
+            except Exception as err:  # better sent without a record than not sent at all
+                self._ctx.count("store_errors")
+                _log.error(
+                    "webhooks.delivery_not_recorded", delivery_id=job.delivery_id, error=repr(err)
+                )
+            job.persisted = None
+        prepared = self._prepared
+        webhook = prepared.webhook
+        if self._closed or not webhook.enabled:
+            self._finish_unattempted(
+                entry, "webhook deleted" if self._closed else "webhook disabled"
+            )
+            return
+        number = job.attempts + 1
+        started = time.time()
+        response = await self._ctx.sender.send(
+            prepared, job.delivery_id, job.event_type, job.body, number
+        )
+        job.attempts = number
+        self._settle(entry, webhook, response, number, started)
+
+    def _settle(
+        self, entry: _Entry, webhook: Webhook, response: Response, number: int, started: float
+    ) -> None:
+        job = entry.job
+        config = webhook.retry_config
+        in_round = number - job.round_start
+        retry_in: float | None = None
+        if response.ok:
+            outcome = "success"
+        elif response.gone or response.final or in_round >= config.max_attempts:
+            outcome = "failed"
+        else:
+            outcome = "retry"
+            retry_in = retry_delay(in_round, config, retry_after=response.retry_after)
+        now = time.time()
+        status = {
+            "success": DeliveryStatus.SUCCESS,
+            "failed": DeliveryStatus.FAILED,
+            "retry": DeliveryStatus.RETRYING,
+        }[outcome]
+        self._ctx.store.record_attempt(
+            (
+                job.delivery_id,
+                number,
+                started,
+                outcome,
+                response.status_code,
+                response.error,
+                response.latency_ms,
+                response.body,
+            ),
+            (
+                status.value,
+                number,
+                None if retry_in is None else now + retry_in,
+                now,
+                response.status_code,
+                response.error,
+                response.latency_ms,
+                response.body,
+                job.delivery_id,
+            ),
+        )
+        fields = {
+            "webhook_id": job.webhook_id,
+            "delivery_id": job.delivery_id,
+            "event_id": job.event_id,
+            "attempt": number,
+            "status_code": response.status_code,
+            "latency_ms": round(response.latency_ms, 2),
+        }
+        _log.debug("webhooks.attempt", outcome=outcome, error=response.error, **fields)
+        state = self.state
+        state.last_delivery_at = now
+        if outcome == "success":
+            state.consecutive_failures = 0
+            state.last_success_at = now
+            _log.debug("webhooks.delivered", **fields)
+        elif outcome == "retry":
+            _log.info("webhooks.retry_scheduled", retry_in=retry_in, error=response.error, **fields)
+        else:
+            state.consecutive_failures += 1
+            state.last_failure_at = now
+            _log.warning("webhooks.delivery_failed", error=response.error, **fields)
+        if outcome != "retry":
+            self._ctx.store.save_state(state)
+        if response.gone:
+            self._ctx.on_disable(webhook.id, "the endpoint answered 410 Gone")
+        elif state.consecutive_failures >= self._ctx.disable_after_failures and outcome == "failed":
+            self._ctx.on_disable(
+                webhook.id, f"{state.consecutive_failures} consecutive failed deliveries"
+            )
+        result = AttemptResult(
+            job.webhook_id,
+            job.delivery_id,
+            job.event_id,
+            number,
+            outcome,  # type: ignore[arg-type]
+            response.status_code,
+            response.error,
+            response.latency_ms,
+            retry_in,
+            job.retrying,
+        )
+        job.retrying = outcome == "retry"
+        if entry.cancelled:
+            return
+        entry.observer.on_next(result)
+        if retry_in is not None:
+            entry.observer.on_error(RetryScheduled(retry_in))
+        else:
+            entry.observer.on_completed()
+
+    def _finish_unattempted(self, entry: _Entry, reason: str) -> None:
+        job = entry.job
+        now = time.time()
+        self._ctx.store.record_attempt(
+            None,
+            ("failed", job.attempts, None, now, None, reason, None, None, job.delivery_id),
+        )
+        _log.warning(
+            "webhooks.delivery_failed",
+            webhook_id=job.webhook_id,
+            delivery_id=job.delivery_id,
+            event_id=job.event_id,
+            error=reason,
+        )
+        result = AttemptResult(
+            job.webhook_id,
+            job.delivery_id,
+            job.event_id,
+            job.attempts,
+            "failed",
+            None,
+            reason,
+            None,
+            None,
+            job.retrying,
+            attempted=False,
+        )
+        if not entry.cancelled:
+            entry.observer.on_next(result)
+            entry.observer.on_completed()

@@ -1,0 +1,195 @@
+"""The running part of the webhook manager: session, store, actors, resume, maintenance.
+
+:class:`DeliveryRuntime` exists from ``start()`` to ``stop()``. It owns the one
+``ClientSession`` (cookie-less, unlimited pool: each webhook bounds itself), the open
+:class:`DeliveryStore`, the asyncio scheduler, one :class:`WebhookActor` per webhook, and the
+scan that folds delivery results into the metrics.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import aiohttp
+from aiohttp.abc import AbstractResolver
+from reactivex import abc
+from reactivex import operators as ops
+from reactivex.scheduler.eventloop import AsyncIOScheduler
+from reactivex.subject import Subject
+
+from mnemo_events._log import logger
+from mnemo_events.config import WebhooksConfig
+from mnemo_events.event import Event
+from mnemo_events.webhooks.delivery import ActorContext, DeliveryJob, WebhookActor
+from mnemo_events.webhooks.metrics import DeliveryMetrics, reduce_metrics
+from mnemo_events.webhooks.models import Webhook
+from mnemo_events.webhooks.registry import WebhookRegistry
+from mnemo_events.webhooks.sender import Sender
+from mnemo_events.webhooks.ssrf import GuardedResolver
+from mnemo_events.webhooks.store import DeliveryStore, WebhookState
+
+__all__ = ["DeliveryRuntime"]
+
+_log = logger("webhooks")
+_PRUNE_EVERY = 3600.0
+
+
+class DeliveryRuntime:
+    """Everything that runs between ``start()`` and ``stop()`` (see the module docstring)."""
+
+    def __init__(
+        self,
+        config: WebhooksConfig,
+        registry: WebhookRegistry,
+        store: DeliveryStore,
+        *,
+        resolver: AbstractResolver | None,
+        on_disable: Callable[[str, str], None],
+    ) -> None:
+        self._config = config
+        self._registry = registry
+        self.store = store
+        self._resolver = resolver
+        self._on_disable = on_disable
+        self.inbound: Subject[Event] = Subject()
+        self.actors: dict[str, WebhookActor] = {}
+        self.metrics = DeliveryMetrics()
+        self.states: dict[str, WebhookState] = {}
+        self._results: Subject[Any] = Subject()
+        self._scan: abc.DisposableBase | None = None
+        self._session: aiohttp.ClientSession | None = None
+        self._context: ActorContext | None = None
+        self._maintenance: asyncio.Task[None] | None = None
+
+    @property
+    def counters(self) -> dict[str, int]:
+        """Counted problems (pipeline, attempt and store errors)."""
+        return {} if self._context is None else self._context.counters
+
+    async def start(self) -> int:
+        """Open the store and session, build the actors, resume unfinished deliveries.
+
+        Returns:
+            How many unfinished deliveries were resumed.
+        """
+        loop = asyncio.get_running_loop()
+        await self.store.open()
+        resolver = self._resolver
+        if not self._config.allow_private_networks:
+            resolver = GuardedResolver(resolver)
+        connector = aiohttp.TCPConnector(limit=0, limit_per_host=0, resolver=resolver)
+        self._session = aiohttp.ClientSession(
+            connector=connector,
+            cookie_jar=aiohttp.DummyCookieJar(),  # no cookie travels between endpoints
+        )
+        self._context = ActorContext(
+            store=self.store,
+            sender=Sender(self._session, body_limit=self._config.response_body_limit),
+            scheduler=AsyncIOScheduler(loop),
+            results=self._results,
+            max_in_flight=self._config.max_in_flight_per_endpoint,
+            disable_after_failures=self._config.disable_after_failures,
+            allow_private_networks=self._config.allow_private_networks,
+            on_disable=self._on_disable,
+        )
+        self._scan = self._results.pipe(ops.scan(reduce_metrics, self.metrics)).subscribe(
+            lambda _: None
+        )
+        self.states = await self.store.states()
+        for webhook in self._registry.all():
+            self.add(webhook)
+        resumed = await self._resume()
+        self._maintenance = loop.create_task(self._prune_forever(), name="mnemo-wh-maintenance")
+        return resumed
+
+    def add(self, webhook: Webhook) -> WebhookActor:
+        """Create, connect and start the actor of a new webhook."""
+        assert self._context is not None
+        state = self.states.setdefault(webhook.id, WebhookState(webhook.id))
+        actor = WebhookActor(webhook, self._context, state)
+        actor.connect(self.inbound)
+        actor.start()
+        self.actors[webhook.id] = actor
+        return actor
+
+    async def remove(self, webhook_id: str) -> None:
+        """Stop a deleted webhook's actor and fail its unfinished deliveries."""
+        actor = self.actors.pop(webhook_id, None)
+        if actor is not None:
+            await actor.close()
+        self.states.pop(webhook_id, None)
+        await self.store.fail_open(webhook_id, "webhook deleted")
+
+    async def _resume(self) -> int:
+        now = time.time()
+        jobs = await self.store.open_jobs()
+        orphans: set[str] = set()
+        for stored in jobs:
+            actor = self.actors.get(stored.webhook_id)
+            if actor is None:
+                orphans.add(stored.webhook_id)
+                continue
+            actor.inject(DeliveryJob.from_stored(stored, now=now))
+        for webhook_id in orphans:
+            await self.store.fail_open(webhook_id, "webhook no longer registered")
+        resumed = len(jobs) - sum(1 for job in jobs if job.webhook_id in orphans)
+        if jobs:
+            _log.info("webhooks.resumed", deliveries=resumed, orphaned=len(jobs) - resumed)
+        return resumed
+
+    async def replay(self, jobs: list[DeliveryJob]) -> None:
+        """Send stored deliveries again as a new round (redeliver, replay_failed)."""
+        if not jobs:
+            return
+        reopened = self.store.reopen([job.delivery_id for job in jobs])
+        for job in jobs:
+            job.persisted = reopened
+            self.actors[job.webhook_id].inject(job)
+        await reopened
+
+    async def _prune_forever(self) -> None:
+        keep = self._config.retention_days * 86400.0
+        while True:
+            try:
+                pruned = await self.store.prune(time.time() - keep)
+            except Exception as err:
+                self.counters["store_errors"] = self.counters.get("store_errors", 0) + 1
+                _log.error("webhooks.prune_failed", error=repr(err))
+            else:
+                if pruned:
+                    _log.info("webhooks.pruned", deliveries=pruned)
+            await asyncio.sleep(min(_PRUNE_EVERY, keep))
+
+    async def stop(self, grace: float) -> None:
+        """Finish running attempts (up to ``grace`` s), then close everything."""
+        if self._maintenance is not None:
+            self._maintenance.cancel()
+            await asyncio.gather(self._maintenance, return_exceptions=True)
+            self._maintenance = None
+        deadline = time.monotonic() + grace
+        await asyncio.gather(
+            *(actor.stop(max(deadline - time.monotonic(), 0.0)) for actor in self.actors.values())
+        )
+        self.actors.clear()
+        if self._scan is not None:
+            self._scan.dispose()
+            self._scan = None
+        await self.store.close()
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    def status_times(self, webhook_id: str) -> dict[str, Any]:
+        """A webhook's counters that outlive restarts, as datetimes."""
+        state = self.states.get(webhook_id) or WebhookState(webhook_id)
+        as_dt = {
+            key: None if value is None else datetime.fromtimestamp(value, UTC)
+            for key, value in dataclasses.asdict(state).items()
+            if key.endswith("_at")
+        }
+        return {"consecutive_failures": state.consecutive_failures, **as_dt}

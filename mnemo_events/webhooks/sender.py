@@ -1,0 +1,201 @@
+"""One HTTP attempt: headers, signatures, the POST, and what the answer means.
+
+The sender owns no state between attempts beyond the manager's one ``ClientSession``. It
+never raises for a network problem: every outcome is a :class:`Response` (the actor decides
+about retries). Redirects are not followed; the response body is read up to a cap.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+
+import aiohttp
+from yarl import URL
+
+from mnemo_events import __version__
+from mnemo_events.webhooks.backoff import RETRY_AFTER_STATUSES, parse_retry_after
+from mnemo_events.webhooks.models import Webhook
+from mnemo_events.webhooks.signature import (
+    SIGNATURE_HEADER,
+    StandardWebhookSignature,
+    WebhookSignature,
+    standard_key,
+)
+from mnemo_events.webhooks.ssrf import BlockedAddressError, literal_host_problem
+
+__all__ = ["RESERVED_HEADERS", "USER_AGENT", "Prepared", "Response", "Sender"]
+
+USER_AGENT = f"mnemo-events/{__version__}"
+RESERVED_HEADERS = frozenset(
+    name.lower()
+    for name in (
+        "Content-Type",
+        "Content-Length",
+        "Content-Encoding",
+        "Transfer-Encoding",
+        "Host",
+        "Connection",
+        "User-Agent",
+        "X-MnemoCore-Event",
+        "X-MnemoCore-Delivery",
+        "X-MnemoCore-Attempt",
+        SIGNATURE_HEADER,
+        "webhook-id",
+        "webhook-timestamp",
+        "webhook-signature",
+    )
+)
+"""Headers the sender sets; a webhook's custom headers may not override them."""
+
+
+@dataclass(frozen=True, slots=True)
+class Response:
+    """What one attempt came to."""
+
+    ok: bool
+    status_code: int | None
+    error: str | None
+    latency_ms: float
+    body: str | None
+    retry_after: float | None = None
+    gone: bool = False
+    """410 Gone: the endpoint asks to be disabled."""
+    final: bool = False
+    """Not worth retrying (a refused address, a missing secret)."""
+
+
+class Prepared:
+    """What every attempt to one webhook version shares, computed once per version."""
+
+    __slots__ = ("base_headers", "literal_problem", "standard", "timeout", "url", "webhook")
+
+    def __init__(self, webhook: Webhook, *, allow_private_networks: bool) -> None:
+        self.webhook = webhook
+        self.url = URL(webhook.url)
+        self.base_headers = {
+            "Content-Type": "application/json",
+            "User-Agent": USER_AGENT,
+            **webhook.headers,
+        }
+        self.timeout = aiohttp.ClientTimeout(total=webhook.retry_config.timeout_seconds)
+        self.standard = webhook.signature_scheme in ("standard", "both")
+        self.literal_problem = None if allow_private_networks else literal_host_problem(self.url)
+
+
+def _error_text(err: BaseException) -> str:
+    text = str(err)
+    return f"{type(err).__name__}: {text}" if text else type(err).__name__
+
+
+def _blocked_cause(err: BaseException) -> BlockedAddressError | None:
+    seen: BaseException | None = err
+    while seen is not None:
+        if isinstance(seen, BlockedAddressError):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
+class Sender:
+    """Sends signed attempts through one ``ClientSession``."""
+
+    def __init__(self, session: aiohttp.ClientSession, *, body_limit: int) -> None:
+        self._session = session
+        self._body_limit = body_limit
+
+    def headers(
+        self, prepared: Prepared, delivery_id: str, event_type: str, body: bytes, number: int
+    ) -> dict[str, str] | str:
+        """The request headers, or an error message when no secret is available."""
+        now = time.time()
+        secrets = prepared.webhook.active_secrets(now)
+        if not secrets:
+            ref = prepared.webhook.secret_ref or "(inline)"
+            return f"no signing secret: {ref} is not set"
+        stamp = int(now)
+        headers = prepared.base_headers.copy()
+        headers["X-MnemoCore-Event"] = event_type
+        headers["X-MnemoCore-Delivery"] = delivery_id
+        headers["X-MnemoCore-Attempt"] = str(number)
+        if prepared.webhook.signature_scheme != "standard":
+            headers[SIGNATURE_HEADER] = WebhookSignature.sign(body, secrets, stamp)
+        if prepared.standard:
+            try:
+                keys = [standard_key(secret) for secret in secrets]
+            except ValueError as err:
+                return str(err)
+            headers["webhook-id"] = delivery_id
+            headers["webhook-timestamp"] = str(stamp)
+            headers["webhook-signature"] = StandardWebhookSignature.sign(
+                delivery_id, stamp, body, keys
+            )
+        return headers
+
+    async def send(
+        self, prepared: Prepared, delivery_id: str, event_type: str, body: bytes, number: int
+    ) -> Response:
+        """POST ``body`` once and classify the answer; never raises for network trouble."""
+        if prepared.literal_problem is not None:
+            return Response(False, None, prepared.literal_problem, 0.0, None, final=True)
+        headers = self.headers(prepared, delivery_id, event_type, body, number)
+        if isinstance(headers, str):
+            return Response(False, None, headers, 0.0, None, final=True)
+        started = time.perf_counter()
+        try:
+            async with self._session.post(
+                prepared.url,
+                data=body,
+                headers=headers,
+                allow_redirects=False,
+                timeout=prepared.timeout,
+            ) as resp:
+                text = await self._read(resp)
+                status = resp.status
+                retry_after_header = resp.headers.get("Retry-After")
+        except TimeoutError:
+            elapsed = (time.perf_counter() - started) * 1000.0
+            limit = prepared.webhook.retry_config.timeout_seconds
+            return Response(False, None, f"timed out after {limit:g}s", elapsed, None)
+        except (aiohttp.ClientError, OSError) as err:
+            elapsed = (time.perf_counter() - started) * 1000.0
+            blocked = _blocked_cause(err)
+            if blocked is not None:
+                return Response(False, None, str(blocked), elapsed, None, final=True)
+            return Response(False, None, _error_text(err), elapsed, None)
+        elapsed = (time.perf_counter() - started) * 1000.0
+        if 200 <= status < 300:
+            return Response(True, status, None, elapsed, text)
+        retry_after = (
+            parse_retry_after(retry_after_header) if status in RETRY_AFTER_STATUSES else None
+        )
+        reason = "redirect not followed" if 300 <= status < 400 else "non-2xx response"
+        return Response(
+            False,
+            status,
+            f"HTTP {status}: {reason}",
+            elapsed,
+            text,
+            retry_after=retry_after,
+            gone=status == 410,
+        )
+
+    async def _read(self, resp: aiohttp.ClientResponse) -> str | None:
+        if self._body_limit <= 0:
+            return None
+        chunks: list[bytes] = []
+        size = 0
+        while size < self._body_limit:
+            chunk = await resp.content.read(self._body_limit - size)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+        return b"".join(chunks).decode("utf-8", "replace") if chunks else ""
+
+
+async def close_session(session: aiohttp.ClientSession) -> None:
+    """Close a session and give its transports a loop turn to finish closing."""
+    await session.close()
+    await asyncio.sleep(0)

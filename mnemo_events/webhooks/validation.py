@@ -1,0 +1,137 @@
+"""Checks on what a caller registers: patterns, headers, secrets, retry settings.
+
+Each function returns the normalised value or raises :class:`WebhookConfigError` naming the
+field and the bad value. The URL and its address policy live in :mod:`ssrf`.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterable, Mapping
+from typing import Any, cast
+
+from pydantic import ValidationError
+
+from mnemo_events._frozen import FrozenDict
+from mnemo_events.config import RetryConfig
+from mnemo_events.exceptions import InvalidPatternError, WebhookConfigError
+from mnemo_events.patterns import parse_pattern
+from mnemo_events.webhooks.models import SignatureScheme
+from mnemo_events.webhooks.sender import RESERVED_HEADERS
+from mnemo_events.webhooks.signature import standard_key
+
+__all__ = [
+    "UPDATABLE_FIELDS",
+    "validate_events",
+    "validate_headers",
+    "validate_retry_config",
+    "validate_scheme",
+    "validate_secret",
+]
+
+UPDATABLE_FIELDS = frozenset(
+    {
+        "url",
+        "events",
+        "secret",
+        "secret_ref",
+        "headers",
+        "enabled",
+        "retry_config",
+        "signature_scheme",
+        "description",
+    }
+)
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_SCHEMES = ("mnemocore", "standard", "both")
+
+
+def validate_events(events: Iterable[str] | str) -> tuple[str, ...]:
+    """The subscription patterns, parsed with the bus's wildcard rules."""
+    if isinstance(events, str):
+        raise WebhookConfigError(
+            f"events must be a list of patterns, not the string {events!r} (try [{events!r}])"
+        )
+    patterns = tuple(events)
+    if not patterns:
+        raise WebhookConfigError("events must name at least one pattern (e.g. ['memory.*'])")
+    for index, pattern in enumerate(patterns):
+        try:
+            parse_pattern(pattern)
+        except InvalidPatternError as err:
+            raise WebhookConfigError(f"events[{index}]: {err}") from err
+    return tuple(dict.fromkeys(patterns))
+
+
+def validate_headers(headers: Mapping[str, str] | None) -> FrozenDict:
+    """Custom headers: valid names, single-line values, none that the sender sets itself."""
+    if headers is None:
+        return FrozenDict()
+    if not isinstance(headers, Mapping):
+        raise WebhookConfigError(f"headers must be a mapping, not {type(headers).__name__}")
+    clean: dict[str, str] = {}
+    for name, value in headers.items():
+        if not isinstance(name, str) or not _TOKEN.fullmatch(name):
+            raise WebhookConfigError(f"header name {name!r} is not a valid HTTP header name")
+        if name.lower() in RESERVED_HEADERS:
+            raise WebhookConfigError(
+                f"header {name!r} is set by the webhook sender and cannot be overridden"
+            )
+        if not isinstance(value, str) or any(ch in value for ch in "\r\n\0"):
+            raise WebhookConfigError(
+                f"header {name!r} must have a single-line string value, got {value!r}"
+            )
+        if name.lower() in (key.lower() for key in clean):
+            raise WebhookConfigError(f"header {name!r} is given twice (names are case-blind)")
+        clean[name] = value
+    return FrozenDict(clean)
+
+
+def validate_scheme(scheme: str) -> SignatureScheme:
+    """The signature scheme: ``mnemocore`` (default), ``standard`` or ``both``."""
+    if scheme not in _SCHEMES:
+        raise WebhookConfigError(
+            f"signature_scheme must be one of {', '.join(_SCHEMES)}, got {scheme!r}"
+        )
+    return cast(SignatureScheme, scheme)
+
+
+def validate_secret(
+    secret: str | None, secret_ref: str | None, scheme: SignatureScheme, *, field: str = "secret"
+) -> None:
+    """A secret given inline or as ``env:NAME`` (set now), fit for the signature scheme."""
+    if secret is not None and secret_ref is not None:
+        raise WebhookConfigError(f"give either {field} or {field}_ref, not both")
+    value = secret
+    if secret is not None and (not isinstance(secret, str) or not secret.strip()):
+        raise WebhookConfigError(f"{field} must be a non-empty string")
+    if secret_ref is not None:
+        name = secret_ref[4:] if isinstance(secret_ref, str) else ""
+        if (
+            not isinstance(secret_ref, str)
+            or not secret_ref.startswith("env:")
+            or not (_ENV_NAME.fullmatch(name))
+        ):
+            raise WebhookConfigError(
+                f"{field}_ref must look like 'env:NAME' (an environment variable), "
+                f"got {secret_ref!r}"
+            )
+        value = os.environ.get(name)
+        if not value:
+            raise WebhookConfigError(
+                f"{field}_ref {secret_ref!r}: the environment variable {name} is not set"
+            )
+    if value is not None and scheme != "mnemocore":
+        standard_key(value)
+
+
+def validate_retry_config(retry_config: RetryConfig | Mapping[str, Any] | None) -> RetryConfig:
+    """A :class:`RetryConfig`, from one or from a mapping of its fields."""
+    if retry_config is None or isinstance(retry_config, RetryConfig):
+        return retry_config or RetryConfig()
+    try:
+        return RetryConfig.model_validate(dict(retry_config))
+    except (ValidationError, TypeError, ValueError) as err:
+        raise WebhookConfigError(f"invalid retry_config: {err}") from err
