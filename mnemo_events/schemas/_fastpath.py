@@ -44,8 +44,9 @@ TYPE_PREDICATES: Mapping[str, Check] = {
     "integer": _is_integer,
     "boolean": lambda value: isinstance(value, bool),
     "null": lambda value: value is None,
-    "array": lambda value: isinstance(value, list | tuple),
-    "object": lambda value: isinstance(value, Mapping),
+    "array": lambda value: isinstance(value, (list, tuple)),
+    # A dict (FrozenDict included) answers before the slower abstract-class check.
+    "object": lambda value: isinstance(value, (dict, Mapping)),
 }
 """What each JSON type accepts; shared with the jsonschema validator's type checker.
 
@@ -67,24 +68,9 @@ _ANNOTATIONS = frozenset(
         "format",
     }  # format is not asserted: no format checker is used
 )
-_BOUNDS: Mapping[str, Callable[[Any, Any], bool]] = {
-    "minimum": lambda value, bound: value >= bound,
-    "maximum": lambda value, bound: value <= bound,
-    "exclusiveMinimum": lambda value, bound: value > bound,
-    "exclusiveMaximum": lambda value, bound: value < bound,
-}
-_KNOWN = (
-    _ANNOTATIONS
-    | _BOUNDS.keys()
-    | {
-        "type",
-        "enum",
-        "properties",
-        "required",
-        "additionalProperties",
-        "items",
-    }
-)
+_BOUNDS = ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum")
+_STRUCTURE = ("type", "enum", "properties", "required", "additionalProperties", "items")
+_KNOWN = _ANNOTATIONS.union(_BOUNDS, _STRUCTURE)
 
 
 class _Unsupported(Exception):
@@ -117,14 +103,28 @@ def _enum_check(values: Any) -> Check:
     return lambda value: isinstance(value, str) and value in allowed
 
 
-def _bound_check(keyword: str, bound: Any) -> Check:
-    if not _is_number(bound):
+def _bounds_check(schema: Mapping[str, Any]) -> Check | None:
+    """Every numeric bound of ``schema`` in one closure (for a value known to be a number)."""
+    limits = {key: schema[key] for key in _BOUNDS if key in schema}
+    if not limits:
+        return None
+    if not all(_is_number(bound) for bound in limits.values()):
         raise _Unsupported
-    compare = _BOUNDS[keyword]
-    return lambda value: not _is_number(value) or compare(value, bound)
+    low, high = limits.get("minimum"), limits.get("maximum")
+    above, below = limits.get("exclusiveMinimum"), limits.get("exclusiveMaximum")
+
+    def within(value: Any) -> bool:
+        return (
+            (low is None or value >= low)
+            and (high is None or value <= high)
+            and (above is None or value > above)
+            and (below is None or value < below)
+        )
+
+    return within
 
 
-def _object_check(schema: Mapping[str, Any]) -> Check:
+def _object_check(schema: Mapping[str, Any], *, must_be_object: bool) -> Check:
     properties = {name: _compile(sub) for name, sub in schema.get("properties", {}).items()}
     required = frozenset(schema.get("required", ()))
     additional = schema.get("additionalProperties", True)
@@ -135,8 +135,8 @@ def _object_check(schema: Mapping[str, Any]) -> Check:
 
     def check(value: Any) -> bool:
         if not is_object(value):
-            return True  # object keywords do not apply to other types
-        if not required <= value.keys():
+            return not must_be_object  # object keywords do not apply to other types
+        if not value.keys() >= required:
             return False
         for name, item in value.items():
             sub = properties.get(name)
@@ -164,15 +164,27 @@ def _compile(schema: Any) -> Check:
     if not isinstance(schema, Mapping) or not _KNOWN.issuperset(schema):
         raise _Unsupported
     checks: list[Check] = []
-    if "type" in schema:
-        checks.append(_type_check(schema["type"]))
+    typed = _type_check(schema["type"]) if "type" in schema else None
     if "enum" in schema:
         checks.append(_enum_check(schema["enum"]))
-    checks.extend(_bound_check(key, schema[key]) for key in _BOUNDS if key in schema)
+        if schema.get("type") == "string":
+            typed = None  # a string enum already implies the type
+    within = _bounds_check(schema)
+    if within is not None and typed in (_is_number, _is_integer):
+        number = typed
+        checks.append(lambda value: number(value) and within(value))
+        typed = None
+    elif within is not None:
+        checks.append(lambda value: not _is_number(value) or within(value))
     if {"properties", "required", "additionalProperties"} & schema.keys():
-        checks.append(_object_check(schema))
+        must_be_object = schema.get("type") == "object"
+        checks.append(_object_check(schema, must_be_object=must_be_object))
+        if must_be_object:
+            typed = None  # the object check refuses non-objects itself
     if "items" in schema:
         checks.append(_items_check(schema["items"]))
+    if typed is not None:
+        checks.insert(0, typed)
     return _all(checks)
 
 
