@@ -33,7 +33,7 @@ from mnemo_events._mailbox import Mailbox
 from mnemo_events._publish_checks import PayloadChecker
 from mnemo_events._router import LoopSubject, Router
 from mnemo_events._stream import EventStream, observable_of, open_stream
-from mnemo_events._subscription import Handler, SubscriptionActor, SubscriptionInfo
+from mnemo_events._subscription import Handler, SubscriptionActor, SubscriptionInfo, halt_all
 from mnemo_events.config import EventsConfig, load_config
 from mnemo_events.event import Event
 from mnemo_events.exceptions import BusClosedError, EventValidationError, QueueFullError
@@ -396,11 +396,11 @@ class EventBus:
         self._state = BusState.STOPPING
         await self._tasks.dispatched_up_to(self._stream.dispatched + len(self._mailbox))
         await self._tasks.halt_pump()
-        await asyncio.gather(*(self._drain(actor) for actor in self._actors.values()))
+        busy = [a for a in self._actors.values() if a.pending or a.busy_since is not None]
+        await asyncio.gather(*(self._drain(actor) for actor in busy))
         for stream_id in list(self._stream_ids):
             self.unsubscribe(stream_id)  # ends the iterator after what it already holds
-        for actor in [*self._actors.values(), *self._retired]:
-            await actor.halt()
+        await halt_all([*self._actors.values(), *self._retired])
         self._retired.clear()
         await self._tasks.halt_watchdog()
         self._state = BusState.STOPPED
@@ -428,8 +428,7 @@ class EventBus:
         await self.stop()
         for sub_id in list(self._actors):
             self.unsubscribe(sub_id)
-        for actor in self._retired:
-            await actor.halt()
+        await halt_all(self._retired)
         self._retired.clear()
         self._state = BusState.CLOSED
         _log.info("bus.shutdown", dispatched=self._stream.dispatched)
