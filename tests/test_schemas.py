@@ -424,6 +424,16 @@ class TestValidation:
             "see list_event_types() for the registered ones"
         ]
 
+    @pytest.mark.parametrize("event_type", [None, 3, ["memory.created"], b"memory.created"])
+    def test_non_string_types_are_refused_calmly(self, event_type: Any) -> None:
+        """A type that is not a str is unregistered and invalid, without an exception."""
+        assert is_registered(event_type) is False
+        assert suggest_event_types(event_type) == []
+        assert validate_event(event_type, {}) == (
+            False,
+            [f"event type must be a str, got {type(event_type).__name__}"],
+        )
+
     def test_suggestions_are_bounded(self) -> None:
         """``suggest_event_types`` returns at most ``n`` names, best first."""
         assert len(suggest_event_types("memory.x", n=2)) <= 2

@@ -191,8 +191,8 @@ class SchemaRegistry:
         return self._entries.pop(event_type, None) is not None
 
     def is_registered(self, event_type: str) -> bool:
-        """Whether ``event_type`` has a schema."""
-        return event_type in self._entries
+        """Whether ``event_type`` has a schema (False for anything but a registered str)."""
+        return isinstance(event_type, str) and event_type in self._entries
 
     def event_types(self) -> list[str]:
         """The registered event types, in registration order."""
@@ -224,7 +224,7 @@ class SchemaRegistry:
             its field path (``data.tags[1]``) and what was expected. For an unregistered type,
             one message suggesting the closest registered names.
         """
-        entry = self._entries.get(event_type)
+        entry = self._entries.get(event_type) if isinstance(event_type, str) else None
         if entry is None:
             return False, [self._unknown(event_type)]
         if entry.check is not None and entry.check(data):
@@ -236,9 +236,13 @@ class SchemaRegistry:
 
     def suggest(self, event_type: str, n: int = 3) -> list[str]:
         """Up to ``n`` registered types closest to ``event_type``, best first."""
+        if not isinstance(event_type, str):
+            return []
         return difflib.get_close_matches(event_type, self._entries, n=n, cutoff=0.6)
 
-    def _unknown(self, event_type: str) -> str:
+    def _unknown(self, event_type: object) -> str:
+        if not isinstance(event_type, str):
+            return f"event type must be a str, got {type(event_type).__name__}"
         close = self.suggest(event_type)
         hint = (
             f"did you mean {' or '.join(map(repr, close))}?"
