@@ -1,0 +1,80 @@
+"""The public API: what `mnemo_events` re-exports, and the reference's module paths."""
+
+from __future__ import annotations
+
+import importlib
+from importlib.metadata import version
+
+import pytest
+
+import mnemo_events
+from mnemo_events import exceptions
+
+PUBLIC_MODULES = [
+    "mnemo_events.config",
+    "mnemo_events.event",
+    "mnemo_events.event_bus",
+    "mnemo_events.exceptions",
+    "mnemo_events.integration",
+    "mnemo_events.logging",
+    "mnemo_events.operators",
+    "mnemo_events.patterns",
+    "mnemo_events.schemas",
+    "mnemo_events.simulation",
+    "mnemo_events.webhook_manager",
+    "pipelines",
+]
+
+
+def test_all_is_sorted_unique_and_resolvable() -> None:
+    """`__all__` is sorted, has no duplicates, and every name in it exists."""
+    names = mnemo_events.__all__
+    assert names == sorted(names)
+    assert len(set(names)) == len(names)
+    assert [name for name in names if not hasattr(mnemo_events, name)] == []
+
+
+def test_every_public_name_of_the_package_is_listed() -> None:
+    """Every public name bound in the package is in `__all__` (submodules aside)."""
+    bound = {
+        name
+        for name, value in vars(mnemo_events).items()
+        if not name.startswith("_") and type(value).__name__ != "module"
+    }
+    assert bound - set(mnemo_events.__all__) == set()
+
+
+@pytest.mark.parametrize("module_name", PUBLIC_MODULES)
+def test_public_modules_declare_resolvable_all(module_name: str) -> None:
+    """Each public module declares `__all__`, and every name in it exists."""
+    module = importlib.import_module(module_name)
+    assert [name for name in module.__all__ if not hasattr(module, name)] == []
+
+
+def test_every_exception_is_exported_at_the_top() -> None:
+    """The whole error tree is importable from `mnemo_events`."""
+    assert set(exceptions.__all__) <= set(mnemo_events.__all__)
+
+
+def test_version_comes_from_package_metadata() -> None:
+    """`__version__` is the installed distribution's version, not a typed string."""
+    assert mnemo_events.__version__ == version("mnemo-events")
+
+
+def test_reference_import_paths_work() -> None:
+    """The reference's imports work with `mnemocore.events` spelled `mnemo_events`."""
+    from mnemo_events.event_bus import get_event_bus, reset_event_bus
+    from mnemo_events.integration import emit_dream_completed, emit_memory_created
+    from mnemo_events.schemas import export_openapi_spec, list_event_types, validate_event
+    from mnemo_events.webhook_manager import RetryConfig, WebhookSignature, get_webhook_manager
+
+    assert callable(get_event_bus)
+    assert callable(reset_event_bus)
+    assert callable(emit_memory_created)
+    assert callable(emit_dream_completed)
+    assert callable(validate_event)
+    assert callable(list_event_types)
+    assert callable(export_openapi_spec)
+    assert callable(get_webhook_manager)
+    assert RetryConfig().max_attempts == 5
+    assert hasattr(WebhookSignature, "verify")
