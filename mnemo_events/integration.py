@@ -171,7 +171,10 @@ async def _emit_fields(event_type: str, arguments: dict[str, Any]) -> Event | No
     Each helper passes ``locals()`` as its first statement, so the payload keys are exactly
     its parameter names (tests pin those to the model's fields).
     """
-    bus = arguments.pop("event_bus")
+    bus: EventPublisher | None = arguments.pop("event_bus")
+    if bus is None or not bus.enabled:  # the engine's hot path: nothing else to do
+        _counters.skipped += 1
+        return None
     metadata = arguments.pop("metadata")
     data = {name: value for name, value in arguments.items() if value is not None}
     return await _publish(bus, event_type, data, metadata)
