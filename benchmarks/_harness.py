@@ -1,9 +1,10 @@
 """The measuring instrument: counting sinks, contenders, interleaved timed repetitions.
 
 Every contender of a case receives the same prepared payloads and the same counting sink, is
-set up fresh (untimed) before each repetition, timed with :func:`time.perf_counter` from the
-first publish until its sink has counted every expected delivery, then torn down (untimed)
-and checked: a contender that lost an event fails the run instead of looking fast.
+set up fresh (untimed) before each repetition, timed with :func:`time.perf_counter` (and
+:func:`time.process_time` alongside) from the first publish until its sink has counted every
+expected delivery, then torn down (untimed) and checked: a contender that lost an event
+fails the run instead of looking fast.
 Repetitions are interleaved across contenders, with the starting contender rotated each round,
 so a noisy neighbour on a shared machine slows every contender alike.
 """
@@ -24,6 +25,7 @@ __all__ = [
     "CaseResult",
     "Contender",
     "Row",
+    "Samples",
     "Tally",
     "Target",
     "Trial",
@@ -164,6 +166,13 @@ class Row:
     """The name of the row in the same case and group this one is divided by."""
     events: int = 0
     """Events per repetition (0 when not a rate)."""
+    cpu_samples: tuple[float, ...] = ()
+    """The same rates by this process's CPU time (empty when not a rate)."""
+
+    @property
+    def cpu_median(self) -> float | None:
+        """The median rate by CPU time, if measured."""
+        return statistics.median(self.cpu_samples) if self.cpu_samples else None
 
     @property
     def median(self) -> float:
@@ -193,6 +202,20 @@ class Target:
     at_least: bool = True
     """True: ``value >= threshold`` passes; False: ``value < threshold`` passes."""
     unit: str = "x"
+    cpu_value: float | None = None
+    """The same ratio on CPU-time medians, shown beside the verdict (which uses wall time)."""
+
+    @classmethod
+    def ratio(cls, case: int, goal: str, row: Row, base: Row, threshold: float) -> Target:
+        """``row`` median over ``base`` median must reach ``threshold``."""
+        cpu_row, cpu_base = row.cpu_median, base.cpu_median
+        return cls(
+            case,
+            goal,
+            row.median / base.median,
+            threshold,
+            cpu_value=cpu_row / cpu_base if cpu_row and cpu_base else None,
+        )
 
     @property
     def passed(self) -> bool:
@@ -220,6 +243,18 @@ class CaseResult:
         raise KeyError(f"case {self.number} has no row {name!r} in group {group!r}")
 
 
+@dataclass(slots=True)
+class Samples:
+    """One contender's rates: by wall-clock time (the figure) and by this process's CPU time.
+
+    On a shared machine other processes take the CPU in bursts; wall-clock rates then drop
+    while CPU-time rates hold, so a gap between the two shows how disturbed a run was.
+    """
+
+    wall: list[float] = field(default_factory=list)
+    cpu: list[float] = field(default_factory=list)
+
+
 async def measure(
     contenders: Sequence[Contender],
     *,
@@ -227,12 +262,12 @@ async def measure(
     repeat: int,
     warmup: int = 1,
     deadline: float = DELIVERY_DEADLINE,
-) -> dict[tuple[str, str], list[float]]:
+) -> dict[tuple[str, str], Samples]:
     """Events per second of each contender, ``repeat`` samples each after ``warmup`` rounds.
 
     Each round runs every contender once, starting one further along the list each round;
     each trial is freshly made, collected with :func:`gc.collect`, timed, closed and checked.
-    Samples are keyed by ``(group, name)``.
+    Samples are keyed by ``(group, name)``, in contender order.
 
     Raises:
         BenchmarkError: a contender handled a different number of events than expected, or
@@ -240,58 +275,59 @@ async def measure(
     """
     if repeat < 1:
         raise ValueError(f"repeat must be at least 1, got {repeat}")
-    samples: dict[tuple[str, str], list[float]] = {(c.group, c.name): [] for c in contenders}
+    samples = {(c.group, c.name): Samples() for c in contenders}
     count = len(contenders)
     for round_no in range(warmup + repeat):
         for offset in range(count):
             contender = contenders[(round_no + offset) % count]
-            seconds = await _time_one(contender, deadline)
+            wall, cpu = await _time_one(contender, deadline)
             if round_no >= warmup:
-                samples[(contender.group, contender.name)].append(events / seconds)
+                kept = samples[(contender.group, contender.name)]
+                kept.wall.append(events / wall)
+                kept.cpu.append(events / max(cpu, 1e-9))
     return samples
 
 
-async def _time_one(contender: Contender, deadline: float) -> float:
+async def _time_one(contender: Contender, deadline: float) -> tuple[float, float]:
     trial = contender.make()
     await trial.open()
     tally = trial.tally
     tally.expect(contender.deliveries)
     gc.collect()
     try:
+        cpu_started = time.process_time()
         started = time.perf_counter()
         await trial.run()
         await tally.wait(deadline)
         elapsed = time.perf_counter() - started
+        cpu = time.process_time() - cpu_started
     finally:
         await trial.close()
     if tally.count != tally.target:
         raise BenchmarkError(
             f"{contender.name}: counted {tally.count} deliveries, expected {tally.target}"
         )
-    return elapsed
+    return elapsed, cpu
 
 
 def rows_from(
     case: int,
-    samples: dict[tuple[str, str], list[float]],
+    samples: dict[tuple[str, str], Samples],
     *,
-    events: int | dict[str, int],
-    baseline: str | dict[str, str] | None,
+    events: int,
+    baseline: str | None,
 ) -> list[Row]:
-    """Rows in contender order; ``events`` and ``baseline`` may be given per group."""
-    rows = []
-    for (group, name), values in samples.items():
-        count = events[group] if isinstance(events, dict) else events
-        base = baseline.get(group) if isinstance(baseline, dict) else baseline
-        rows.append(
-            Row(
-                case=case,
-                group=group,
-                name=name,
-                unit="events/s",
-                samples=tuple(values),
-                baseline=base if base != name else None,
-                events=count,
-            )
+    """Rate rows in contender order, each compared with ``baseline`` of its group."""
+    return [
+        Row(
+            case=case,
+            group=group,
+            name=name,
+            unit="events/s",
+            samples=tuple(values.wall),
+            baseline=baseline if baseline != name else None,
+            events=events,
+            cpu_samples=tuple(values.cpu),
         )
-    return rows
+        for (group, name), values in samples.items()
+    ]

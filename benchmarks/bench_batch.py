@@ -37,7 +37,16 @@ async def case_5(sizes: Sizes, repeat: int) -> CaseResult:
     result = CaseResult(5, f"publish_batch of {sizes.batch_size:,} events")
     for row in rates:
         result.rows.append(
-            Row(5, "", row.name, row.unit, row.samples, baselines.get(row.name), row.events)
+            Row(
+                5,
+                "",
+                row.name,
+                row.unit,
+                row.samples,
+                baselines.get(row.name),
+                row.events,
+                row.cpu_samples,
+            )
         )
     for name in (BATCH_OFF, BATCH_STRICT):
         per_batch = tuple(sizes.batch_size / rate * 1e3 for rate in result.row(name).samples)
