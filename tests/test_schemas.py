@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import json
@@ -37,6 +38,7 @@ from mnemo_events.schemas import (
     validate_event,
 )
 from mnemo_events.schemas._fastpath import compile_check
+from mnemo_events.webhooks.signature import StandardWebhookSignature, WebhookSignature
 
 # Every field of every built-in type, with a valid value: the reference's table plus the
 # fields the engine sends too.
@@ -642,19 +644,26 @@ class TestOpenAPI:
         """Signature, event, delivery and attempt headers are parameters of every webhook."""
         spec = export_openapi_spec()
         parameters = spec["components"]["parameters"]
-        names = {p["name"] for p in parameters.values()}
-        assert names == {"X-MnemoCore-Signature", "X-MnemoCore-Delivery", "X-MnemoCore-Attempt"}
+        required = {p["name"]: p["required"] for p in parameters.values()}
+        assert required == {
+            "X-MnemoCore-Signature": False,  # absent with signature_scheme "standard"
+            "X-MnemoCore-Delivery": True,
+            "X-MnemoCore-Attempt": True,
+            "webhook-id": False,
+            "webhook-timestamp": False,
+            "webhook-signature": False,
+        }
         signature = parameters["Signature"]
         assert "HMAC-SHA256" in signature["description"]
         assert "{t}.{raw body}" in signature["description"]
         for item in spec["webhooks"].values():
             listed = item["post"]["parameters"]
             inline = [p for p in listed if "name" in p]
-            assert [p["name"] for p in inline] == ["X-MnemoCore-Event"]
-            assert len(listed) == 4
+            assert inline == [{**inline[0], "name": "X-MnemoCore-Event", "required": True}]
+            assert len(listed) == 7
 
-    def test_a_real_signature_matches_the_documented_pattern(self) -> None:
-        """An HMAC-SHA256 header built as documented matches the header's schema pattern."""
+    def test_real_signatures_match_the_documented_patterns(self) -> None:
+        """HMAC-SHA256 headers built as documented match the headers' schema patterns."""
         spec = export_openapi_spec()
         pattern = spec["components"]["parameters"]["Signature"]["schema"]["pattern"]
         body = Event.create("memory.deleted", {"memory_id": "m"}).to_json()
@@ -662,6 +671,21 @@ class TestOpenAPI:
         assert re.fullmatch(pattern, f"t=1709150400,v1={digest}")
         assert re.fullmatch(pattern, f"t=1709150400,v1={digest},v1={digest}")
         assert not re.fullmatch(pattern, f"t=now,v1={digest}")
+        standard = spec["components"]["parameters"]["StandardSignature"]["schema"]["pattern"]
+        encoded = base64.b64encode(hmac.digest(b"key", b"msg_1.1709150400." + body, "sha256"))
+        assert re.fullmatch(standard, f"v1,{encoded.decode()}")
+        assert re.fullmatch(standard, f"v1,{encoded.decode()} v1,{encoded.decode()}")
+        assert not re.fullmatch(standard, f"v2,{encoded.decode()}")
+
+    def test_the_sender_signs_as_documented(self) -> None:
+        """The webhook signer's real header values match the documented patterns."""
+        parameters = export_openapi_spec()["components"]["parameters"]
+        body = Event.create("memory.deleted", {"memory_id": "m"}).to_json()
+        mnemo = WebhookSignature.sign(body, ["whsec_one", "whsec_two"], 1709150400)
+        assert re.fullmatch(parameters["Signature"]["schema"]["pattern"], mnemo)
+        key = base64.b64encode(b"k" * 24).decode()
+        standard = StandardWebhookSignature.sign("dlv_1", 1709150400, body, f"whsec_{key}")
+        assert re.fullmatch(parameters["StandardSignature"]["schema"]["pattern"], standard)
 
     @pytest.mark.parametrize("event_type", list(FULL))
     def test_delivered_bodies_match_the_envelope(self, event_type: str) -> None:

@@ -24,13 +24,20 @@ _SIGNATURE_DOC = (
     "HMAC-SHA256 signature of the delivery: `t=<unix seconds>,v1=<hex digest>`, the digest "
     'computed with the webhook secret (UTF-8 bytes) over `"{t}.{raw body}"`. While a secret is '
     "rotated several `v1=` entries may appear; accept the request if any matches. Verify against "
-    "the raw body bytes, and refuse timestamps older than your tolerance (e.g. 300 s)."
+    "the raw body bytes, and refuse timestamps older than your tolerance (e.g. 300 s). Sent "
+    "unless the webhook's `signature_scheme` is `standard`."
 )
+_STANDARD_DOC = (
+    "Standard Webhooks signature, sent when the webhook's `signature_scheme` is `standard` or "
+    "`both`: space-separated `v1,<base64>` entries, each an HMAC-SHA256 with the base64-decoded "
+    'key after `whsec_` over `"{webhook-id}.{webhook-timestamp}.{raw body}"`.'
+)
+_B64 = "[A-Za-z0-9+/]+={0,2}"
 _PARAMETERS: dict[str, dict[str, Any]] = {
     "Signature": {
         "name": SIGNATURE_HEADER,
         "in": "header",
-        "required": True,
+        "required": False,
         "description": _SIGNATURE_DOC,
         "schema": {"type": "string", "pattern": "^t=[0-9]+(,v1=[0-9a-f]{64})+$"},
         "example": (
@@ -50,6 +57,27 @@ _PARAMETERS: dict[str, dict[str, Any]] = {
         "required": True,
         "description": "Attempt number of this delivery, 1 for the first.",
         "schema": {"type": "integer", "minimum": 1},
+    },
+    "StandardId": {
+        "name": "webhook-id",
+        "in": "header",
+        "required": False,
+        "description": "Standard Webhooks message id: the delivery id (scheme `standard`/`both`).",
+        "schema": {"type": "string"},
+    },
+    "StandardTimestamp": {
+        "name": "webhook-timestamp",
+        "in": "header",
+        "required": False,
+        "description": "Standard Webhooks timestamp, unix seconds (scheme `standard`/`both`).",
+        "schema": {"type": "integer", "minimum": 0},
+    },
+    "StandardSignature": {
+        "name": "webhook-signature",
+        "in": "header",
+        "required": False,
+        "description": _STANDARD_DOC,
+        "schema": {"type": "string", "pattern": f"^v1,{_B64}( v1,{_B64})*$"},
     },
 }
 _ENVELOPE_DOC = {
