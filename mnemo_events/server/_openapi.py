@@ -8,6 +8,7 @@ from typing import Any
 from aiohttp import web
 
 from mnemo_events.schemas import export_openapi_spec
+from mnemo_events.server._openapi_schemas import service_schemas
 from mnemo_events.server._state import SERVICE
 
 __all__ = ["routes", "service_openapi"]
@@ -92,143 +93,6 @@ _TYPE_Q = _query("type", "Same as `pattern`.", _STR)
 _LIMIT_Q = _query("limit", "How many to return.", {"type": "integer", "minimum": 0})
 _WH = [_path_param("webhook_id")]
 _DL = [_path_param("delivery_id")]
-
-
-def _schemas() -> dict[str, Any]:
-    event_props = {
-        "type": {"type": "string", "examples": ["memory.created"]},
-        "data": {**_OBJ, "description": "The payload, checked against the type's schema."},
-        "metadata": {"type": ["object", "null"], "description": "Context such as agent_id."},
-    }
-    webhook_fields = {
-        "url": {"type": "string", "format": "uri"},
-        "events": {"type": "array", "items": _STR, "minItems": 1, "examples": [["memory.*"]]},
-        "secret": {"type": ["string", "null"]},
-        "secret_ref": {"type": ["string", "null"], "description": "`env:NAME`"},
-        "headers": {"type": ["object", "null"], "additionalProperties": _STR},
-        "enabled": {"type": "boolean"},
-        "retry_config": {"type": ["object", "null"]},
-        "signature_scheme": {"type": "string", "enum": ["mnemocore", "standard", "both"]},
-        "description": {"type": ["string", "null"]},
-    }
-    return {
-        "Problem": {
-            "type": "object",
-            "required": ["error", "status", "detail", "problems"],
-            "properties": {
-                "error": _STR,
-                "status": {"type": "integer"},
-                "detail": _STR,
-                "problems": {"type": "array", "items": _STR},
-            },
-        },
-        "EventIn": {
-            "type": "object",
-            "required": ["type"],
-            "additionalProperties": False,
-            "properties": event_props,
-        },
-        "EventBatchIn": {
-            "type": "object",
-            "required": ["events"],
-            "additionalProperties": False,
-            "properties": {"events": {"type": "array", "items": _ref("EventIn"), "minItems": 1}},
-        },
-        "Event": {
-            "type": "object",
-            "required": ["id", "type", "data", "metadata", "published_at"],
-            "properties": {"id": _STR, **event_props, "metadata": _OBJ, "published_at": _ISO},
-        },
-        "EventList": {
-            "type": "object",
-            "properties": {
-                "count": {"type": "integer"},
-                "events": {"type": "array", "items": _ref("Event")},
-            },
-        },
-        "Published": {
-            "type": "object",
-            "properties": {
-                "event": _ref("Event"),
-                "count": {"type": "integer"},
-                "events": {"type": "array", "items": _ref("Event")},
-                "warnings": {"type": "array", "items": _STR},
-            },
-        },
-        "WebhookIn": {
-            "type": "object",
-            "required": ["url", "events"],
-            "additionalProperties": False,
-            "properties": webhook_fields,
-        },
-        "WebhookPatch": {
-            "type": "object",
-            "minProperties": 1,
-            "additionalProperties": False,
-            "properties": webhook_fields,
-        },
-        "Webhook": {
-            "type": "object",
-            "required": ["id", "url", "events", "enabled"],
-            "properties": {
-                "id": _STR,
-                **webhook_fields,
-                "disabled_reason": {"type": ["string", "null"]},
-                "rotating_secrets": {"type": "integer"},
-                "created_at": _ISO,
-                "updated_at": _ISO,
-                "status": _OBJ,
-            },
-        },
-        "WebhookList": {
-            "type": "object",
-            "properties": {
-                "count": {"type": "integer"},
-                "webhooks": {"type": "array", "items": _ref("Webhook")},
-            },
-        },
-        "RotateSecretIn": {
-            "type": "object",
-            "additionalProperties": False,
-            "properties": {
-                "secret": {"type": ["string", "null"]},
-                "secret_ref": {"type": ["string", "null"]},
-                "grace_seconds": {"type": "number", "minimum": 0},
-            },
-        },
-        "Delivery": {
-            "type": "object",
-            "required": ["id", "webhook_id", "event_id", "status", "attempts"],
-            "properties": {
-                "id": _STR,
-                "webhook_id": _STR,
-                "event_id": _STR,
-                "event_type": _STR,
-                "status": {"type": "string", "enum": ["pending", "retrying", "success", "failed"]},
-                "attempts": {"type": "integer"},
-                "attempt_log": {"type": "array", "items": _OBJ},
-            },
-        },
-        "DeliveryList": {
-            "type": "object",
-            "properties": {
-                "count": {"type": "integer"},
-                "deliveries": {"type": "array", "items": _ref("Delivery")},
-            },
-        },
-        "Metrics": {
-            "type": "object",
-            "properties": {"bus": _OBJ, "webhooks": _OBJ, "server": _OBJ},
-        },
-        "Health": {
-            "type": "object",
-            "properties": {
-                "status": {"type": "string", "enum": ["ok", "unavailable"]},
-                "bus": _STR,
-                "webhooks": _STR,
-            },
-        },
-    }
 
 
 def _paths() -> dict[str, Any]:
@@ -408,7 +272,7 @@ def service_openapi() -> dict[str, Any]:
     )
     doc["paths"] = _paths()
     components = doc.setdefault("components", {})
-    components.setdefault("schemas", {}).update(_schemas())
+    components.setdefault("schemas", {}).update(service_schemas())
     components["securitySchemes"] = {
         "bearerAuth": {"type": "http", "scheme": "bearer", "description": "server.api_key"}
     }

@@ -1,0 +1,238 @@
+"""The argument parser of ``mnemo-events``: one subcommand per job, each with ``--help``."""
+
+from __future__ import annotations
+
+import argparse
+
+__all__ = ["build_parser"]
+
+_DESCRIPTION = """\
+The event system of a cognitive-memory engine: an event bus, reactive pipelines and
+signed, retried, durable webhooks.
+
+Start with `mnemo-events demo`: it runs the whole system on this machine for a few seconds.
+"""
+
+_EPILOG = """\
+Every command reads config.yaml (or --config PATH, or the file named by MNEMO_EVENTS_CONFIG);
+MNEMO_EVENTS_<SECTION>_<KEY> environment variables override single keys, for example
+MNEMO_EVENTS_SERVER_PORT=9000. Run `mnemo-events COMMAND --help` for a command's options.
+"""
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a number of at least 1, got {value}")
+    return value
+
+
+def _non_negative(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text}")
+    return value
+
+
+def _share(text: str) -> float:
+    value = _non_negative(text)
+    if value > 0.9:
+        raise argparse.ArgumentTypeError(f"expected a share from 0 to 0.9, got {text}")
+    return value
+
+
+def _common(default_level: str) -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    group = common.add_argument_group("common options")
+    group.add_argument(
+        "--config",
+        metavar="PATH",
+        help="configuration file (default: $MNEMO_EVENTS_CONFIG, else ./config.yaml if present, "
+        "else built-in defaults)",
+    )
+    group.add_argument(
+        "--log-level",
+        default=default_level,
+        choices=("debug", "info", "warning", "error", "critical"),
+        help=f"show log lines at this level and above, on stderr (default: {default_level})",
+    )
+    group.add_argument(
+        "--json-logs", action="store_true", help="write log lines as JSON, one object per line"
+    )
+    return common
+
+
+def _add_demo(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    demo = commands.add_parser(
+        "demo",
+        parents=[_common("warning")],
+        help="run the whole system end to end for a few seconds (start here)",
+        description="Run a bus, a webhook manager with its SQLite store, a local receiver "
+        "that checks every signature and fails a share of requests so retries happen, a "
+        "simulated memory engine emitting all 15 event types, and a few pipelines. Prints "
+        "live progress, then a summary per event type and per webhook. Exits 0 only if every "
+        "delivery finally succeeded and every signature verified.",
+    )
+    demo.add_argument(
+        "--events", type=_positive_int, default=2000, metavar="N", help="events to emit (2000)"
+    )
+    demo.add_argument(
+        "--rate",
+        type=_non_negative,
+        default=200.0,
+        metavar="PER_SECOND",
+        help="events per second; 0 emits as fast as the bus accepts (200)",
+    )
+    demo.add_argument(
+        "--error-share",
+        type=_share,
+        default=0.2,
+        metavar="SHARE",
+        help="share of deliveries the receiver fails at first (500, 503 or a time-out) "
+        "before accepting a retry (0.2)",
+    )
+    demo.add_argument(
+        "--seed", type=int, default=7, help="seed of the simulation and the receiver (7)"
+    )
+    demo.add_argument(
+        "--data-dir",
+        metavar="DIR",
+        help="keep the webhook file and the delivery store here (default: a temporary directory "
+        "removed at the end)",
+    )
+    demo.add_argument(
+        "--timeout",
+        type=_non_negative,
+        default=60.0,
+        metavar="SECONDS",
+        help="give up waiting for deliveries after this long (60)",
+    )
+    demo.add_argument("--json", action="store_true", help="print the summary as JSON")
+
+
+def _add_serve(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    serve = commands.add_parser(
+        "serve",
+        parents=[_common("info")],
+        help="run the HTTP service (events, live stream, webhooks, metrics)",
+        description="Serve the bus and the webhook manager over HTTP, configured from "
+        "config.yaml. Every route but /healthz needs 'Authorization: Bearer <key>' when "
+        "server.api_key resolves to a key (default: the MNEMO_EVENTS_API_KEY environment "
+        "variable); without a key the service only binds to loopback. SIGTERM or Ctrl-C drains: "
+        "accepted events are delivered or left pending in the delivery store. The routes are "
+        "described by GET /openapi.json.",
+    )
+    serve.add_argument("--host", help="address to bind (default: server.host, 127.0.0.1)")
+    serve.add_argument(
+        "--port", type=int, help="port to bind, 0 for any free one (default: server.port, 8080)"
+    )
+
+
+def _add_schemas(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    schemas = commands.add_parser(
+        "schemas",
+        help="list the event types, show a payload schema, export the OpenAPI document",
+        description="The payload schemas of the registered event types. Each action takes "
+        "the common options (--config, --log-level, --json-logs).",
+    )
+    actions = schemas.add_subparsers(dest="action", metavar="ACTION", required=True)
+    actions.add_parser(
+        "list",
+        parents=[_common("warning")],
+        help="the event types with their required fields",
+        description="List every registered event type with its required and optional fields.",
+    )
+    show = actions.add_parser(
+        "show",
+        parents=[_common("warning")],
+        help="the JSON Schema of one event type",
+        description="Print the JSON Schema (draft 2020-12) of one event type's payload.",
+    )
+    show.add_argument("event_type", metavar="EVENT_TYPE", help="e.g. memory.created")
+    export = actions.add_parser(
+        "export",
+        parents=[_common("warning")],
+        help="the OpenAPI 3.1 document",
+        description="Print the OpenAPI 3.1 document describing what each webhook receives "
+        "(with --service, also the HTTP routes of `mnemo-events serve`).",
+    )
+    export.add_argument("--service", action="store_true", help="include the service's routes")
+    export.add_argument("--output", "-o", metavar="FILE", help="write to FILE, not stdout")
+
+
+def _add_verify(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    verify = commands.add_parser(
+        "verify",
+        parents=[_common("warning")],
+        help="check a webhook signature against a payload and a secret",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Check an X-MnemoCore-Signature header against the exact body a webhook\n"
+        "received and the webhook's secret. Exits 0 when the signature is valid, 1 otherwise.",
+        epilog="example:\n"
+        "  mnemo-events verify --payload body.json --secret env:WEBHOOK_SECRET \\\n"
+        "      --signature 't=1709150400,v1=5257a869e7ec...'\n",
+    )
+    verify.add_argument(
+        "--payload", required=True, metavar="FILE", help="file with the raw body ('-': stdin)"
+    )
+    verify.add_argument(
+        "--secret", required=True, help="the webhook secret, or env:NAME to read it from NAME"
+    )
+    verify.add_argument(
+        "--signature", required=True, metavar="HEADER", help="the X-MnemoCore-Signature value"
+    )
+    verify.add_argument(
+        "--tolerance",
+        type=_non_negative,
+        default=300.0,
+        metavar="SECONDS",
+        help="accept timestamps this far from now; 0 skips the time check (300)",
+    )
+
+
+def _add_tail(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    tail = commands.add_parser(
+        "tail",
+        parents=[_common("warning")],
+        help="print the live event stream of a running `mnemo-events serve`",
+        description="Connect to GET /events/stream of a running service and print each event "
+        "as it is published. Stops on Ctrl-C, after --count events, or when the service stops.",
+    )
+    tail.add_argument(
+        "--url",
+        help="base URL of the service (default: http://<server.host>:<server.port> from config)",
+    )
+    tail.add_argument(
+        "--pattern", default=">", help="event type or pattern, e.g. 'memory.*' (default: all)"
+    )
+    tail.add_argument(
+        "--api-key",
+        metavar="KEY",
+        help="bearer key, or env:NAME (default: server.api_key from config)",
+    )
+    tail.add_argument("--count", type=_positive_int, metavar="N", help="exit after N events")
+    tail.add_argument("--json", action="store_true", help="print each event as one JSON line")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``mnemo-events`` parser with its subcommands."""
+    parser = argparse.ArgumentParser(
+        prog="mnemo-events",
+        description=_DESCRIPTION,
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="store_true", help="print the version and exit")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    _add_demo(commands)
+    _add_serve(commands)
+    _add_schemas(commands)
+    _add_verify(commands)
+    _add_tail(commands)
+    return parser
