@@ -8,18 +8,22 @@ import json
 import logging
 from collections.abc import Iterator
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
 import reactivex
 import structlog
 from structlog.testing import capture_logs
+from webhook_receiver import Receiver, Reply, eventually
 
 from mnemo_events._log import library_level, logger, set_library_level
+from mnemo_events.config import RetryConfig
 from mnemo_events.event import Event
 from mnemo_events.event_bus import EventBus
 from mnemo_events.logging import configure_logging, get_logger, log_events
 from mnemo_events.operators import ElementErrors
+from mnemo_events.webhook_manager import WebhookManager
 
 
 @pytest.fixture
@@ -241,6 +245,48 @@ class TestLibraryLines:
         assert line["event_id"] == event.id
         assert line["event_type"] == "memory.created"
         assert "KeyError" in line["error"]
+
+
+class TestWebhookLines:
+    @pytest.mark.usefixtures("debug_logs")
+    async def test_attempt_and_retry_lines(self, tmp_path: Path) -> None:
+        """A 500 then a 200 log two webhooks.attempt lines and one webhooks.retry_scheduled."""
+        retry = RetryConfig(max_attempts=3, base_delay_seconds=0.01, max_delay_seconds=0.05)
+        async with Receiver() as receiver:
+            receiver.script("/hook", Reply(500, body=b"down"))
+            manager = WebhookManager(
+                tmp_path / "webhooks.json",
+                allow_private_networks=True,
+                delivery_store_path=tmp_path / "deliveries.sqlite3",
+                stop_timeout=0.5,
+            )
+            async with manager:
+                hook = await manager.register_webhook(
+                    receiver.url("/hook"), ["memory.*"], retry_config=retry
+                )
+                event = Event.create("memory.created", {"memory_id": "m1"})
+                with capture_logs() as logs:
+                    manager.deliver(event)
+                    await eventually(lambda: any(x["event"] == "webhooks.delivered" for x in logs))
+        attempts = [x for x in logs if x["event"] == "webhooks.attempt"]
+        (scheduled,) = [x for x in logs if x["event"] == "webhooks.retry_scheduled"]
+        assert [(x["attempt"], x["status_code"], x["outcome"]) for x in attempts] == [
+            (1, 500, "retry"),
+            (2, 200, "success"),
+        ]
+        for line in [*attempts, scheduled]:
+            assert line["webhook_id"] == hook.id
+            assert line["event_id"] == event.id
+            assert line["delivery_id"] == attempts[0]["delivery_id"]
+            assert line["latency_ms"] >= 0
+        assert attempts[0]["log_level"] == "debug"
+        assert (scheduled["log_level"], scheduled["attempt"], scheduled["status_code"]) == (
+            "info",
+            1,
+            500,
+        )
+        assert scheduled["retry_in"] == 0.01  # base_delay_seconds, no jitter
+        assert scheduled["error"]
 
 
 def test_get_logger_is_the_quiet_library_logger() -> None:
