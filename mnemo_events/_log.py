@@ -48,43 +48,52 @@ def library_level() -> int:
 
 
 class LibraryLogger:
-    """A structlog logger that drops lines below the library level before any processing."""
+    """A structlog logger that drops lines below the library level before any processing.
 
-    __slots__ = ("_proxy",)
+    The structlog logger is looked up per line (only for lines that pass the level), so an
+    application that configures structlog after importing the library, or a test capturing
+    logs, sees every line with its current settings.
+    """
 
-    def __init__(self, proxy: Any) -> None:
-        self._proxy = proxy
+    __slots__ = ("_values",)
+
+    def __init__(self, values: dict[str, Any]) -> None:
+        self._values = values
 
     def bind(self, **values: Any) -> LibraryLogger:
         """A logger with ``values`` bound to every line."""
-        return LibraryLogger(self._proxy.bind(**values))
+        return LibraryLogger({**self._values, **values})
+
+    def _emit(self, method: str, event: str, fields: dict[str, Any]) -> None:
+        target = structlog.get_logger("mnemo_events")
+        getattr(target, method)(event, **self._values, **fields)
 
     def debug(self, event: str, **fields: Any) -> None:
         """Log at debug level."""
         if _state["level"] <= logging.DEBUG:
-            self._proxy.debug(event, **fields)
+            self._emit("debug", event, fields)
 
     def info(self, event: str, **fields: Any) -> None:
         """Log at info level."""
         if _state["level"] <= logging.INFO:
-            self._proxy.info(event, **fields)
+            self._emit("info", event, fields)
 
     def warning(self, event: str, **fields: Any) -> None:
         """Log at warning level."""
         if _state["level"] <= logging.WARNING:
-            self._proxy.warning(event, **fields)
+            self._emit("warning", event, fields)
 
     def error(self, event: str, **fields: Any) -> None:
         """Log at error level."""
         if _state["level"] <= logging.ERROR:
-            self._proxy.error(event, **fields)
+            self._emit("error", event, fields)
 
     def exception(self, event: str, **fields: Any) -> None:
         """Log at error level with the current exception's traceback."""
         if _state["level"] <= logging.ERROR:
-            self._proxy.exception(event, **fields)
+            self._emit("exception", event, fields)
 
 
 def logger(component: str, **bound: Any) -> LibraryLogger:
     """The library logger of one component (``"bus"``, ``"webhooks"``, ...)."""
-    return LibraryLogger(structlog.get_logger("mnemo_events").bind(component=component, **bound))
+    return LibraryLogger({"component": component, **bound})

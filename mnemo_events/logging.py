@@ -8,7 +8,7 @@ operator for ``.pipe(...)`` that logs each event it passes on.
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, MutableMapping
+from collections.abc import Callable
 from typing import Any, Protocol, TextIO
 
 import structlog
@@ -22,31 +22,10 @@ from mnemo_events.event import Event
 __all__ = ["configure_logging", "get_logger", "log_events"]
 
 _LEVEL_NAMES = {10: "debug", 20: "info", 30: "warning", 40: "error", 50: "critical"}
-_METHOD_LEVELS = {
-    "debug": 10,
-    "info": 20,
-    "warning": 30,
-    "warn": 30,
-    "error": 40,
-    "exception": 40,
-    "critical": 50,
-    "fatal": 50,
-}
 
 
 class _Bindable(Protocol):
     def bind(self, **values: Any) -> Any: ...
-
-
-def _drop_below(level: int) -> Callable[[Any, str, MutableMapping[str, Any]], Any]:
-    """A processor dropping lines below ``level``, for loggers bound before configuration."""
-
-    def _filter(_: Any, method_name: str, event_dict: MutableMapping[str, Any]) -> Any:
-        if _METHOD_LEVELS.get(method_name, 100) < level:
-            raise structlog.DropEvent
-        return event_dict
-
-    return _filter
 
 
 def configure_logging(
@@ -67,7 +46,6 @@ def configure_logging(
     out = stream if stream is not None else sys.stderr
     processors: list[Any] = [
         structlog.contextvars.merge_contextvars,
-        _drop_below(number),
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         structlog.processors.StackInfoRenderer(),
@@ -76,13 +54,6 @@ def configure_logging(
         processors += [structlog.processors.dict_tracebacks, structlog.processors.JSONRenderer()]
     else:
         processors.append(structlog.dev.ConsoleRenderer(colors=_is_tty(out)))
-    # Loggers bound before this call keep the processor list they were built with (structlog
-    # copies references at bind time), so update that list in place, as structlog's own
-    # capture_logs does, and they render the new way too.
-    current = structlog.get_config()["processors"]
-    if isinstance(current, list):
-        current[:] = processors
-        processors = current
     structlog.configure(
         processors=processors,
         wrapper_class=structlog.make_filtering_bound_logger(number),
