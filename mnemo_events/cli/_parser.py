@@ -60,7 +60,7 @@ def _common(default_level: str) -> argparse.ArgumentParser:
         "--log-level",
         default=default_level,
         choices=("debug", "info", "warning", "error", "critical"),
-        help=f"show log lines at this level and above, on stderr (default: {default_level})",
+        help=f"show log lines at this level and above (default: {default_level})",
     )
     group.add_argument(
         "--json-logs", action="store_true", help="write log lines as JSON, one object per line"

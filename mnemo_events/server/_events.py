@@ -24,6 +24,8 @@ _EVENT_KEYS = frozenset({"type", "data", "metadata"})
 _MAX_HISTORY = 10_000
 HEARTBEAT_SECONDS = 15.0
 """Seconds between keep-alive comments on an idle stream."""
+_POLL_SECONDS = 0.5
+"""How often an idle stream checks whether its client went away."""
 
 routes = web.RouteTableDef()
 
@@ -156,6 +158,11 @@ async def _next_or_none(
     return closing.is_set(), None
 
 
+def _disconnected(request: web.Request) -> bool:
+    transport = request.transport
+    return transport is None or transport.is_closing()
+
+
 @routes.get("/events/stream")
 async def stream(request: web.Request) -> web.StreamResponse:
     """The live stream of events matching ``pattern`` (default all) as ``text/event-stream``.
@@ -181,17 +188,22 @@ async def stream(request: web.Request) -> web.StreamResponse:
     try:
         await response.prepare(request)
         await response.write(f": streaming {pattern}\n\n".encode())
+        loop = asyncio.get_running_loop()
+        last_write = loop.time()
         while not service.closing.is_set():
             if pending is None:
                 pending = asyncio.ensure_future(events.__anext__())
-            closed, event = await _next_or_none(pending, service.closing, HEARTBEAT_SECONDS)
-            if closed:
+            closed, event = await _next_or_none(pending, service.closing, _POLL_SECONDS)
+            if closed or (event is None and _disconnected(request)):
                 break
             if event is None:
-                await response.write(b": keep-alive\n\n")
+                if loop.time() - last_write >= HEARTBEAT_SECONDS:
+                    await response.write(b": keep-alive\n\n")
+                    last_write = loop.time()
                 continue
             pending = None
             await response.write(_sse(event))
+            last_write = loop.time()
     except StopAsyncIteration:
         pass  # the bus stopped
     except (ConnectionResetError, asyncio.CancelledError):

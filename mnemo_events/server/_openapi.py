@@ -18,7 +18,6 @@ routes = web.RouteTableDef()
 _AUTH: list[dict[str, list[str]]] = [{"bearerAuth": []}]
 _STR = {"type": "string"}
 _OBJ = {"type": "object"}
-_ISO = {"type": "string", "format": "date-time"}
 
 
 def _ref(name: str) -> dict[str, str]:
