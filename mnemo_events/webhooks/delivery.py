@@ -205,15 +205,16 @@ class WebhookActor:
         return job
 
     def _delivery(self, job: DeliveryJob) -> Observable[Any]:
-        attempts: Observable[Any] = reactivex.defer(lambda _: self._attempt(job)).pipe(
+        retried: Observable[Any] = reactivex.defer(lambda _: self._attempt(job)).pipe(
             retry_when(backoff_notifier(_delay_of, scheduler=self._ctx.scheduler)),
             ops.catch(lambda err, _: self._unexpected(job, err)),
         )
-        if job.delay > 0:
-            attempts = reactivex.timer(job.delay, scheduler=self._ctx.scheduler).pipe(
-                ops.flat_map(lambda _: attempts)
+        delivery = retried
+        if job.delay > 0:  # a resumed delivery keeps the retry time it was given
+            delivery = reactivex.timer(job.delay, scheduler=self._ctx.scheduler).pipe(
+                ops.flat_map(lambda _: retried)
             )
-        return attempts.pipe(ops.start_with(Queued(job.webhook_id, job.delivery_id)))
+        return delivery.pipe(ops.start_with(Queued(job.webhook_id, job.delivery_id)))
 
     def _unexpected(self, job: DeliveryJob, err: Exception) -> Observable[Any]:
         self._ctx.count("pipeline_errors")

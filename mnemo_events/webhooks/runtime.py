@@ -166,23 +166,33 @@ class DeliveryRuntime:
             await asyncio.sleep(min(_PRUNE_EVERY, keep))
 
     async def stop(self, grace: float) -> None:
-        """Finish running attempts (up to ``grace`` s), then close everything."""
-        if self._maintenance is not None:
-            self._maintenance.cancel()
-            await asyncio.gather(self._maintenance, return_exceptions=True)
-            self._maintenance = None
-        deadline = time.monotonic() + grace
-        await asyncio.gather(
-            *(actor.stop(max(deadline - time.monotonic(), 0.0)) for actor in self.actors.values())
-        )
-        self.actors.clear()
-        if self._scan is not None:
-            self._scan.dispose()
-            self._scan = None
-        await self.store.close()
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        """Finish running attempts (up to ``grace`` s), then close everything.
+
+        The store and the session are closed even if stopping an actor fails.
+        """
+        try:
+            if self._maintenance is not None:
+                self._maintenance.cancel()
+                await asyncio.gather(self._maintenance, return_exceptions=True)
+                self._maintenance = None
+            deadline = time.monotonic() + grace
+            await asyncio.gather(
+                *(
+                    actor.stop(max(deadline - time.monotonic(), 0.0))
+                    for actor in self.actors.values()
+                )
+            )
+        finally:
+            self.actors.clear()
+            if self._scan is not None:
+                self._scan.dispose()
+                self._scan = None
+            try:
+                await self.store.close()
+            finally:
+                if self._session is not None:
+                    await self._session.close()
+                    self._session = None
 
     def status_times(self, webhook_id: str) -> dict[str, Any]:
         """A webhook's counters that outlive restarts, as datetimes."""
