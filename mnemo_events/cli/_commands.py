@@ -80,14 +80,14 @@ def _timestamp(header: str) -> int | None:
 
 def run_verify(args: argparse.Namespace, settings: Settings) -> int:
     """``verify``: exit 0 when the signature is valid for the payload and secret, else 1."""
+    secret = _secret(args.secret)
+    if secret is None:
+        print(f"mnemo-events verify: {args.secret[4:]} is not set or empty", file=sys.stderr)
+        return 1
     try:
         payload = _read_payload(args.payload)
     except OSError as err:
         print(f"mnemo-events verify: cannot read {args.payload}: {err.strerror}", file=sys.stderr)
-        return 1
-    secret = _secret(args.secret)
-    if secret is None:
-        print(f"mnemo-events verify: {args.secret[4:]} is not set or empty", file=sys.stderr)
         return 1
     tolerance = args.tolerance or None
     if WebhookSignature.verify(payload, secret, args.signature, tolerance=tolerance):

@@ -179,18 +179,18 @@ async def _demo(args: argparse.Namespace, settings: Settings, root: Path) -> int
         ticker = asyncio.create_task(_tick())
         await _emit(engine, args.events, args.rate)
         deadline = time.monotonic() + args.timeout
-        await _wait_until(lambda: counter.total >= engine.published, deadline)
-        expected = _expected(counter.per_type)
-        want = sum(expected.values())
+        dispatched = await _wait_until(lambda: counter.total >= engine.published, deadline)
+        want = sum(_expected(counter.per_type).values())
 
         def _settled() -> bool:
             done = wm.get_metrics().get("deliveries") or {}
             return int(done.get("success", 0)) + int(done.get("failed", 0)) >= want
 
-        finished = await _wait_until(_settled, deadline)
+        finished = dispatched and await _wait_until(_settled, deadline)
         ticker.cancel()
         progress.close()
         await bus.shutdown()  # completes the pipelines (open dream sessions: unfinished)
+        expected = _expected(counter.per_type)  # complete: stopping dispatched every event
         statuses = {name: await wm.get_webhook_status(hook.id) for name, hook in hooks.items()}
         summary = build_summary(
             engine=engine,
