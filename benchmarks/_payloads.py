@@ -51,6 +51,8 @@ class Sizes:
     """Case 7: RSS is read after this many events, then after that many in total."""
     memory_runs: int
     """Case 7: fresh processes (each one long; memory varies far less than speed)."""
+    warmup: int = 1
+    """Untimed rounds before the timed ones (none for the smoke run)."""
 
 
 FULL = Sizes(
@@ -77,4 +79,5 @@ QUICK = Sizes(
     webhook_concurrency=4,
     memory_checkpoints=(500, 1_500),
     memory_runs=1,
+    warmup=0,
 )

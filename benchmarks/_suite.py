@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import time
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
-from benchmarks._harness import CaseResult
+from benchmarks._harness import BenchmarkError, CaseResult, Row, Target
 from benchmarks._payloads import Sizes
 from benchmarks.bench_batch import case_5
 from benchmarks.bench_dispatch import case_1, case_2
@@ -15,10 +16,14 @@ from benchmarks.bench_fanout import case_3
 from benchmarks.bench_memory import case_7
 from benchmarks.bench_routing import case_4
 
-__all__ = ["CASES", "run_case", "run_suite"]
+__all__ = ["CASES", "run_case", "run_suite", "webhook_result"]
 
 Runner = Callable[[Sizes, int], CaseResult]
 AsyncRunner = Callable[[Sizes, int], Coroutine[Any, Any, CaseResult]]
+
+_THROUGHPUT = "deliveries per second"
+_P50 = "publish-to-receipt latency, p50"
+_P99 = "publish-to-receipt latency, p99"
 
 
 def _in_fresh_loop(case: AsyncRunner) -> Runner:
@@ -29,18 +34,53 @@ def _in_fresh_loop(case: AsyncRunner) -> Runner:
 
 
 def case_6(sizes: Sizes, repeat: int) -> CaseResult:
-    """Webhook delivery, from ``benchmarks.bench_webhooks.run`` (another helper's module)."""
-    from benchmarks.bench_webhooks import run as run_webhooks
+    """Webhook delivery, measured by ``benchmarks.bench_webhooks.run`` (its own event loop)."""
+    from benchmarks import bench_webhooks
 
     started = time.perf_counter()
-    report = run_webhooks(sizes.webhook_events, sizes.webhook_concurrency)
-    result = _webhook_result(report, repeat)
+    run: Callable[..., dict[str, Any]] = bench_webhooks.run
+    options = {"repeat": repeat} if "repeat" in inspect.signature(run).parameters else {}
+    report = run(sizes.webhook_events, sizes.webhook_concurrency, **options)
+    result = webhook_result(report)
     result.seconds = time.perf_counter() - started
     return result
 
 
-def _webhook_result(report: dict[str, Any], repeat: int) -> CaseResult:
-    raise NotImplementedError(f"bench_webhooks report not wired yet: {sorted(report)}")
+def webhook_result(report: dict[str, Any]) -> CaseResult:
+    """Rows and the target of case 6 from a ``bench_webhooks.run`` report.
+
+    The report holds, per contender, the median ``per_s``, ``p50_ms`` and ``p99_ms`` of its
+    repetitions and every repetition's ``samples_per_s``; the bare loop is the one whose name
+    starts with "bare".
+    """
+    try:
+        events, concurrency = report["n_events"], report["concurrency"]
+        contenders: dict[str, dict[str, Any]] = report["results"]
+        bare = next(name for name in contenders if name.lower().startswith("bare"))
+        ratio = float(report["ratio"])
+    except (KeyError, StopIteration, TypeError, ValueError) as err:
+        raise BenchmarkError(f"unexpected bench_webhooks report ({err!r}): {report!r}") from None
+    rows = [
+        Row(6, _THROUGHPUT, name, "events/s", tuple(figures["samples_per_s"]), bare, events)
+        for name, figures in contenders.items()
+    ]
+    for group, key in ((_P50, "p50_ms"), (_P99, "p99_ms")):
+        rows += [Row(6, group, name, "ms", (figures[key],)) for name, figures in contenders.items()]
+    manager = next(name for name in contenders if name != bare)
+    result = CaseResult(6, "Webhook delivery to a local aiohttp receiver", rows=rows)
+    result.targets = [
+        Target(6, f"{manager} >= 0.7x {bare}", ratio, 0.7),
+    ]
+    repeats = report.get("repeat", len(contenders[bare]["samples_per_s"]))
+    result.notes = [
+        f"{events:,} events per repetition, concurrency {concurrency}, {repeats} repetition(s) "
+        "after a warm-up, measured by `benchmarks/bench_webhooks.py` (its docstring has the "
+        "method): the receiver runs in its own process on 127.0.0.1.",
+        "Throughput: events over the time from the first publish to the last arrival; the "
+        "target uses the medians. Latency: publish to receipt with every event published at "
+        "once (queueing included); p50 and p99 are medians over the repetitions (no spread).",
+    ]
+    return result
 
 
 CASES: dict[int, tuple[str, Runner]] = {

@@ -31,7 +31,7 @@ async def case_5(sizes: Sizes, repeat: int) -> CaseResult:
         ),
         Contender(SINGLE_STRICT, lambda: BusTrial(prepared, validation="strict"), count),
     ]
-    samples = await measure(contenders, events=count, repeat=repeat)
+    samples = await measure(contenders, events=count, repeat=repeat, warmup=sizes.warmup)
     rates = rows_from(5, samples, events=count, baseline=None)
     baselines = {BATCH_OFF: SINGLE_OFF, BATCH_STRICT: SINGLE_STRICT}
     result = CaseResult(5, f"publish_batch of {sizes.batch_size:,} events")

@@ -62,7 +62,7 @@ async def case_1(sizes: Sizes, repeat: int) -> CaseResult:
         Contender(PYEE, lambda: PyeeTrial(prepared), count),
         Contender(BLINKER, lambda: BlinkerTrial(prepared), count),
     ]
-    samples = await measure(contenders, events=count, repeat=repeat)
+    samples = await measure(contenders, events=count, repeat=repeat, warmup=sizes.warmup)
     result = CaseResult(
         1,
         "Dispatch to one synchronous subscriber",
@@ -106,7 +106,7 @@ async def case_2(sizes: Sizes, repeat: int) -> CaseResult:
         Contender(PYEE_ASYNC, lambda: PyeeAsyncTrial(prepared), count),
         Contender(QUEUE, lambda: QueueTrial(prepared), count),
     ]
-    samples = await measure(contenders, events=count, repeat=repeat)
+    samples = await measure(contenders, events=count, repeat=repeat, warmup=sizes.warmup)
     result = CaseResult(
         2,
         "Dispatch to one async def subscriber",

@@ -40,7 +40,7 @@ async def case_3(sizes: Sizes, repeat: int) -> CaseResult:
                 SUBJECT, partial(SubjectTrial, prepared, subscribers=subscribers), deliveries, group
             ),
         ]
-        samples = await measure(contenders, events=count, repeat=repeat)
+        samples = await measure(contenders, events=count, repeat=repeat, warmup=sizes.warmup)
         result.rows.extend(rows_from(3, samples, events=count, baseline=SUBJECT))
     widths = ", ".join(f"{count:,} events to {k}" for k, count in sizes.fanout)
     result.notes = [

@@ -55,7 +55,7 @@ async def case_4(sizes: Sizes, repeat: int) -> CaseResult:
             )
             for total in sizes.routing_subscriptions
         ]
-        samples = await measure(contenders, events=count, repeat=repeat)
+        samples = await measure(contenders, events=count, repeat=repeat, warmup=sizes.warmup)
         reference = row_name(sizes.routing_subscriptions[0])
         result.rows.extend(rows_from(4, samples, events=count, baseline=reference))
     largest = sizes.routing_subscriptions[-1]
