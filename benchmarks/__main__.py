@@ -86,7 +86,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     results = run_suite(args.cases, sizes, args.repeat, on_done=show)
     print(text_targets(results))
     if output is not None:
-        output.write_text(markdown(results, machine, command), encoding="utf-8")
+        run = (
+            f"{'quick (smoke) sizes' if args.quick else 'full sizes'}, {args.repeat} timed "
+            f"repetition(s) per contender after {sizes.warmup} warm-up round(s)"
+        )
+        output.write_text(markdown(results, machine, command, run), encoding="utf-8")
         print(f"\nwrote {output}")
     if args.json is not None:
         args.json.write_text(json.dumps(to_json(results, machine, command), indent=2) + "\n")
