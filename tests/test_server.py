@@ -647,7 +647,7 @@ webhooks:
   delivery_store_path: {root}/deliveries.sqlite3
   allow_private_networks: true
   stop_timeout: 0.2
-  default_retry: {{max_attempts: 5, base_delay_seconds: 0.3, max_delay_seconds: 0.5}}
+  default_retry: {{max_attempts: 50, base_delay_seconds: 0.05, max_delay_seconds: 0.2}}
 server:
   port: 0
   api_key: {key}
@@ -658,8 +658,8 @@ class TestServeDrain:
     async def test_sigterm_leaves_every_accepted_event_in_the_store(
         self, tmp_path: Path, receiver: Receiver
     ) -> None:
-        """After SIGTERM `serve` exits 0 within its stop timeout although attempts hang, and
-        every event it accepted has an unfinished delivery record for the next start."""
+        """After SIGTERM `serve` exits 0 within its stop timeout although attempts hang; every
+        event it accepted is left pending in the store, and the next start delivers them."""
         config = tmp_path / "config.yaml"
         config.write_text(SERVE_CONFIG.format(root=tmp_path, key=API_KEY), encoding="utf-8")
         gate = asyncio.Event()  # the receiver holds every request: attempts are in flight
@@ -708,3 +708,16 @@ class TestServeDrain:
             await manager.stop()
         assert sorted(d.event_id for d in history) == sorted(accepted)
         assert {d.status.value for d in history} <= {"pending", "retrying"}
+
+        receiver.script("/hook", then=Reply(200))
+        manager = WebhookManager(config=settings.webhooks)
+        await manager.start()  # resumes the unfinished deliveries
+        try:
+
+            async def _all_delivered() -> bool:
+                found = await manager.get_delivery_history(hook["id"], status="success", limit=1000)
+                return len(found) == len(accepted)
+
+            await eventually(_all_delivered, within=30)
+        finally:
+            await manager.stop()
