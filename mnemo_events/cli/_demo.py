@@ -42,10 +42,10 @@ DEMO_HOOKS: dict[str, tuple[str, ...]] = {
 """The demo's webhooks: name -> event patterns."""
 _DESCRIPTION = "mnemo-events demo"
 _RETRY = RetryConfig(
-    max_attempts=6,
+    max_attempts=10,
     base_delay_seconds=0.05,
     max_delay_seconds=0.4,
-    timeout_seconds=1.5,
+    timeout_seconds=2.0,
     jitter=0.2,
 )
 
