@@ -21,7 +21,7 @@ _Command = Callable[[argparse.Namespace, Settings], int]
 
 
 def _command(name: str) -> _Command:
-    # Imported on use so `--help` and `verify` stay quick.
+    # Imported on use: only the chosen command's own modules load.
     if name == "demo":
         from mnemo_events.cli._demo import run_demo
 

@@ -106,10 +106,10 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
         await service.bus.shutdown()
     else:
         await service.bus.stop()
+    deliveries = service.webhooks.get_metrics().get("deliveries")  # gone once stopped
     if service.owns_webhooks:
         await service.webhooks.stop()
-    metrics = service.webhooks.get_metrics()
-    _log.info("server.stopped", deliveries=metrics.get("deliveries"))
+    _log.info("server.stopped", deliveries=deliveries)
 
 
 async def _end_streams(app: web.Application) -> None:
