@@ -20,8 +20,9 @@ notifier only turns the decided delay into a timer.
 from __future__ import annotations
 
 import asyncio
+import logging
+import os
 import time
-import uuid
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -30,10 +31,10 @@ from typing import Any
 import reactivex
 from reactivex import Observable, abc
 from reactivex import operators as ops
-from reactivex.disposable import Disposable
+from reactivex.disposable import CompositeDisposable, Disposable
 from reactivex.subject import Subject
 
-from mnemo_events._log import logger
+from mnemo_events._log import library_level, logger
 from mnemo_events.event import Event
 from mnemo_events.operators import backoff_notifier, retry_when
 from mnemo_events.webhooks.backoff import retry_delay
@@ -48,8 +49,8 @@ _log = logger("webhooks")
 
 
 def new_delivery_id() -> str:
-    """A fresh delivery id: ``"dlv_"`` and a uuid4 in hex."""
-    return f"dlv_{uuid.uuid4().hex}"
+    """A fresh delivery id: ``"dlv_"`` and 128 random bits in hex."""
+    return f"dlv_{os.urandom(16).hex()}"
 
 
 @dataclass(slots=True)
@@ -98,8 +99,17 @@ class RetryScheduled(Exception):
 @dataclass(slots=True)
 class _Entry:
     job: DeliveryJob
-    observer: abc.ObserverBase[Any]
+    observer: abc.ObserverBase[Any] | None
+    """The retry pipeline's observer, or ``None`` for a first attempt (no Rx subscription)."""
     cancelled: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class _Retry:
+    job: DeliveryJob
+    delay: float
+    attempted: bool = True
+    """False for a resumed delivery whose wait comes before any attempt of this run."""
 
 
 @dataclass(slots=True)
@@ -121,8 +131,11 @@ class ActorContext:
         self.counters[name] = self.counters.get(name, 0) + 1
 
 
-def _is_job(job: DeliveryJob | None) -> bool:
-    return job is not None
+_STATUS = {
+    "success": DeliveryStatus.SUCCESS.value,
+    "failed": DeliveryStatus.FAILED.value,
+    "retry": DeliveryStatus.RETRYING.value,
+}
 
 
 def _delay_of(_retry_number: int, error: Exception) -> float | None:
@@ -141,6 +154,7 @@ class WebhookActor:
         self._running = False
         self._closed = False
         self._injected: Subject[DeliveryJob] = Subject()
+        self._retries: Subject[_Retry] = Subject()
         self._subscription: abc.DisposableBase | None = None
         self._types: dict[str, bool] = {}
         self._prepared = Prepared(webhook, allow_private_networks=context.allow_private_networks)
@@ -163,15 +177,17 @@ class WebhookActor:
     # -- the pipeline ------------------------------------------------------------------------
 
     def connect(self, inbound: Observable[Event]) -> None:
-        """Subscribe this webhook's pipeline to the inbound events."""
-        jobs = reactivex.merge(
-            inbound.pipe(ops.filter(self._accepts), ops.map(self._new_job), ops.filter(_is_job)),
-            self._injected,
-        )
+        """Subscribe this webhook's pipeline to the inbound events (see the module docstring)."""
         # No subscribe-time scheduler: subscriptions happen synchronously (an event published
         # right after registration is not missed); only the timers use the asyncio scheduler.
-        self._subscription = jobs.pipe(ops.flat_map(self._delivery)).subscribe(
-            self._ctx.results.on_next, self._pipeline_failed
+        self._subscription = CompositeDisposable(
+            inbound.pipe(ops.filter(self._accepts), ops.map(self._new_job)).subscribe(
+                self._admit, self._pipeline_failed
+            ),
+            self._injected.subscribe(self._admit, self._pipeline_failed),
+            self._retries.pipe(ops.flat_map(self._retrying)).subscribe(
+                self._ctx.results.on_next, self._pipeline_failed
+            ),
         )
 
     def inject(self, job: DeliveryJob) -> None:
@@ -204,17 +220,37 @@ class WebhookActor:
             return None
         return job
 
-    def _delivery(self, job: DeliveryJob) -> Observable[Any]:
-        retried: Observable[Any] = reactivex.defer(lambda _: self._attempt(job)).pipe(
+    def _admit(self, job: DeliveryJob | None) -> None:
+        if job is None:  # _new_job failed, logged and counted
+            return
+        self._ctx.results.on_next(Queued(job.webhook_id, job.delivery_id))
+        if job.delay > 0:  # a resumed delivery keeps the retry time it was given
+            self._retries.on_next(_Retry(job, job.delay, attempted=False))
+        else:
+            self._mailbox.append(_Entry(job, None))
+            self._spawn()
+
+    def _retrying(self, retry: _Retry) -> Observable[Any]:
+        """The delivery after a failed attempt: one deferred attempt, resubscribed by
+        ``retry_when`` each time ``backoff_notifier``'s timer fires."""
+        job = retry.job
+        failed_once = [retry.attempted]
+
+        def _next_attempt(_: abc.SchedulerBase | None) -> Observable[Any]:
+            if failed_once[0]:  # the attempt that failed already ran: start with its error
+                failed_once[0] = False
+                return reactivex.throw(RetryScheduled(retry.delay))
+            return self._attempt(job)
+
+        first = reactivex.defer(_next_attempt)
+        if not retry.attempted:
+            first = reactivex.timer(retry.delay, scheduler=self._ctx.scheduler).pipe(
+                ops.flat_map(lambda _: reactivex.defer(_next_attempt))
+            )
+        return first.pipe(
             retry_when(backoff_notifier(_delay_of, scheduler=self._ctx.scheduler)),
             ops.catch(lambda err, _: self._unexpected(job, err)),
         )
-        delivery = retried
-        if job.delay > 0:  # a resumed delivery keeps the retry time it was given
-            delivery = reactivex.timer(job.delay, scheduler=self._ctx.scheduler).pipe(
-                ops.flat_map(lambda _: retried)
-            )
-        return delivery.pipe(ops.start_with(Queued(job.webhook_id, job.delivery_id)))
 
     def _unexpected(self, job: DeliveryJob, err: Exception) -> Observable[Any]:
         self._ctx.count("pipeline_errors")
@@ -281,7 +317,7 @@ class WebhookActor:
                         delivery_id=entry.job.delivery_id,
                         error=repr(err),
                     )
-                    if not entry.cancelled:
+                    if not entry.cancelled and entry.observer is not None:
                         entry.observer.on_error(err)
                 finally:
                     self._busy -= 1
@@ -360,11 +396,6 @@ class WebhookActor:
             outcome = "retry"
             retry_in = retry_delay(in_round, config, retry_after=response.retry_after)
         now = time.time()
-        status = {
-            "success": DeliveryStatus.SUCCESS,
-            "failed": DeliveryStatus.FAILED,
-            "retry": DeliveryStatus.RETRYING,
-        }[outcome]
         self._ctx.store.record_attempt(
             (
                 job.delivery_id,
@@ -377,7 +408,7 @@ class WebhookActor:
                 response.body,
             ),
             (
-                status.value,
+                _STATUS[outcome],
                 number,
                 None if retry_in is None else now + retry_in,
                 now,
@@ -388,29 +419,18 @@ class WebhookActor:
                 job.delivery_id,
             ),
         )
-        fields = {
-            "webhook_id": job.webhook_id,
-            "delivery_id": job.delivery_id,
-            "event_id": job.event_id,
-            "attempt": number,
-            "status_code": response.status_code,
-            "latency_ms": round(response.latency_ms, 2),
-        }
-        _log.debug("webhooks.attempt", outcome=outcome, error=response.error, **fields)
         state = self.state
         state.last_delivery_at = now
         if outcome == "success":
             state.consecutive_failures = 0
             state.last_success_at = now
-            _log.debug("webhooks.delivered", **fields)
-        elif outcome == "retry":
-            _log.info("webhooks.retry_scheduled", retry_in=retry_in, error=response.error, **fields)
-        else:
+        elif outcome == "failed":
             state.consecutive_failures += 1
             state.last_failure_at = now
-            _log.warning("webhooks.delivery_failed", error=response.error, **fields)
         if outcome != "retry":
             self._ctx.store.save_state(state)
+        if outcome != "success" or library_level() <= logging.DEBUG:
+            self._log_attempt(job, number, outcome, response, retry_in)
         if response.gone:
             self._ctx.on_disable(webhook.id, "the endpoint answered 410 Gone")
         elif state.consecutive_failures >= self._ctx.disable_after_failures and outcome == "failed":
@@ -430,13 +450,44 @@ class WebhookActor:
             job.retrying,
         )
         job.retrying = outcome == "retry"
+        self._emit(entry, result, retry_in)
+
+    @staticmethod
+    def _log_attempt(
+        job: DeliveryJob, number: int, outcome: str, response: Response, retry_in: float | None
+    ) -> None:
+        fields = {
+            "webhook_id": job.webhook_id,
+            "delivery_id": job.delivery_id,
+            "event_id": job.event_id,
+            "attempt": number,
+            "status_code": response.status_code,
+            "latency_ms": round(response.latency_ms, 2),
+        }
+        _log.debug("webhooks.attempt", outcome=outcome, error=response.error, **fields)
+        if outcome == "success":
+            _log.debug("webhooks.delivered", **fields)
+        elif outcome == "retry":
+            _log.info("webhooks.retry_scheduled", retry_in=retry_in, error=response.error, **fields)
+        else:
+            _log.warning("webhooks.delivery_failed", error=response.error, **fields)
+
+    def _emit(self, entry: _Entry, result: AttemptResult, retry_in: float | None) -> None:
+        """Hand a result on: straight to the results for a first attempt (a failure enters
+        the retry pipeline), or to the retry pipeline's observer."""
         if entry.cancelled:
             return
-        entry.observer.on_next(result)
+        observer = entry.observer
+        if observer is None:
+            self._ctx.results.on_next(result)
+            if retry_in is not None:
+                self._retries.on_next(_Retry(entry.job, retry_in))
+            return
+        observer.on_next(result)
         if retry_in is not None:
-            entry.observer.on_error(RetryScheduled(retry_in))
+            observer.on_error(RetryScheduled(retry_in))
         else:
-            entry.observer.on_completed()
+            observer.on_completed()
 
     def _finish_unattempted(self, entry: _Entry, reason: str) -> None:
         job = entry.job
@@ -465,6 +516,4 @@ class WebhookActor:
             job.retrying,
             attempted=False,
         )
-        if not entry.cancelled:
-            entry.observer.on_next(result)
-            entry.observer.on_completed()
+        self._emit(entry, result, None)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 __all__ = ["AttemptResult", "DeliveryMetrics", "Queued", "reduce_metrics"]
 
@@ -17,17 +17,18 @@ Outcome = Literal["success", "retry", "failed"]
 _WINDOW = 2048
 
 
-@dataclass(frozen=True, slots=True)
-class Queued:
+class Queued(NamedTuple):
     """A delivery entered a webhook's pipeline (new, resumed or redelivered)."""
 
     webhook_id: str
     delivery_id: str
 
 
-@dataclass(frozen=True, slots=True)
-class AttemptResult:
-    """One finished attempt (or a delivery ended without one, ``attempted=False``)."""
+class AttemptResult(NamedTuple):
+    """One finished attempt (or a delivery ended without one, ``attempted=False``).
+
+    Named tuples rather than frozen dataclasses: one is made per attempt on the hot path.
+    """
 
     webhook_id: str
     delivery_id: str

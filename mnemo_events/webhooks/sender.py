@@ -8,6 +8,7 @@ about retries). Redirects are not followed; the response body is read up to a ca
 from __future__ import annotations
 
 import asyncio
+import hmac
 import time
 from dataclasses import dataclass
 
@@ -20,7 +21,8 @@ from mnemo_events.webhooks.models import Webhook
 from mnemo_events.webhooks.signature import (
     SIGNATURE_HEADER,
     StandardWebhookSignature,
-    WebhookSignature,
+    keyed,
+    signature_header,
     standard_key,
 )
 from mnemo_events.webhooks.ssrf import BlockedAddressError, literal_host_problem
@@ -69,7 +71,16 @@ class Response:
 class Prepared:
     """What every attempt to one webhook version shares, computed once per version."""
 
-    __slots__ = ("base_headers", "literal_problem", "standard", "timeout", "url", "webhook")
+    __slots__ = (
+        "_keys",
+        "base_headers",
+        "literal_problem",
+        "mnemocore",
+        "standard",
+        "timeout",
+        "url",
+        "webhook",
+    )
 
     def __init__(self, webhook: Webhook, *, allow_private_networks: bool) -> None:
         self.webhook = webhook
@@ -81,7 +92,23 @@ class Prepared:
         }
         self.timeout = aiohttp.ClientTimeout(total=webhook.retry_config.timeout_seconds)
         self.standard = webhook.signature_scheme in ("standard", "both")
+        self.mnemocore = webhook.signature_scheme in ("mnemocore", "both")
+        self._keys: tuple[list[str], tuple[hmac.HMAC, ...], list[bytes] | str] | None = None
         self.literal_problem = None if allow_private_networks else literal_host_problem(self.url)
+
+    def keys(self, secrets: list[str]) -> tuple[tuple[hmac.HMAC, ...], list[bytes] | str]:
+        """Keyed HMAC states and Standard Webhooks keys for these secrets (or why not),
+        computed once per set of active secrets."""
+        cached = self._keys
+        if cached is None or cached[0] != secrets:
+            standard: list[bytes] | str = []
+            if self.standard:
+                try:
+                    standard = [standard_key(secret) for secret in secrets]
+                except ValueError as err:
+                    standard = str(err)
+            cached = self._keys = (secrets, keyed(secrets), standard)
+        return cached[1], cached[2]
 
 
 def _error_text(err: BaseException) -> str:
@@ -115,21 +142,20 @@ class Sender:
             ref = prepared.webhook.secret_ref or "(inline)"
             return f"no signing secret: {ref} is not set"
         stamp = int(now)
+        macs, standard = prepared.keys(secrets)
         headers = prepared.base_headers.copy()
         headers["X-MnemoCore-Event"] = event_type
         headers["X-MnemoCore-Delivery"] = delivery_id
         headers["X-MnemoCore-Attempt"] = str(number)
-        if prepared.webhook.signature_scheme != "standard":
-            headers[SIGNATURE_HEADER] = WebhookSignature.sign(body, secrets, stamp)
+        if prepared.mnemocore:
+            headers[SIGNATURE_HEADER] = signature_header(body, macs, stamp)
         if prepared.standard:
-            try:
-                keys = [standard_key(secret) for secret in secrets]
-            except ValueError as err:
-                return str(err)
+            if isinstance(standard, str):
+                return standard
             headers["webhook-id"] = delivery_id
             headers["webhook-timestamp"] = str(stamp)
             headers["webhook-signature"] = StandardWebhookSignature.sign(
-                delivery_id, stamp, body, keys
+                delivery_id, stamp, body, standard
             )
         return headers
 
@@ -184,14 +210,17 @@ class Sender:
     async def _read(self, resp: aiohttp.ClientResponse) -> str | None:
         if self._body_limit <= 0:
             return None
+        stream = resp.content
         chunks: list[bytes] = []
         size = 0
         while size < self._body_limit:
-            chunk = await resp.content.read(self._body_limit - size)
+            chunk = await stream.read(self._body_limit - size)
             if not chunk:
                 break
             chunks.append(chunk)
             size += len(chunk)
+            if stream.at_eof():  # the usual short answer: no second read
+                break
         return b"".join(chunks).decode("utf-8", "replace") if chunks else ""
 
 
