@@ -73,6 +73,8 @@ class Prepared:
 
     __slots__ = (
         "_keys",
+        "_secrets",
+        "_secrets_until",
         "base_headers",
         "literal_problem",
         "mnemocore",
@@ -95,6 +97,23 @@ class Prepared:
         self.mnemocore = webhook.signature_scheme in ("mnemocore", "both")
         self._keys: tuple[list[str], tuple[hmac.HMAC, ...], list[bytes] | str] | None = None
         self.literal_problem = None if allow_private_networks else literal_host_problem(self.url)
+        # Inline secrets only change when a retired one expires: cache them until then.
+        inline = webhook.secret_ref is None and all(
+            old.secret_ref is None for old in webhook.previous_secrets
+        )
+        self._secrets: list[str] = []
+        self._secrets_until = 0.0
+        if inline:
+            self._secrets_until = min(
+                (old.expires_at for old in webhook.previous_secrets), default=float("inf")
+            )
+            self._secrets = webhook.active_secrets(0.0)
+
+    def secrets(self, now: float) -> list[str]:
+        """The secrets to sign with at ``now`` (``env:`` references are read each time)."""
+        if now < self._secrets_until:
+            return self._secrets
+        return self.webhook.active_secrets(now)
 
     def keys(self, secrets: list[str]) -> tuple[tuple[hmac.HMAC, ...], list[bytes] | str]:
         """Keyed HMAC states and Standard Webhooks keys for these secrets (or why not),
@@ -137,7 +156,7 @@ class Sender:
     ) -> dict[str, str] | str:
         """The request headers, or an error message when no secret is available."""
         now = time.time()
-        secrets = prepared.webhook.active_secrets(now)
+        secrets = prepared.secrets(now)
         if not secrets:
             ref = prepared.webhook.secret_ref or "(inline)"
             return f"no signing secret: {ref} is not set"
