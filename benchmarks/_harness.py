@@ -248,7 +248,8 @@ class Samples:
     """One contender's rates: by wall-clock time (the figure) and by this process's CPU time.
 
     On a shared machine other processes take the CPU in bursts; wall-clock rates then drop
-    while CPU-time rates hold, so a gap between the two shows how disturbed a run was.
+    while CPU-time rates hold, so a gap between the two shows how disturbed a run was (time
+    stolen by a hypervisor is not seen: it counts as CPU time).
     """
 
     wall: list[float] = field(default_factory=list)

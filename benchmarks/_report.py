@@ -23,7 +23,9 @@ _METHOD = (
     "use medians. The library's logging stays at its quiet default.",
     "'By CPU time' is the median rate over this process's CPU time (`time.process_time()`) "
     "instead of the wall clock: well above the wall-clock median, it means other processes "
-    "took the CPU during the run, and the wall-clock figures understate every contender.",
+    "took the CPU during the run, and the wall-clock figures understate every contender. "
+    "Equal figures do not prove a quiet machine: in a virtual machine, time the host gives "
+    "to other guests still counts as this process's CPU time; the min-max spread shows it.",
 )
 
 
