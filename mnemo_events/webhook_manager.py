@@ -34,11 +34,9 @@ from mnemo_events.config import RetryConfig, WebhooksConfig, load_config
 from mnemo_events.event import Event
 from mnemo_events.exceptions import WebhookConfigError, WebhookError, WebhookNotFoundError
 from mnemo_events.webhooks import ssrf, validation
-from mnemo_events.webhooks.delivery import DeliveryJob
 from mnemo_events.webhooks.models import (
     Delivery,
     DeliveryStatus,
-    RetiredSecret,
     Webhook,
     WebhookStatus,
 )
@@ -281,17 +279,8 @@ class WebhookManager:
         return webhook
 
     async def _check_url(self, url: str) -> Any:
-        resolver = self._resolver
-        if resolver is None and not self.config.allow_private_networks:
-            from aiohttp.resolver import DefaultResolver
-
-            resolver = DefaultResolver()
-            try:
-                return await ssrf.check_url(url, allow_private_networks=False, resolver=resolver)
-            finally:
-                await resolver.close()
-        return await ssrf.check_url(
-            url, allow_private_networks=self.config.allow_private_networks, resolver=resolver
+        return await ssrf.vet_url(
+            url, allow_private_networks=self.config.allow_private_networks, resolver=self._resolver
         )
 
     async def update_webhook(self, webhook_id: str, **fields: Any) -> Webhook:
@@ -305,39 +294,10 @@ class WebhookManager:
             WebhookNotFoundError: no such webhook.
             WebhookConfigError: an unknown field or an invalid value.
         """
-        unknown = set(fields) - validation.UPDATABLE_FIELDS
-        if unknown:
-            raise WebhookConfigError(
-                f"cannot update {sorted(unknown)}; updatable fields: "
-                f"{sorted(validation.UPDATABLE_FIELDS)}"
-            )
         current = self._registry.get(webhook_id)
-        changes: dict[str, Any] = {}
+        changes = validation.validate_changes(current, fields)
         if "url" in fields:
             changes["url"] = str(await self._check_url(fields["url"]))
-        if "events" in fields:
-            changes["events"] = validation.validate_events(fields["events"])
-        if "headers" in fields:
-            changes["headers"] = validation.validate_headers(fields["headers"])
-        if "retry_config" in fields:
-            changes["retry_config"] = validation.validate_retry_config(fields["retry_config"])
-        if "signature_scheme" in fields:
-            changes["signature_scheme"] = validation.validate_scheme(fields["signature_scheme"])
-        if "description" in fields:
-            changes["description"] = fields["description"]
-        if "secret" in fields or "secret_ref" in fields:
-            changes["secret"] = fields.get("secret")
-            changes["secret_ref"] = fields.get("secret_ref")
-            if changes["secret"] is None and changes["secret_ref"] is None:
-                raise WebhookConfigError("secret: give a new secret or secret_ref to replace it")
-        if "enabled" in fields:
-            changes["enabled"] = bool(fields["enabled"])
-            changes["disabled_reason"] = None if fields["enabled"] else "disabled by update"
-        validation.validate_secret(
-            changes.get("secret", current.secret),
-            changes.get("secret_ref", current.secret_ref),
-            changes.get("signature_scheme", current.signature_scheme),
-        )
         updated = await self._registry.change(
             webhook_id,
             lambda w: dataclasses.replace(w, **changes, updated_at=datetime.now(UTC)),
@@ -376,19 +336,9 @@ class WebhookManager:
             new_secret = generate_secret()
         validation.validate_secret(new_secret, new_secret_ref, current.signature_scheme)
         expires = time.time() + grace_seconds
-
-        def _rotate(webhook: Webhook) -> Webhook:
-            retired = RetiredSecret(webhook.secret, webhook.secret_ref, expires)
-            keep = tuple(old for old in webhook.previous_secrets if old.expires_at > time.time())
-            return dataclasses.replace(
-                webhook,
-                secret=new_secret,
-                secret_ref=new_secret_ref,
-                previous_secrets=(retired, *keep) if grace_seconds > 0 else keep,
-                updated_at=datetime.now(UTC),
-            )
-
-        rotated = await self._registry.change(webhook_id, _rotate)
+        rotated = await self._registry.change(
+            webhook_id, lambda w: w.rotated(new_secret, new_secret_ref, expires)
+        )
         self._apply(rotated)
         _log.info("webhooks.secret_rotated", webhook_id=webhook_id, grace_seconds=grace_seconds)
         return rotated
@@ -426,12 +376,7 @@ class WebhookManager:
             webhook = self._registry.get(webhook_id)
             if not webhook.enabled:
                 return
-            disabled = await self._registry.change(
-                webhook_id,
-                lambda w: dataclasses.replace(
-                    w, enabled=False, disabled_reason=reason, updated_at=datetime.now(UTC)
-                ),
-            )
+            disabled = await self._registry.change(webhook_id, lambda w: w.disabled(reason))
         except WebhookError as err:  # deleted meanwhile, or the file cannot be written
             _log.error("webhooks.disable_failed", webhook_id=webhook_id, error=repr(err))
             return
@@ -467,19 +412,7 @@ class WebhookManager:
             WebhookNotFoundError: no such webhook.
         """
         webhook = self._registry.get(webhook_id)
-        runtime = self._running()
-        counts = {status.value: 0 for status in DeliveryStatus}
-        counts.update(await runtime.store.counts(webhook_id))
-        counts["total"] = sum(counts.values())
-        finished = counts["success"] + counts["failed"]
-        return WebhookStatus(
-            webhook_id=webhook_id,
-            enabled=webhook.enabled,
-            disabled_reason=webhook.disabled_reason,
-            deliveries=counts,
-            success_rate=counts["success"] / finished if finished else None,
-            **runtime.status_times(webhook_id),
-        )
+        return await self._running().webhook_status(webhook)
 
     def get_metrics(self) -> dict[str, Any]:
         """Webhooks, deliveries by status, attempts, mean and p95 latency (since start)."""
@@ -492,11 +425,7 @@ class WebhookManager:
         }
         if runtime is None:
             return metrics | {"deliveries": {}, "attempts": {}, "latency_ms": {}, "errors": {}}
-        metrics |= runtime.metrics.snapshot()
-        metrics["in_flight"] = sum(actor.in_flight for actor in runtime.actors.values())
-        metrics["store"] = {"batches": runtime.store.batches, "errors": runtime.store.write_errors}
-        metrics["errors"] = dict(runtime.counters) | {"events_dropped": self._dropped}
-        return metrics
+        return metrics | runtime.report(events_dropped=self._dropped)
 
     async def redeliver(self, delivery_id: str) -> str:
         """Send a finished delivery again (same delivery id, a fresh round of attempts).
@@ -505,25 +434,12 @@ class WebhookManager:
             WebhookNotFoundError: no such delivery, or its webhook was deleted.
             WebhookError: the delivery is still pending or retrying.
         """
-        runtime = self._running()
-        stored = await runtime.store.job(delivery_id)
-        if stored is None:
-            raise WebhookNotFoundError(f"no delivery with id {delivery_id!r}")
-        self._registry.get(stored.webhook_id)
-        found = await runtime.store.get_delivery(delivery_id)
-        if found is not None and found.status in (DeliveryStatus.PENDING, DeliveryStatus.RETRYING):
-            raise WebhookError(f"delivery {delivery_id} is still {found.status.value}")
-        await runtime.replay([DeliveryJob.from_stored(stored, now=time.time(), new_round=True)])
-        return delivery_id
+        return await self._running().redeliver(delivery_id, self._registry)
 
     async def replay_failed(self, webhook_id: str, since: datetime | None = None) -> int:
         """Send again every failed delivery of a webhook (created since ``since``); how many."""
         self._registry.get(webhook_id)
-        runtime = self._running()
-        stored = await runtime.store.failed_jobs(webhook_id, since.timestamp() if since else None)
-        now = time.time()
-        await runtime.replay([DeliveryJob.from_stored(s, now=now, new_round=True) for s in stored])
-        return len(stored)
+        return await self._running().replay_failed(webhook_id, since)
 
 
 _shared: WebhookManager | None = None

@@ -5,8 +5,10 @@
 - :mod:`.backoff`: the retry schedule, ``Retry-After`` and jitter.
 - :mod:`.models`: webhooks, deliveries, attempts, statuses.
 - :mod:`.registry`: webhooks persisted to JSON with atomic writes.
-- :mod:`.store`: deliveries and attempts in SQLite, batched off the event loop.
+- :mod:`.validation`: checks on registrations and updates.
+- :mod:`.store`, :mod:`.store_rows`: deliveries and attempts in SQLite, batched off the loop.
 - :mod:`.sender`: one signed HTTP attempt and what its answer means.
+- :mod:`.outcome`: the retry decision of an attempt, its rows and its log lines.
 - :mod:`.delivery`: the observable pipeline and the per-webhook actor.
 - :mod:`.metrics`: delivery results scanned into metrics.
 - :mod:`.runtime`: what runs between ``start()`` and ``stop()``.

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -110,6 +111,27 @@ class Webhook:
             if old.expires_at > now
         ]
         return [value for value in values if value]
+
+    def rotated(self, secret: str | None, secret_ref: str | None, expires_at: float) -> Webhook:
+        """A copy with a new secret that keeps signing with the old one until ``expires_at``
+        (not at all if that is already past); expired retired secrets are dropped."""
+        now = time.time()
+        keep = tuple(old for old in self.previous_secrets if old.expires_at > now)
+        if expires_at > now:
+            keep = (RetiredSecret(self.secret, self.secret_ref, expires_at), *keep)
+        return dataclasses.replace(
+            self,
+            secret=secret,
+            secret_ref=secret_ref,
+            previous_secrets=keep,
+            updated_at=datetime.now(UTC),
+        )
+
+    def disabled(self, reason: str) -> Webhook:
+        """A disabled copy saying why."""
+        return dataclasses.replace(
+            self, enabled=False, disabled_reason=reason, updated_at=datetime.now(UTC)
+        )
 
     def masked(self) -> Webhook:
         """A copy whose secrets are masked, for listings."""

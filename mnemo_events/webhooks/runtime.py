@@ -12,6 +12,7 @@ import asyncio
 import dataclasses
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -25,18 +26,39 @@ from reactivex.subject import Subject
 from mnemo_events._log import logger
 from mnemo_events.config import WebhooksConfig
 from mnemo_events.event import Event
-from mnemo_events.webhooks.delivery import ActorContext, DeliveryJob, WebhookActor
+from mnemo_events.exceptions import WebhookError, WebhookNotFoundError
+from mnemo_events.webhooks.delivery import WebhookActor
 from mnemo_events.webhooks.metrics import DeliveryMetrics, reduce_metrics
-from mnemo_events.webhooks.models import Webhook
+from mnemo_events.webhooks.models import DeliveryStatus, Webhook, WebhookStatus
+from mnemo_events.webhooks.outcome import DeliveryJob
 from mnemo_events.webhooks.registry import WebhookRegistry
 from mnemo_events.webhooks.sender import Sender
 from mnemo_events.webhooks.ssrf import GuardedResolver
 from mnemo_events.webhooks.store import DeliveryStore, WebhookState
 
-__all__ = ["DeliveryRuntime"]
+__all__ = ["ActorContext", "DeliveryRuntime"]
 
 _log = logger("webhooks")
 _PRUNE_EVERY = 3600.0
+
+
+@dataclass(slots=True)
+class ActorContext:
+    """What every actor of one manager shares."""
+
+    store: DeliveryStore
+    sender: Sender
+    scheduler: abc.SchedulerBase
+    results: Subject[Any]
+    max_in_flight: int
+    disable_after_failures: int
+    allow_private_networks: bool
+    on_disable: Callable[[str, str], None]
+    counters: dict[str, int] = field(default_factory=dict)
+
+    def count(self, name: str) -> None:
+        """Add one to a named counter (reported in ``get_metrics()['errors']``)."""
+        self.counters[name] = self.counters.get(name, 0) + 1
 
 
 class DeliveryRuntime:
@@ -194,7 +216,49 @@ class DeliveryRuntime:
                     await self._session.close()
                     self._session = None
 
-    def status_times(self, webhook_id: str) -> dict[str, Any]:
+    def report(self, *, events_dropped: int) -> dict[str, Any]:
+        """The runtime's part of ``get_metrics()``."""
+        report = self.metrics.snapshot()
+        report["in_flight"] = sum(actor.in_flight for actor in self.actors.values())
+        report["store"] = {"batches": self.store.batches, "errors": self.store.write_errors}
+        report["errors"] = dict(self.counters) | {"events_dropped": events_dropped}
+        return report
+
+    async def webhook_status(self, webhook: Webhook) -> WebhookStatus:
+        """Counts from the store and the counters that outlive restarts."""
+        counts = {status.value: 0 for status in DeliveryStatus}
+        counts.update(await self.store.counts(webhook.id))
+        counts["total"] = sum(counts.values())
+        finished = counts["success"] + counts["failed"]
+        return WebhookStatus(
+            webhook_id=webhook.id,
+            enabled=webhook.enabled,
+            disabled_reason=webhook.disabled_reason,
+            deliveries=counts,
+            success_rate=counts["success"] / finished if finished else None,
+            **self._status_times(webhook.id),
+        )
+
+    async def redeliver(self, delivery_id: str, registry: WebhookRegistry) -> str:
+        """Send a finished delivery again as a new round (same id); see the manager."""
+        stored = await self.store.job(delivery_id)
+        if stored is None:
+            raise WebhookNotFoundError(f"no delivery with id {delivery_id!r}")
+        registry.get(stored.webhook_id)
+        found = await self.store.get_delivery(delivery_id)
+        if found is not None and found.status in (DeliveryStatus.PENDING, DeliveryStatus.RETRYING):
+            raise WebhookError(f"delivery {delivery_id} is still {found.status.value}")
+        await self.replay([DeliveryJob.from_stored(stored, now=time.time(), new_round=True)])
+        return delivery_id
+
+    async def replay_failed(self, webhook_id: str, since: datetime | None) -> int:
+        """Send every failed delivery of a webhook again; how many."""
+        stored = await self.store.failed_jobs(webhook_id, since.timestamp() if since else None)
+        now = time.time()
+        await self.replay([DeliveryJob.from_stored(s, now=now, new_round=True) for s in stored])
+        return len(stored)
+
+    def _status_times(self, webhook_id: str) -> dict[str, Any]:
         """A webhook's counters that outlive restarts, as datetimes."""
         state = self.states.get(webhook_id) or WebhookState(webhook_id)
         as_dt = {

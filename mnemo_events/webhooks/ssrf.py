@@ -28,6 +28,7 @@ __all__ = [
     "check_url",
     "literal_host_problem",
     "parse_webhook_url",
+    "vet_url",
 ]
 
 _IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -200,6 +201,23 @@ async def check_url(
     if message is not None:
         raise UnsafeWebhookURLError(message)
     return parsed
+
+
+async def vet_url(
+    url: str, *, allow_private_networks: bool, resolver: AbstractResolver | None
+) -> URL:
+    """:func:`check_url` with aiohttp's default resolver when none is given (closed after)."""
+    if resolver is not None or allow_private_networks:
+        return await check_url(
+            url, allow_private_networks=allow_private_networks, resolver=resolver
+        )
+    from aiohttp.resolver import DefaultResolver
+
+    default = DefaultResolver()
+    try:
+        return await check_url(url, allow_private_networks=False, resolver=default)
+    finally:
+        await default.close()
 
 
 def _first_blocked(url: str, results: list[ResolveResult]) -> str | None:

@@ -18,118 +18,31 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
 from mnemo_events._log import logger
-from mnemo_events.webhooks.models import Attempt, Delivery, DeliveryStatus
+from mnemo_events.webhooks.models import Delivery
+from mnemo_events.webhooks.store_rows import (
+    DELIVERY_COLUMNS,
+    INSERT_ATTEMPT,
+    INSERT_DELIVERY,
+    JOB_COLUMNS,
+    SCHEMA,
+    UPDATE_DELIVERY,
+    UPSERT_STATE,
+    AttemptRow,
+    StoredJob,
+    UpdateRow,
+    WebhookState,
+    attempt_from_row,
+    delivery_from_row,
+)
 
 __all__ = ["AttemptRow", "DeliveryStore", "StoredJob", "UpdateRow", "WebhookState"]
 
 _T = TypeVar("_T")
 _log = logger("webhooks.store")
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS deliveries (
-    id TEXT PRIMARY KEY,
-    webhook_id TEXT NOT NULL,
-    event_id TEXT NOT NULL,
-    event_type TEXT NOT NULL,
-    body BLOB NOT NULL,
-    status TEXT NOT NULL,
-    attempts INTEGER NOT NULL DEFAULT 0,
-    round_start INTEGER NOT NULL DEFAULT 0,
-    next_attempt_at REAL,
-    created_at REAL NOT NULL,
-    updated_at REAL NOT NULL,
-    last_status_code INTEGER,
-    last_error TEXT,
-    last_latency_ms REAL,
-    last_response TEXT
-);
-CREATE INDEX IF NOT EXISTS deliveries_by_webhook ON deliveries (webhook_id, created_at);
-CREATE INDEX IF NOT EXISTS deliveries_open ON deliveries (created_at)
-    WHERE status IN ('pending', 'retrying');
-CREATE TABLE IF NOT EXISTS attempts (
-    delivery_id TEXT NOT NULL,
-    number INTEGER NOT NULL,
-    started_at REAL NOT NULL,
-    outcome TEXT NOT NULL,
-    status_code INTEGER,
-    error TEXT,
-    latency_ms REAL,
-    response_body TEXT,
-    PRIMARY KEY (delivery_id, number)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS webhook_state (
-    webhook_id TEXT PRIMARY KEY,
-    consecutive_failures INTEGER NOT NULL,
-    last_delivery_at REAL,
-    last_success_at REAL,
-    last_failure_at REAL
-);
-PRAGMA user_version = 1;
-"""
-_INSERT_DELIVERY = (
-    "INSERT OR IGNORE INTO deliveries (id, webhook_id, event_id, event_type, body, status, "
-    "attempts, round_start, next_attempt_at, created_at, updated_at) "
-    "VALUES (?, ?, ?, ?, ?, 'pending', 0, 0, NULL, ?, ?)"
-)
-_INSERT_ATTEMPT = "INSERT OR REPLACE INTO attempts VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
-_UPDATE_DELIVERY = (
-    "UPDATE deliveries SET status = ?, attempts = ?, next_attempt_at = ?, updated_at = ?, "
-    "last_status_code = ?, last_error = ?, last_latency_ms = ?, last_response = ? WHERE id = ?"
-)
-_UPSERT_STATE = "INSERT OR REPLACE INTO webhook_state VALUES (?, ?, ?, ?, ?)"
-_DELIVERY_COLUMNS = (
-    "id, webhook_id, event_id, event_type, status, attempts, created_at, updated_at, "
-    "next_attempt_at, last_status_code, last_error, last_latency_ms, last_response"
-)
-_JOB_COLUMNS = "id, webhook_id, event_id, event_type, body, attempts, round_start, next_attempt_at"
-
-AttemptRow = tuple[str, int, float, str, int | None, str | None, float | None, str | None]
-"""``(delivery_id, number, started_at, outcome, status_code, error, latency_ms, response)``."""
-UpdateRow = tuple[
-    str, int, float | None, float, int | None, str | None, float | None, str | None, str
-]
-"""``(status, attempts, next_attempt_at, updated_at, status_code, error, latency_ms, response,
-delivery_id)``."""
-
-
-@dataclass(frozen=True, slots=True)
-class StoredJob:
-    """An unfinished (or replayed) delivery as read back for sending."""
-
-    id: str
-    webhook_id: str
-    event_id: str
-    event_type: str
-    body: bytes
-    attempts: int
-    round_start: int
-    next_attempt_at: float | None
-
-
-@dataclass(slots=True)
-class WebhookState:
-    """The counters of one webhook that outlive a restart."""
-
-    webhook_id: str
-    consecutive_failures: int = 0
-    last_delivery_at: float | None = None
-    last_success_at: float | None = None
-    last_failure_at: float | None = None
-
-    def row(self) -> tuple[str, int, float | None, float | None, float | None]:
-        """The row as stored."""
-        return (
-            self.webhook_id,
-            self.consecutive_failures,
-            self.last_delivery_at,
-            self.last_success_at,
-            self.last_failure_at,
-        )
 
 
 @dataclass(slots=True)
@@ -147,29 +60,6 @@ class _Batch:
         return bool(
             self.deliveries or self.attempts or self.updates or self.states or self.calls
         ) or bool(self.waiters)
-
-
-def _dt(stamp: float | None) -> datetime | None:
-    return None if stamp is None else datetime.fromtimestamp(stamp, UTC)
-
-
-def _delivery(row: Sequence[Any], attempts: tuple[Attempt, ...] = ()) -> Delivery:
-    return Delivery(
-        id=row[0],
-        webhook_id=row[1],
-        event_id=row[2],
-        event_type=row[3],
-        status=DeliveryStatus(row[4]),
-        attempts=row[5],
-        created_at=datetime.fromtimestamp(row[6], UTC),
-        updated_at=datetime.fromtimestamp(row[7], UTC),
-        next_attempt_at=_dt(row[8]),
-        last_status_code=row[9],
-        last_error=row[10],
-        last_latency_ms=row[11],
-        last_response=row[12],
-        attempt_log=attempts,
-    )
 
 
 class DeliveryStore:
@@ -223,7 +113,7 @@ class DeliveryStore:
         conn.execute("PRAGMA journal_mode = WAL")
         conn.execute("PRAGMA synchronous = NORMAL")
         conn.execute("PRAGMA busy_timeout = 5000")
-        conn.executescript(_SCHEMA)
+        conn.executescript(SCHEMA)
         self._conn = conn
 
     async def close(self) -> None:
@@ -338,13 +228,13 @@ class DeliveryStore:
         conn.execute("BEGIN")
         try:
             if batch.deliveries:
-                conn.executemany(_INSERT_DELIVERY, batch.deliveries)
+                conn.executemany(INSERT_DELIVERY, batch.deliveries)
             if batch.attempts:
-                conn.executemany(_INSERT_ATTEMPT, batch.attempts)
+                conn.executemany(INSERT_ATTEMPT, batch.attempts)
             if batch.updates:
-                conn.executemany(_UPDATE_DELIVERY, batch.updates)
+                conn.executemany(UPDATE_DELIVERY, batch.updates)
             if batch.states:
-                conn.executemany(_UPSERT_STATE, list(batch.states.values()))
+                conn.executemany(UPSERT_STATE, list(batch.states.values()))
             results: list[Any] = []
             for call, _ in batch.calls:
                 try:
@@ -366,27 +256,19 @@ class DeliveryStore:
 
         def _get(conn: sqlite3.Connection) -> Delivery | None:
             row = conn.execute(
-                f"SELECT {_DELIVERY_COLUMNS} FROM deliveries WHERE id = ?", (delivery_id,)
+                f"SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE id = ?", (delivery_id,)
             ).fetchone()
             if row is None:
                 return None
             attempts = tuple(
-                Attempt(
-                    number=a[0],
-                    started_at=datetime.fromtimestamp(a[1], UTC),
-                    outcome=a[2],
-                    status_code=a[3],
-                    error=a[4],
-                    latency_ms=a[5],
-                    response_body=a[6],
-                )
+                attempt_from_row(a)
                 for a in conn.execute(
                     "SELECT number, started_at, outcome, status_code, error, latency_ms, "
                     "response_body FROM attempts WHERE delivery_id = ? ORDER BY number",
                     (delivery_id,),
                 )
             )
-            return _delivery(row, attempts)
+            return delivery_from_row(row, attempts)
 
         return await self._submit(_get)
 
@@ -399,11 +281,11 @@ class DeliveryStore:
 
         def _list(conn: sqlite3.Connection) -> list[Delivery]:
             rows = conn.execute(
-                f"SELECT {_DELIVERY_COLUMNS} FROM deliveries WHERE {where} "
+                f"SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE {where} "
                 "ORDER BY created_at DESC, rowid DESC LIMIT ?",
                 (*params, limit),
             )
-            return [_delivery(row) for row in rows]
+            return [delivery_from_row(row) for row in rows]
 
         return await self._submit(_list)
 
@@ -425,7 +307,7 @@ class DeliveryStore:
             lambda conn: [
                 StoredJob(*row)
                 for row in conn.execute(
-                    f"SELECT {_JOB_COLUMNS} FROM deliveries "
+                    f"SELECT {JOB_COLUMNS} FROM deliveries "
                     "WHERE status IN ('pending', 'retrying') ORDER BY created_at"
                 )
             ]
@@ -437,7 +319,7 @@ class DeliveryStore:
             lambda conn: [
                 StoredJob(*row)
                 for row in conn.execute(
-                    f"SELECT {_JOB_COLUMNS} FROM deliveries WHERE webhook_id = ? "
+                    f"SELECT {JOB_COLUMNS} FROM deliveries WHERE webhook_id = ? "
                     "AND status = 'failed' AND created_at >= ? ORDER BY created_at",
                     (webhook_id, since or 0.0),
                 )
@@ -451,7 +333,7 @@ class DeliveryStore:
                 None
                 if (
                     row := conn.execute(
-                        f"SELECT {_JOB_COLUMNS} FROM deliveries WHERE id = ?", (delivery_id,)
+                        f"SELECT {JOB_COLUMNS} FROM deliveries WHERE id = ?", (delivery_id,)
                     ).fetchone()
                 )
                 is None

@@ -17,12 +17,13 @@ from mnemo_events._frozen import FrozenDict
 from mnemo_events.config import RetryConfig
 from mnemo_events.exceptions import InvalidPatternError, WebhookConfigError
 from mnemo_events.patterns import parse_pattern
-from mnemo_events.webhooks.models import SignatureScheme
+from mnemo_events.webhooks.models import SignatureScheme, Webhook
 from mnemo_events.webhooks.sender import RESERVED_HEADERS
 from mnemo_events.webhooks.signature import standard_key
 
 __all__ = [
     "UPDATABLE_FIELDS",
+    "validate_changes",
     "validate_events",
     "validate_headers",
     "validate_retry_config",
@@ -125,6 +126,45 @@ def validate_secret(
             )
     if value is not None and scheme != "mnemocore":
         standard_key(value)
+
+
+def validate_changes(current: Webhook, fields: Mapping[str, Any]) -> dict[str, Any]:
+    """The normalised changes of an ``update_webhook`` call (all but ``url``, which needs the
+    asynchronous SSRF check), with the resulting secret checked against the scheme.
+
+    ``enabled=True`` clears ``disabled_reason``; ``enabled=False`` sets it to "disabled by
+    update".
+    """
+    unknown = set(fields) - UPDATABLE_FIELDS
+    if unknown:
+        raise WebhookConfigError(
+            f"cannot update {sorted(unknown)}; updatable fields: {sorted(UPDATABLE_FIELDS)}"
+        )
+    changes: dict[str, Any] = {}
+    if "events" in fields:
+        changes["events"] = validate_events(fields["events"])
+    if "headers" in fields:
+        changes["headers"] = validate_headers(fields["headers"])
+    if "retry_config" in fields:
+        changes["retry_config"] = validate_retry_config(fields["retry_config"])
+    if "signature_scheme" in fields:
+        changes["signature_scheme"] = validate_scheme(fields["signature_scheme"])
+    if "description" in fields:
+        changes["description"] = fields["description"]
+    if "secret" in fields or "secret_ref" in fields:
+        changes["secret"] = fields.get("secret")
+        changes["secret_ref"] = fields.get("secret_ref")
+        if changes["secret"] is None and changes["secret_ref"] is None:
+            raise WebhookConfigError("secret: give a new secret or secret_ref to replace it")
+    if "enabled" in fields:
+        changes["enabled"] = bool(fields["enabled"])
+        changes["disabled_reason"] = None if fields["enabled"] else "disabled by update"
+    validate_secret(
+        changes.get("secret", current.secret),
+        changes.get("secret_ref", current.secret_ref),
+        changes.get("signature_scheme", current.signature_scheme),
+    )
+    return changes
 
 
 def validate_retry_config(retry_config: RetryConfig | Mapping[str, Any] | None) -> RetryConfig:

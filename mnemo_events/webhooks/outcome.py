@@ -1,0 +1,160 @@
+"""What an attempt comes to: the delivery job, the pure retry decision, the rows recorded
+and the log lines.
+
+:func:`decide` is the whole retry policy of one attempt: 2xx succeeds; 410 Gone, a refused
+address or a missing secret fail at once; anything else is retried after
+:func:`~mnemo_events.webhooks.backoff.retry_delay` until ``max_attempts`` attempts of the
+current round have been made.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from dataclasses import dataclass
+from typing import Literal
+
+from mnemo_events._log import logger
+from mnemo_events.config import RetryConfig
+from mnemo_events.webhooks.backoff import retry_delay
+from mnemo_events.webhooks.models import DeliveryStatus
+from mnemo_events.webhooks.sender import Response
+from mnemo_events.webhooks.store import AttemptRow, StoredJob, UpdateRow
+
+__all__ = [
+    "DeliveryJob",
+    "Outcome",
+    "attempt_rows",
+    "decide",
+    "log_attempt",
+    "log_unattempted",
+    "new_delivery_id",
+]
+
+Outcome = Literal["success", "retry", "failed"]
+_log = logger("webhooks")
+_STATUS: dict[Outcome, str] = {
+    "success": DeliveryStatus.SUCCESS.value,
+    "failed": DeliveryStatus.FAILED.value,
+    "retry": DeliveryStatus.RETRYING.value,
+}
+
+
+def new_delivery_id() -> str:
+    """A fresh delivery id: ``"dlv_"`` and 128 random bits in hex."""
+    return f"dlv_{os.urandom(16).hex()}"
+
+
+@dataclass(slots=True)
+class DeliveryJob:
+    """One delivery travelling through a webhook's pipeline."""
+
+    delivery_id: str
+    webhook_id: str
+    event_id: str
+    event_type: str
+    body: bytes
+    attempts: int = 0
+    """Attempts made so far, across rounds (the next one is ``attempts + 1``)."""
+    round_start: int = 0
+    """``attempts`` when the current round began (a redelivery starts a new round)."""
+    delay: float = 0.0
+    """Seconds to wait before the first attempt of this run (a resumed retry)."""
+    persisted: asyncio.Future[None] | None = None
+    """Resolves once the store has the delivery; the first attempt waits for it."""
+    retrying: bool = False
+
+    @classmethod
+    def from_stored(cls, stored: StoredJob, *, now: float, new_round: bool = False) -> DeliveryJob:
+        """A job for a delivery read back from the store."""
+        wait = 0.0 if new_round or stored.next_attempt_at is None else stored.next_attempt_at - now
+        return cls(
+            delivery_id=stored.id,
+            webhook_id=stored.webhook_id,
+            event_id=stored.event_id,
+            event_type=stored.event_type,
+            body=stored.body,
+            attempts=stored.attempts,
+            round_start=stored.attempts if new_round else stored.round_start,
+            delay=max(wait, 0.0),
+        )
+
+
+def decide(response: Response, in_round: int, config: RetryConfig) -> tuple[Outcome, float | None]:
+    """The outcome of attempt ``in_round`` (1-based within the round) and the delay before the
+    next one, if there is a next one."""
+    if response.ok:
+        return "success", None
+    if response.gone or response.final or in_round >= config.max_attempts:
+        return "failed", None
+    return "retry", retry_delay(in_round, config, retry_after=response.retry_after)
+
+
+def attempt_rows(
+    job: DeliveryJob,
+    number: int,
+    started: float,
+    now: float,
+    outcome: Outcome,
+    retry_in: float | None,
+    response: Response,
+) -> tuple[AttemptRow, UpdateRow]:
+    """The attempt row and the delivery update the store records for one attempt."""
+    return (
+        (
+            job.delivery_id,
+            number,
+            started,
+            outcome,
+            response.status_code,
+            response.error,
+            response.latency_ms,
+            response.body,
+        ),
+        (
+            _STATUS[outcome],
+            number,
+            None if retry_in is None else now + retry_in,
+            now,
+            response.status_code,
+            response.error,
+            response.latency_ms,
+            response.body,
+            job.delivery_id,
+        ),
+    )
+
+
+def log_attempt(
+    job: DeliveryJob, number: int, outcome: Outcome, response: Response, retry_in: float | None
+) -> None:
+    """The lines of one attempt: ``webhooks.attempt`` (debug), then ``webhooks.delivered``
+    (debug), ``webhooks.retry_scheduled`` (info) or ``webhooks.delivery_failed`` (warning)."""
+    fields = {
+        "webhook_id": job.webhook_id,
+        "delivery_id": job.delivery_id,
+        "event_id": job.event_id,
+        "attempt": number,
+        "status_code": response.status_code,
+        "latency_ms": round(response.latency_ms, 2),
+    }
+    _log.debug("webhooks.attempt", outcome=outcome, error=response.error, **fields)
+    if outcome == "success":
+        _log.debug("webhooks.delivered", **fields)
+    elif outcome == "retry":
+        _log.info("webhooks.retry_scheduled", retry_in=retry_in, error=response.error, **fields)
+    else:
+        _log.warning("webhooks.delivery_failed", error=response.error, **fields)
+
+
+def log_unattempted(job: DeliveryJob, reason: str) -> None:
+    """The line of a delivery given up without an attempt (its webhook went away)."""
+    _log.warning(
+        "webhooks.delivery_failed",
+        webhook_id=job.webhook_id,
+        delivery_id=job.delivery_id,
+        event_id=job.event_id,
+        status_code=None,
+        latency_ms=None,
+        error=reason,
+    )
