@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import importlib
+import subprocess
+import sys
 from importlib.metadata import version
 
 import pytest
@@ -34,14 +36,19 @@ def test_all_is_sorted_unique_and_resolvable() -> None:
     assert [name for name in names if not hasattr(mnemo_events, name)] == []
 
 
-def test_every_public_name_of_the_package_is_listed() -> None:
-    """Every public name bound in the package is in `__all__` (submodules aside)."""
-    bound = {
-        name
-        for name, value in vars(mnemo_events).items()
-        if not name.startswith("_") and type(value).__name__ != "module"
-    }
-    assert bound - set(mnemo_events.__all__) == set()
+def test_lazy_names_and_all_agree() -> None:
+    """Every lazily re-exported name is listed in `__all__`, and nothing else is."""
+    assert set(mnemo_events._LAZY) | {"__version__"} == set(mnemo_events.__all__)
+
+
+def test_importing_a_submodule_does_not_load_the_webhook_stack() -> None:
+    """`import mnemo_events.event_bus` stays light: aiohttp loads only when needed."""
+    code = (
+        "import sys, mnemo_events.event_bus; "
+        "print('aiohttp' in sys.modules, 'mnemo_events.webhook_manager' in sys.modules)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.split() == ["False", "False"]
 
 
 @pytest.mark.parametrize("module_name", PUBLIC_MODULES)
