@@ -123,9 +123,9 @@ class SimulatedEngine:
         start = loop.time()
         for index in range(n_events):
             if rate is not None:
-                delay = start + index / rate - loop.time()
-                if delay > 0:
-                    await asyncio.sleep(delay)
+                # Behind schedule the delay is negative: still yield, or a late engine would
+                # flood the loop and starve the subscribers it feeds.
+                await asyncio.sleep(max(start + index / rate - loop.time(), 0.0))
             elif index % 64 == 63:
                 await asyncio.sleep(0)
             await self.step()
