@@ -300,7 +300,9 @@ class WebhookActor:
         job = entry.job
         if job.persisted is not None:
             try:
-                await job.persisted
+                # Shared by a whole batch: a cancelled worker must not cancel it for the others.
+                persisted = job.persisted
+                await (persisted if persisted.done() else asyncio.shield(persisted))
             except Exception as err:  # better sent without a record than not sent at all
                 self._ctx.count("store_errors")
                 _log.error(

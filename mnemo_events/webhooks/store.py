@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -42,6 +43,8 @@ from mnemo_events.webhooks.store_rows import (
 __all__ = ["AttemptRow", "DeliveryStore", "StoredJob", "UpdateRow", "WebhookState"]
 
 _T = TypeVar("_T")
+_MAX_NEW_PER_BATCH = 256
+"""New deliveries per transaction: a burst starts sending after its first 256 are recorded."""
 _log = logger("webhooks.store")
 
 
@@ -50,16 +53,23 @@ class _Batch:
     deliveries: list[tuple[Any, ...]] = field(default_factory=list)
     attempts: list[AttemptRow] = field(default_factory=list)
     updates: list[UpdateRow] = field(default_factory=list)
-    states: dict[str, tuple[Any, ...]] = field(default_factory=dict)
+    states: dict[str, WebhookState] = field(default_factory=dict)
+    state_rows: list[tuple[Any, ...]] = field(default_factory=list)
     calls: list[tuple[Callable[[sqlite3.Connection], Any], asyncio.Future[Any]]] = field(
         default_factory=list
     )
-    waiters: list[asyncio.Future[None]] = field(default_factory=list)
+    committed: asyncio.Future[None] | None = None
+    """One future for the whole batch: resolved when its transaction commits."""
 
     def __bool__(self) -> bool:
         return bool(
             self.deliveries or self.attempts or self.updates or self.states or self.calls
-        ) or bool(self.waiters)
+        ) or (self.committed is not None)
+
+    def commit_future(self) -> asyncio.Future[None]:
+        if self.committed is None:
+            self.committed = asyncio.get_running_loop().create_future()
+        return self.committed
 
 
 class DeliveryStore:
@@ -69,7 +79,7 @@ class DeliveryStore:
         self._path = None if path is None else Path(path)
         self._executor: ThreadPoolExecutor | None = None
         self._conn: sqlite3.Connection | None = None
-        self._batch = _Batch()
+        self._batches: deque[_Batch] = deque([_Batch()])
         self._wakeup: asyncio.Event | None = None
         self._task: asyncio.Task[None] | None = None
         self._closing = False
@@ -101,7 +111,7 @@ class DeliveryStore:
         await loop.run_in_executor(self._executor, self._connect)
         self._wakeup = asyncio.Event()
         self._task = asyncio.create_task(self._writer(), name="mnemo-events-webhook-store")
-        if self._batch:
+        if self._batches[0]:
             self._wakeup.set()
 
     def _connect(self) -> None:
@@ -151,14 +161,20 @@ class DeliveryStore:
         body: bytes,
         created_at: float,
     ) -> asyncio.Future[None]:
-        """Record a new pending delivery; the future resolves once it is committed."""
-        self._batch.deliveries.append(
+        """Record a new pending delivery; the future resolves once it is committed.
+
+        The future is shared by the whole batch: await it through :func:`asyncio.shield`
+        if the awaiting task may be cancelled.
+        """
+        batch = self._batches[-1]
+        if len(batch.deliveries) >= _MAX_NEW_PER_BATCH:
+            batch = _Batch()
+            self._batches.append(batch)
+        batch.deliveries.append(
             (delivery_id, webhook_id, event_id, event_type, body, created_at, created_at)
         )
-        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._batch.waiters.append(waiter)
         self._kick()
-        return waiter
+        return batch.commit_future()
 
     def record_attempt(self, attempt: AttemptRow | None, update: UpdateRow) -> None:
         """Record one attempt (if one was made) and the delivery's new state.
@@ -166,25 +182,23 @@ class DeliveryStore:
         Committed with the next batch; a failed batch is logged and counted.
         """
         if attempt is not None:
-            self._batch.attempts.append(attempt)
-        self._batch.updates.append(update)
+            self._batches[-1].attempts.append(attempt)
+        self._batches[-1].updates.append(update)
         self._kick()
 
     def save_state(self, state: WebhookState) -> None:
-        """Save a webhook's counters (the latest call per webhook in a batch wins)."""
-        self._batch.states[state.webhook_id] = state.row()
+        """Save a webhook's counters as they are when the batch is written."""
+        self._batches[-1].states[state.webhook_id] = state
         self._kick()
 
     def flush(self) -> asyncio.Future[None]:
         """A future that resolves once everything buffered so far is committed."""
-        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._batch.waiters.append(waiter)
         self._kick()
-        return waiter
+        return asyncio.shield(self._batches[-1].commit_future())
 
     def _submit(self, call: Callable[[sqlite3.Connection], _T]) -> asyncio.Future[_T]:
         future: asyncio.Future[_T] = asyncio.get_running_loop().create_future()
-        self._batch.calls.append((call, future))
+        self._batches[-1].calls.append((call, future))
         self._kick()
         return future
 
@@ -195,23 +209,26 @@ class DeliveryStore:
         while True:
             await self._wakeup.wait()
             self._wakeup.clear()
-            while self._batch:
-                batch, self._batch = self._batch, _Batch()
+            while self._batches[0]:
+                batch = self._batches.popleft()
+                if not self._batches:
+                    self._batches.append(_Batch())
+                # Rows of the counters as they are now, built on the loop that changes them.
+                batch.state_rows = [state.row() for state in batch.states.values()]
                 try:
                     results = await loop.run_in_executor(self._executor, self._apply, batch)
                 except Exception as err:  # the whole transaction was rolled back
                     self.write_errors += 1
                     _log.error("webhooks.store_write_failed", path=str(self._path), error=repr(err))
-                    for waiter in batch.waiters:
-                        if not waiter.done():
-                            waiter.set_exception(err)
+                    if batch.committed is not None and not batch.committed.done():
+                        batch.committed.set_exception(err)
+                        batch.committed.exception()  # reported here; awaiting it is optional
                     for _, future in batch.calls:
                         if not future.done():
                             future.set_exception(err)
                     continue
-                for waiter in batch.waiters:
-                    if not waiter.done():
-                        waiter.set_result(None)
+                if batch.committed is not None and not batch.committed.done():
+                    batch.committed.set_result(None)
                 for (_, future), result in zip(batch.calls, results, strict=True):
                     if future.done():
                         continue
@@ -233,8 +250,8 @@ class DeliveryStore:
                 conn.executemany(INSERT_ATTEMPT, batch.attempts)
             if batch.updates:
                 conn.executemany(UPDATE_DELIVERY, batch.updates)
-            if batch.states:
-                conn.executemany(UPSERT_STATE, list(batch.states.values()))
+            if batch.state_rows:
+                conn.executemany(UPSERT_STATE, batch.state_rows)
             results: list[Any] = []
             for call, _ in batch.calls:
                 try:
