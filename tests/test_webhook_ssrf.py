@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import socket
-
 import pytest
-from aiohttp.abc import AbstractResolver, ResolveResult
+from webhook_receiver import StaticResolver
 
 from mnemo_events.exceptions import UnsafeWebhookURLError, WebhookConfigError
 from mnemo_events.webhooks.ssrf import (
@@ -15,35 +13,6 @@ from mnemo_events.webhooks.ssrf import (
     check_url,
     parse_webhook_url,
 )
-
-
-class StaticResolver(AbstractResolver):
-    """A DNS stand-in: names map to fixed addresses; unknown names do not resolve."""
-
-    def __init__(self, table: dict[str, list[str]]) -> None:
-        self.table = table
-        self.closed = False
-
-    async def resolve(
-        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
-    ) -> list[ResolveResult]:
-        if host not in self.table:
-            raise OSError(f"{host} does not resolve")
-        return [
-            ResolveResult(
-                hostname=host,
-                host=ip,
-                port=port,
-                family=socket.AF_INET6 if ":" in ip else socket.AF_INET,
-                proto=0,
-                flags=0,
-            )
-            for ip in self.table[host]
-        ]
-
-    async def close(self) -> None:
-        self.closed = True
-
 
 BLOCKED = [
     ("127.0.0.1", "loopback"),

@@ -9,6 +9,7 @@ headers.
 from __future__ import annotations
 
 import asyncio
+import socket
 import time
 from collections import defaultdict
 from collections.abc import Iterable
@@ -18,6 +19,7 @@ from typing import Any
 import standardwebhooks
 import stripe
 from aiohttp import web
+from aiohttp.abc import AbstractResolver, ResolveResult
 
 
 @dataclass(frozen=True)
@@ -69,6 +71,34 @@ def standard_verifies(body: bytes, headers: dict[str, str], secret: str) -> bool
     except standardwebhooks.WebhookVerificationError:
         return False
     return True
+
+
+class StaticResolver(AbstractResolver):
+    """A DNS stand-in: names map to fixed addresses; unknown names do not resolve."""
+
+    def __init__(self, table: dict[str, list[str]]) -> None:
+        self.table = table
+        self.closed = False
+
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
+        if host not in self.table:
+            raise OSError(f"{host} does not resolve")
+        return [
+            ResolveResult(
+                hostname=host,
+                host=ip,
+                port=port,
+                family=socket.AF_INET6 if ":" in ip else socket.AF_INET,
+                proto=0,
+                flags=0,
+            )
+            for ip in self.table[host]
+        ]
+
+    async def close(self) -> None:
+        self.closed = True
 
 
 class Receiver:

@@ -142,6 +142,8 @@ class WebhookActor:
     def _accepts(self, event: Event) -> bool:
         hit = self._types.get(event.type)
         if hit is None:
+            if len(self._types) > 4096:  # event types are few; bound the cache all the same
+                self._types.clear()
             webhook = self.webhook
             hit = self._types[event.type] = webhook.enabled and webhook.matches(event.type)
         return hit
