@@ -362,6 +362,8 @@ class TestIsolation:
         assert (waiting.status, waiting.attempts) == (DeliveryStatus.RETRYING, 1)
         assert waiting.next_attempt_at is not None
         assert (await wm.get_webhook_status(hook.id)).deliveries["success"] == 3
+        metrics = wm.get_metrics()
+        assert (metrics["deliveries"]["retrying"], metrics["in_flight"]) == (1, 0)
 
 
 class TestGuardAtConnection:

@@ -84,6 +84,16 @@ class TestWrites:
         assert store.batches - before <= 3
         assert (await store.counts("wh_a")) == {"success": 500}
 
+    async def test_a_burst_is_recorded_in_chunks(self, store: DeliveryStore) -> None:
+        """A burst of new deliveries commits in chunks, so the first ones can be sent while
+        the last are still being recorded."""
+        await store.flush()
+        waiters = [_add(store, n) for n in range(600)]
+        await waiters[0]
+        assert not waiters[-1].done()
+        await waiters[-1]
+        assert (await store.counts("wh_a")) == {"pending": 600}
+
     async def test_reads_see_earlier_writes(self, store: DeliveryStore) -> None:
         """A query submitted after a write (without awaiting it) sees that write."""
         _add(store, 7)
