@@ -1,9 +1,10 @@
 """The bus's own tasks: the pump and the time-out watchdog.
 
-The pump moves events from the bus mailbox into the Subject, a few hundred at a time, then
-yields to the loop. The watchdog cancels handler calls that outlive ``delivery_timeout``:
-one periodic check for all subscriptions instead of a timer per call, which would cost more
-than the call itself on the hot path.
+The pump moves events from the bus mailbox into the Subject in batches of up to a few
+hundred (what has queued up since its last turn), then yields to the loop. The watchdog
+cancels handler calls that outlive ``delivery_timeout``: one periodic check for all
+subscriptions instead of a timer per call, which would cost more than the call itself on
+the hot path.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ class BusTasks:
     def __init__(
         self,
         mailbox: Mailbox[Event],
-        on_next: Callable[[Event], None],
+        on_next: Callable[[list[Event]], None],
         dispatched: Callable[[], int],
         actors: Mapping[str, SubscriptionActor],
         delivery_timeout: float,
@@ -43,6 +44,8 @@ class BusTasks:
         self._watchdog: asyncio.Task[None] | None = None
         self._waiters: list[tuple[int, asyncio.Future[None]]] = []
         self.loop: asyncio.AbstractEventLoop | None = None
+        self.live_loop: asyncio.AbstractEventLoop | None = None
+        """The loop the pump runs on, None once it has stopped (a cheap check for publish)."""
         self.internal_errors = 0
         """Exceptions from the bus's own observers: bugs, logged and counted, never fatal."""
 
@@ -53,12 +56,17 @@ class BusTasks:
 
     def launch(self, loop: asyncio.AbstractEventLoop) -> None:
         """Start the pump, the watchdog and every subscription actor on ``loop``."""
-        self.loop = loop
+        self.loop = self.live_loop = loop
         self._pump = loop.create_task(self._run_pump(), name="mnemo-events bus")
+        self._pump.add_done_callback(self._pump_done)
         self._watchdog = loop.create_task(self._run_watchdog(), name="mnemo-events watchdog")
         for actor in self._actors.values():
             if actor.needs_restart(loop):
                 actor.start()
+
+    def _pump_done(self, task: asyncio.Task[None]) -> None:
+        if task is self._pump or self._pump is None:
+            self.live_loop = None
 
     async def dispatched_up_to(self, target: int) -> None:
         """Wait until ``target`` events in all have gone through the Subject."""
@@ -71,6 +79,7 @@ class BusTasks:
         """Stop moving events; those still in the mailbox wait for the next launch."""
         await cancel_and_wait(self._pump)
         self._pump = None
+        self.live_loop = None
 
     async def halt_watchdog(self) -> None:
         """Stop watching handler calls."""
@@ -95,13 +104,17 @@ class BusTasks:
                 self._release_waiters()
                 await mailbox.wait()
                 continue
-            for _ in range(min(len(mailbox), _DISPATCH_BATCH)):
-                event = mailbox.popleft()
-                try:
-                    on_next(event)
-                except Exception as err:
-                    self.internal_errors += 1
-                    _log.exception("bus.dispatch_failed", event_id=event.id, error=repr(err))
+            batch = mailbox.take(_DISPATCH_BATCH)
+            try:
+                on_next(batch)
+            except Exception as err:
+                self.internal_errors += 1
+                _log.exception(
+                    "bus.dispatch_failed",
+                    first_event_id=batch[0].id,
+                    size=len(batch),
+                    error=repr(err),
+                )
             if self._waiters:
                 self._release_waiters()
             await asyncio.sleep(0)

@@ -67,12 +67,18 @@ def freeze(value: Any, path: str) -> Any:
             its path (``data.tags[2]``).
     """
     kind = type(value)
+    if kind is dict:
+        # The common flat payload: check it once and copy it once (publish's hot path).
+        for key, item in value.items():
+            if type(key) is not str or type(item) not in _PLAIN_SCALARS:
+                break
+        else:
+            return FrozenDict(value)
     if kind is dict or isinstance(value, Mapping):
         frozen: dict[str, Any] = {}
         for key, item in value.items():
             if type(key) is not str and not isinstance(key, str):
                 raise TypeError(f"{path} has a non-string key {key!r}")
-            # The common flat payload skips the recursive call (publish's hot path).
             frozen[key] = item if type(item) in _PLAIN_SCALARS else freeze(item, f"{path}.{key}")
         return FrozenDict(frozen)
     if isinstance(value, _SCALARS):

@@ -46,13 +46,18 @@ class Mailbox(Generic[_T]):
 
     def put_nowait(self, item: _T) -> bool:
         """Append ``item`` if there is room; False when full."""
-        if self._capacity is not None and len(self._items) >= self._capacity:
-            return False
-        self._items.append(item)
+        return self.offer(item) >= 0
+
+    def offer(self, item: _T) -> int:
+        """Append ``item`` if there is room and return the new depth; -1 when full."""
+        items = self._items
+        if self._capacity is not None and len(items) >= self._capacity:
+            return -1
+        items.append(item)
         if self._getter is not None:
             wake(self._getter)
             self._getter = None
-        return True
+        return len(items)
 
     async def put(self, item: _T, max_wait: float) -> bool:
         """Append ``item``, waiting up to ``max_wait`` seconds for room; False on time-out."""
@@ -76,6 +81,27 @@ class Mailbox(Generic[_T]):
                     self._putters.remove(waiter)
             if self.put_nowait(item):
                 return True
+
+    def extend(self, items: list[_T]) -> None:
+        """Append several items, ignoring the capacity (for unbounded mailboxes)."""
+        self._items.extend(items)
+        if self._getter is not None:
+            wake(self._getter)
+            self._getter = None
+
+    def take(self, limit: int) -> list[_T]:
+        """Take up to ``limit`` of the oldest items and let waiting producers in."""
+        items = self._items
+        popleft = items.popleft
+        taken = [popleft() for _ in range(min(limit, len(items)))]
+        putters = self._putters
+        for _ in range(min(len(taken), len(putters))):
+            wake(putters.popleft())
+        return taken
+
+    def put_back(self, items: list[_T]) -> None:
+        """Return items taken but not handled to the front, in their order."""
+        self._items.extendleft(reversed(items))
 
     def popleft(self) -> _T:
         """Take the oldest item (the mailbox must not be empty) and let a waiting producer in."""

@@ -31,6 +31,7 @@ EventFilter = Callable[[Event], bool]
 
 _log = logger("bus")
 _LAG_WARNING_STEP = 10_000
+_BATCH = 256
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,12 +120,12 @@ class SubscriptionActor:
 
     # -- fed by the router ------------------------------------------------------------------
 
-    def offer(self, event: Event) -> None:
-        """Queue an event for the handler, unless disabled (called on the bus task)."""
+    def offer(self, run: list[Event]) -> None:
+        """Queue a run of events for the handler, unless disabled (called on the bus task)."""
         if not self.enabled:
             return
         mailbox = self._mailbox
-        mailbox.put_nowait(event)
+        mailbox.extend(run)
         if len(mailbox) >= self._next_lag_warning:
             self._log.warning(
                 "bus.subscriber_lagging", pending=len(mailbox), pattern=self.pattern.text
@@ -220,6 +221,8 @@ class SubscriptionActor:
         mailbox = self._mailbox
         handler = self.handler
         event_filter = self.event_filter
+        is_coroutine = self._is_coroutine
+        batch_size = 1 if is_coroutine else _BATCH
         loop = asyncio.get_running_loop()
         while not self._closed:
             if not mailbox:
@@ -228,36 +231,49 @@ class SubscriptionActor:
                     self._release_drain_waiters()
                 await mailbox.wait()
                 continue
-            event = mailbox.popleft()
+            # A plain handler runs without yielding, so its events are taken a batch at a
+            # time; an async one yields per event, so it takes one at a time and `pending`
+            # stays exact. If the task is stopped mid-batch, what it has not started on goes
+            # back to the front of the mailbox.
+            batch = mailbox.take(batch_size)
+            started = 0
             try:
-                if event_filter is not None and not event_filter(event):
-                    continue
-            except Exception as err:
-                self._record_error(event, "bus.filter_failed", err)
-                continue
-            try:
-                if self._is_coroutine:
-                    self.busy_since = loop.time()
-                    await handler(event)
-                else:
-                    result = handler(event)
-                    if result is not None and inspect.isawaitable(result):
-                        self.busy_since = loop.time()
-                        await result
-            except asyncio.CancelledError:
-                if not self._timed_out:
-                    raise
-                self._record_timeout(event)
-                continue
-            except Exception as err:
-                self._record_error(event, "bus.handler_failed", err)
-                continue
+                for event in batch:
+                    started += 1
+                    if self._closed:
+                        break
+                    try:
+                        if event_filter is not None and not event_filter(event):
+                            continue
+                    except Exception as err:
+                        self._record_error(event, "bus.filter_failed", err)
+                        continue
+                    try:
+                        if is_coroutine:
+                            self.busy_since = loop.time()
+                            await handler(event)
+                        else:
+                            result = handler(event)
+                            if result is not None and inspect.isawaitable(result):
+                                self.busy_since = loop.time()
+                                await result
+                    except asyncio.CancelledError:
+                        if not self._timed_out:
+                            raise
+                        self._record_timeout(event)
+                        continue
+                    except Exception as err:
+                        self._record_error(event, "bus.handler_failed", err)
+                        continue
+                    finally:
+                        self.busy_since = None
+                    if self._timed_out:  # the handler swallowed the cancellation: a time-out
+                        self._record_timeout(event)
+                        continue
+                    self.delivered += 1
             finally:
-                self.busy_since = None
-            if self._timed_out:  # the handler swallowed the cancellation; still a time-out
-                self._record_timeout(event)
-                continue
-            self.delivered += 1
+                if started < len(batch) and not self._closed:
+                    mailbox.put_back(batch[started:])
             self.last_delivery_at = time.time()
 
     def _record_error(self, event: Event, log_event: str, err: Exception) -> None:

@@ -28,17 +28,17 @@ from reactivex.subject import Subject
 
 from mnemo_events._batch import BatchItem, item_parts
 from mnemo_events._dispatch import BusTasks
-from mnemo_events._log import logger
+from mnemo_events._log import debug_enabled, logger
 from mnemo_events._mailbox import Mailbox
 from mnemo_events._publish_checks import PayloadChecker
-from mnemo_events._router import LoopSubject, Router
+from mnemo_events._router import Batch, LoopSubject, Router
 from mnemo_events._stream import EventStream, observable_of, open_stream
 from mnemo_events._subscription import Handler, SubscriptionActor, SubscriptionInfo, halt_all
 from mnemo_events.config import EventsConfig, load_config
 from mnemo_events.event import Event
 from mnemo_events.exceptions import BusClosedError, EventValidationError, QueueFullError
 from mnemo_events.patterns import parse_pattern
-from mnemo_events.reducers import StreamState, recent_events, record_event
+from mnemo_events.reducers import StreamState, recent_events, record_batch
 
 __all__ = [
     "BusState",
@@ -81,7 +81,7 @@ class EventBus:
         )
         self._state = BusState.NEW
         self._mailbox: Mailbox[Event] = Mailbox(self.config.max_queue_size)
-        self._subject: Subject[Event] = LoopSubject()
+        self._subject: Subject[Batch] = LoopSubject()
         self._router = Router()
         self._actors: dict[str, SubscriptionActor] = {}
         self._retired: list[SubscriptionActor] = []
@@ -89,6 +89,7 @@ class EventBus:
         self._retired_errors = 0
         self._stream = StreamState.empty(self.config.history_size)
         self._checker = PayloadChecker(self.config.validation)
+        self._validating = self.config.validation != "off"
         self._skipped_disabled = 0
         self._tasks = BusTasks(
             self._mailbox,
@@ -99,8 +100,9 @@ class EventBus:
         )
         self._started_at: float | None = None
         self._disabled_warned = False
+        self._enabled = self.config.enabled
         self._stream_ids: set[str] = set()
-        self._subject.pipe(ops.scan(record_event, self._stream)).subscribe(
+        self._subject.pipe(ops.scan(record_batch, self._stream)).subscribe(
             on_error=self._on_reducer_error
         )
         self._subject.subscribe(self._router.on_next, on_error=self._on_reducer_error)
@@ -286,21 +288,25 @@ class EventBus:
             QueueFullError: the mailbox stayed full for ``publish_timeout`` seconds.
             BusClosedError: the bus was shut down.
         """
-        self._refuse_if_closed()
-        self._checker.check(event_type, data)
+        if self._state is BusState.CLOSED:
+            self._refuse_if_closed()
+        if self._validating:
+            self._checker.check(event_type, data)
         event = Event.create(event_type, data, metadata)
-        if not self.config.enabled:
+        if not self._enabled:
             self._skip_disabled(event)
             return event
-        self._bind_loop()
-        mailbox = self._mailbox
-        if not mailbox.put_nowait(event):
+        if self._tasks.live_loop is not asyncio.get_running_loop():
+            self._bind_loop()
+        depth = self._mailbox.offer(event)
+        if depth < 0:
             await self._put_waiting(event)
-        elif len(mailbox) % _YIELD_EVERY == 0:
+        elif depth % _YIELD_EVERY == 0:
             # A producer that never awaits anything else would starve the bus task and pile
             # events up; let the bus run every few hundred events.
             await asyncio.sleep(0)
-        _log.debug("bus.published", event_id=event.id, event_type=event.type)
+        if debug_enabled():
+            _log.debug("bus.published", event_id=event.id, event_type=event.type)
         return event
 
     async def publish_batch(
@@ -318,16 +324,18 @@ class EventBus:
         """
         self._refuse_if_closed()
         events = [self._event_from_item(index, item) for index, item in enumerate(items)]
-        if not self.config.enabled:
+        if not self._enabled:
             for event in events:
                 self._skip_disabled(event)
             return events
-        self._bind_loop()
-        mailbox = self._mailbox
+        if self._tasks.live_loop is not asyncio.get_running_loop():
+            self._bind_loop()
+        offer = self._mailbox.offer
         for event in events:
-            if not mailbox.put_nowait(event):
+            depth = offer(event)
+            if depth < 0:
                 await self._put_waiting(event)
-            elif len(mailbox) % _YIELD_EVERY == 0:
+            elif depth % _YIELD_EVERY == 0:
                 await asyncio.sleep(0)
         _log.debug("bus.published_batch", count=len(events))
         return events

@@ -1,8 +1,9 @@
 """History and per-type counts as ``scan`` reducers over the bus stream.
 
-The reducer is a plain function on a small state object, testable without an event loop;
-the bus folds its stream through it with ``ops.scan``. The state is updated in place (one
-allocation per bus, not per event) and handed on as the scan's accumulation.
+The reducers are plain functions on a small state object, testable without an event loop;
+the bus folds its stream of batches through :func:`record_batch` with ``ops.scan``. The
+state is updated in place (one allocation per bus, not per event) and handed on as the
+scan's accumulation.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from dataclasses import dataclass, field
 from mnemo_events.event import Event
 from mnemo_events.patterns import parse_pattern
 
-__all__ = ["StreamState", "recent_events", "record_event"]
+__all__ = ["StreamState", "recent_events", "record_batch", "record_event"]
 
 
 @dataclass(slots=True)
@@ -38,6 +39,16 @@ def record_event(state: StreamState, event: Event) -> StreamState:
     state.history.append(event)
     state.per_type[event.type] = state.per_type.get(event.type, 0) + 1
     state.dispatched += 1
+    return state
+
+
+def record_batch(state: StreamState, batch: list[Event]) -> StreamState:
+    """Fold a batch of events into the state, in order."""
+    state.history.extend(batch)
+    per_type = state.per_type
+    for event in batch:
+        per_type[event.type] = per_type.get(event.type, 0) + 1
+    state.dispatched += len(batch)
     return state
 
 
