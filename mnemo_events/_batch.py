@@ -19,6 +19,8 @@ def item_parts(index: int, item: BatchItem) -> tuple[Any, Any, Any]:
     Raises:
         EventValidationError: the item is neither form; the message names its index.
     """
+    if type(item) is dict and "type" in item and item.keys() <= _KEYS:
+        return item["type"], item.get("data", {}), item.get("metadata")  # the common case
     if isinstance(item, Mapping):
         unknown = set(item) - _KEYS
         if unknown or "type" not in item:
