@@ -41,11 +41,15 @@ class PayloadChecker:
         """
         if self.mode == "off" or not isinstance(data, Mapping) or not isinstance(event_type, str):
             return  # malformed types and non-dict data are refused by Event.create
-        if not schemas.is_registered(event_type):
-            self._note_unregistered(event_type)
+        seen = self._unregistered_seen.get(event_type)
+        if seen is not None and not schemas.is_registered(event_type):
+            self._unregistered_seen[event_type] = seen + 1
             return
         valid, errors = schemas.validate_event(event_type, data)
         if valid:
+            return  # the common case: one registry lookup
+        if not schemas.is_registered(event_type):
+            self._note_unregistered(event_type)
             return
         if self.mode == "strict":
             self.rejected += 1

@@ -27,6 +27,7 @@ from enum import Enum
 from typing import Any
 
 from aiohttp.abc import AbstractResolver
+from pydantic import ValidationError
 from reactivex import abc
 
 from mnemo_events._log import logger
@@ -76,10 +77,15 @@ class WebhookManager:
     """Registers webhooks and delivers matching events to them (see the module docstring).
 
     Settings come from ``config`` (a :class:`WebhooksConfig`; without one, both stores are in
-    memory) and any keyword given here overrides it. ``resolver`` replaces the DNS resolver
-    used for the SSRF checks and connections (tests use a static one).
+    memory) and any keyword given here overrides it: the paths, ``allow_private_networks``
+    and, as ``**settings``, any other field of :class:`WebhooksConfig` (``retention_days``,
+    ``disable_after_failures``, ``max_in_flight_per_endpoint``, ``stop_timeout``,
+    ``response_body_limit``, ``default_retry``, ``enabled``). ``resolver`` replaces the DNS
+    resolver used for the SSRF checks and connections (tests use a static one). Call the
+    methods from the event loop that runs the manager.
 
     Raises:
+        WebhookConfigError: an unknown or invalid setting.
         WebhookPersistenceError: the webhook file exists but cannot be loaded.
     """
 
@@ -104,7 +110,10 @@ class WebhookManager:
         unknown = set(overrides) - set(WebhooksConfig.model_fields)
         if unknown:
             raise WebhookConfigError(f"unknown WebhookManager setting(s): {sorted(unknown)}")
-        self.config = WebhooksConfig.model_validate({**base.model_dump(), **overrides})
+        try:
+            self.config = WebhooksConfig.model_validate({**base.model_dump(), **overrides})
+        except ValidationError as err:
+            raise WebhookConfigError(f"invalid WebhookManager settings: {err}") from err
         self._registry = WebhookRegistry(self.config.persistence_path)
         self._resolver = resolver
         self._state = _State.NEW

@@ -503,6 +503,11 @@ class TestShared:
         with pytest.raises(WebhookConfigError, match="max_inflight"):
             WebhookManager(max_inflight=3)
 
+    def test_invalid_settings_are_refused(self) -> None:
+        """An out-of-range setting raises WebhookConfigError naming it."""
+        with pytest.raises(WebhookConfigError, match="retention_days"):
+            WebhookManager(retention_days=-1)
+
     def test_keywords_override_the_config(self, tmp_path: Path) -> None:
         """Keyword settings win over the given WebhooksConfig."""
         config = WebhooksConfig(persistence_path=None, delivery_store_path=None, retention_days=9)
