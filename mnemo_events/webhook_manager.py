@@ -69,6 +69,7 @@ _BACKLOG_LIMIT = 10_000
 
 class _State(Enum):
     NEW = "new"
+    STARTING = "starting"
     RUNNING = "running"
     STOPPED = "stopped"
 
@@ -133,8 +134,9 @@ class WebhookManager:
 
     async def start(self) -> None:
         """Open the store, resume unfinished deliveries and start sending (idempotent)."""
-        if self._state is _State.RUNNING:
+        if self._state in (_State.RUNNING, _State.STARTING):
             return
+        previous, self._state = self._state, _State.STARTING
         store = DeliveryStore(self.config.delivery_store_path)
         runtime = DeliveryRuntime(
             self.config,
@@ -143,13 +145,17 @@ class WebhookManager:
             resolver=self._resolver,
             on_disable=self._disable_soon,
         )
-        self._runtime = runtime
         try:
             resumed = await runtime.start()
         except BaseException:
-            self._runtime = None
+            self._state = previous
             await runtime.stop(0.0)
             raise
+        for webhook in self._registry.all():  # registered while the runtime was starting
+            if webhook.id not in runtime.actors:
+                runtime.add(webhook)
+        # Only now do events go to the runtime; until here they waited in the backlog.
+        self._runtime = runtime
         self._state = _State.RUNNING
         backlog, self._backlog = self._backlog, []
         for event in backlog:
@@ -220,7 +226,8 @@ class WebhookManager:
             return
         if self._runtime is not None:
             self._runtime.inbound.on_next(event)
-        elif self._state is _State.NEW and len(self._backlog) < _BACKLOG_LIMIT:
+        elif self._state is not _State.STOPPED and len(self._backlog) < _BACKLOG_LIMIT:
+            # Not started yet (or starting): the events wait and go out once it runs.
             self._backlog.append(event)
         else:
             self._dropped += 1

@@ -446,6 +446,23 @@ class TestBus:
         ]
         assert wm.get_metrics()["running"] is False
 
+    async def test_events_during_start_are_kept(self, tmp_path: Path, receiver: Receiver) -> None:
+        """An event handed over while start() is still opening the store goes out once it runs."""
+        path = tmp_path / "w.json"
+        async with WebhookManager(path, allow_private_networks=True) as first:
+            await first.register_webhook(receiver.url(), ["memory.*"])
+        wm = WebhookManager(path, allow_private_networks=True)
+        starting = asyncio.create_task(wm.start())
+        await asyncio.sleep(0)
+        assert not wm.is_running
+        wm.deliver(_event(7))
+        await starting
+        try:
+            await receiver.wait_for(1)
+        finally:
+            await wm.stop()
+        assert json.loads(receiver.requests[0].body)["data"]["memory_id"] == "m7"
+
     async def test_restart_after_stop(self, make_manager: MakeManager, receiver: Receiver) -> None:
         """A stopped manager can start again and delivers again."""
         wm = await make_manager()
