@@ -144,7 +144,8 @@ def retry_when(
     ``notifier`` receives the stream of the source's errors and returns a stream whose items
     trigger a resubscription. When that stream completes, the result completes; when it
     errors, the result errors with that error (typically the last source error re-thrown).
-    This is RxJS's ``retryWhen``, which reactivex lacks; see :func:`backoff_notifier`.
+    This is RxJS's ``retryWhen``, which reactivex lacks; as there, the notifier is built at
+    the source's first error. See :func:`backoff_notifier`.
 
     ::
 
@@ -157,15 +158,29 @@ def retry_when(
         def _subscribe(
             observer: abc.ObserverBase[_T], scheduler: abc.SchedulerBase | None = None
         ) -> abc.DisposableBase:
-            errors: Subject[Exception] = Subject()
             current = SerialDisposable()
+            triggers = SerialDisposable()
+            errors: list[Subject[Exception]] = []
             stopped = [False]
+
+            def _on_source_error(err: Exception) -> None:
+                # As in RxJS, the notifier is built at the first error: a source that
+                # succeeds the first time (most webhook attempts) pays for no retry chain.
+                if not errors:
+                    errors.append(Subject())
+                    triggers.disposable = notifier(errors[0]).subscribe(
+                        lambda _: _subscribe_source(),
+                        _finish_error,
+                        _finish_completed,
+                        scheduler=scheduler,
+                    )
+                errors[0].on_next(err)
 
             def _subscribe_source() -> None:
                 if stopped[0]:
                     return
                 current.disposable = source.subscribe(
-                    observer.on_next, errors.on_next, observer.on_completed, scheduler=scheduler
+                    observer.on_next, _on_source_error, observer.on_completed, scheduler=scheduler
                 )
 
             def _finish_error(err: Exception) -> None:
@@ -176,9 +191,6 @@ def retry_when(
                 stopped[0] = True
                 observer.on_completed()
 
-            triggers = notifier(errors).subscribe(
-                lambda _: _subscribe_source(), _finish_error, _finish_completed, scheduler=scheduler
-            )
             _subscribe_source()
             return CompositeDisposable(current, triggers)
 
