@@ -13,7 +13,13 @@ from typing import Any
 
 import structlog
 
-__all__ = ["LibraryLogger", "debug_enabled", "library_level", "logger", "set_library_level"]
+__all__ = [
+    "LibraryLogger",
+    "current_level",
+    "library_level",
+    "logger",
+    "set_library_level",
+]
 
 _LEVELS = {
     "debug": logging.DEBUG,
@@ -23,6 +29,8 @@ _LEVELS = {
     "critical": logging.CRITICAL,
 }
 _state = {"level": logging.WARNING}
+current_level = _state
+"""The live threshold, for hot paths that test it inline: ``current_level["level"] <= 10``."""
 
 
 def parse_level(level: str | int) -> int:
@@ -40,11 +48,6 @@ def parse_level(level: str | int) -> int:
 def set_library_level(level: str | int) -> None:
     """Let the library's log lines at ``level`` and above through (default ``warning``)."""
     _state["level"] = parse_level(level)
-
-
-def debug_enabled() -> bool:
-    """Whether library debug lines are let through (a cheap guard for hot paths)."""
-    return _state["level"] <= logging.DEBUG
 
 
 def library_level() -> int:

@@ -12,7 +12,7 @@ from mnemo_events._frozen import FrozenDict, freeze, thaw
 from mnemo_events.exceptions import EventValidationError
 from mnemo_events.patterns import validate_event_type
 
-__all__ = ["Event", "new_event_id"]
+__all__ = ["Event", "fresh_event", "new_event_id"]
 
 
 _UUID4_CLEAR = 0xFFFFFFFFFFFF0FFF3FFFFFFFFFFFFFFF  # version nibble and variant bits cleared
@@ -132,23 +132,7 @@ class Event:
                 metadata,
                 datetime.now(UTC) if published_at is None else published_at,
             )
-        # The publish path: the same checks as __init__, minus the ones a fresh id and the
-        # current UTC time make unnecessary, with the id and the flat-payload copy inlined.
-        if event_type not in _VALID_TYPES:
-            validate_event_type(event_type)
-            if len(_VALID_TYPES) < 10_000:
-                _VALID_TYPES.add(event_type)
-        event = _new(Event)
-        _set(event, "id", f"evt_{(_getrandbits(128) & _UUID4_CLEAR) | _UUID4_SET:032x}")
-        _set(event, "type", event_type)
-        _set(event, "data", _frozen_mapping(event_type, "data", data))
-        _set(
-            event,
-            "metadata",
-            _EMPTY if metadata is None else _frozen_mapping(event_type, "metadata", metadata),
-        )
-        _set(event, "published_at", _now(UTC))
-        return event
+        return fresh_event(event_type, data, metadata)
 
     def to_dict(self) -> dict[str, Any]:
         """A plain, JSON-ready dict (``published_at`` as ISO 8601 with offset)."""
@@ -211,3 +195,28 @@ class Event:
 
     def __hash__(self) -> int:
         return hash(self.id)
+
+
+def fresh_event(
+    event_type: str, data: Mapping[str, Any], metadata: Mapping[str, Any] | None = None
+) -> Event:
+    """:meth:`Event.create` without options: the publish path.
+
+    The same checks as ``Event.__init__`` minus those a fresh id and the current UTC time
+    make unnecessary, with the id inlined and known-good types remembered.
+    """
+    if event_type not in _VALID_TYPES:
+        validate_event_type(event_type)
+        if len(_VALID_TYPES) < 10_000:
+            _VALID_TYPES.add(event_type)
+    event = _new(Event)
+    _set(event, "id", f"evt_{(_getrandbits(128) & _UUID4_CLEAR) | _UUID4_SET:032x}")
+    _set(event, "type", event_type)
+    _set(event, "data", _frozen_mapping(event_type, "data", data))
+    _set(
+        event,
+        "metadata",
+        _EMPTY if metadata is None else _frozen_mapping(event_type, "metadata", metadata),
+    )
+    _set(event, "published_at", _now(UTC))
+    return event

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import logging
 import threading
 import time
 import uuid
@@ -28,14 +29,15 @@ from reactivex.subject import Subject
 
 from mnemo_events._batch import BatchItem, item_parts
 from mnemo_events._dispatch import BusTasks
-from mnemo_events._log import debug_enabled, logger
+from mnemo_events._log import current_level as _log_level
+from mnemo_events._log import logger
 from mnemo_events._mailbox import Mailbox
 from mnemo_events._publish_checks import PayloadChecker
 from mnemo_events._router import Batch, LoopSubject, Router
 from mnemo_events._stream import EventStream, observable_of, open_stream
 from mnemo_events._subscription import Handler, SubscriptionActor, SubscriptionInfo, halt_all
 from mnemo_events.config import EventsConfig, load_config
-from mnemo_events.event import Event
+from mnemo_events.event import Event, fresh_event
 from mnemo_events.exceptions import BusClosedError, EventValidationError, QueueFullError
 from mnemo_events.patterns import parse_pattern
 from mnemo_events.reducers import StreamState, recent_events, record_batch
@@ -49,6 +51,7 @@ __all__ = [
 ]
 
 _log = logger("bus")
+_running_loop = asyncio.get_running_loop
 _YIELD_EVERY = 256
 
 
@@ -292,11 +295,11 @@ class EventBus:
             self._refuse_if_closed()
         if self._validating:
             self._checker.check(event_type, data)
-        event = Event.create(event_type, data, metadata)
+        event = fresh_event(event_type, data, metadata)
         if not self._enabled:
             self._skip_disabled(event)
             return event
-        if self._tasks.live_loop is not asyncio.get_running_loop():
+        if self._tasks.live_loop is not _running_loop():
             self._bind_loop()
         depth = self._mailbox.offer(event)
         if depth < 0:
@@ -305,7 +308,7 @@ class EventBus:
             # A producer that never awaits anything else would starve the bus task and pile
             # events up; let the bus run every few hundred events.
             await asyncio.sleep(0)
-        if debug_enabled():
+        if _log_level["level"] <= logging.DEBUG:
             _log.debug("bus.published", event_id=event.id, event_type=event.type)
         return event
 
@@ -345,7 +348,7 @@ class EventBus:
         try:
             if self._validating:
                 self._checker.check(event_type, data)
-            return Event.create(event_type, data, metadata)
+            return fresh_event(event_type, data, metadata)
         except EventValidationError as err:
             raise EventValidationError(
                 err.event_type, [f"item {index}: {problem}" for problem in err.errors]
