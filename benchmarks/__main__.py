@@ -1,6 +1,7 @@
 """``python -m benchmarks``: run the cases, print the tables, write BENCHMARKS.md.
 
-By default a full run of every case writes ``BENCHMARKS.md`` at the project root; a
+By default a full run of every case writes ``BENCHMARKS.md`` at the project root and the
+figures in README.md's Performance section; a
 ``--quick`` run or a ``--cases`` selection writes nothing unless ``--output`` is given, so a
 partial check never overwrites the published figures.
 """
@@ -17,10 +18,19 @@ from pathlib import Path
 from benchmarks._harness import CaseResult
 from benchmarks._machine import describe
 from benchmarks._payloads import FULL, QUICK
-from benchmarks._report import markdown, text_case, text_targets, to_json
+from benchmarks._report import (
+    markdown,
+    readme_summary,
+    replace_readme_block,
+    text_case,
+    text_targets,
+    to_json,
+)
 from benchmarks._suite import CASES, run_suite
 
-_DEFAULT_OUTPUT = Path(__file__).resolve().parent.parent / "BENCHMARKS.md"
+_ROOT = Path(__file__).resolve().parent.parent
+_DEFAULT_OUTPUT = _ROOT / "BENCHMARKS.md"
+_README = _ROOT / "README.md"
 
 
 def _case_numbers(text: str) -> list[int]:
@@ -92,6 +102,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         output.write_text(markdown(results, machine, command, run), encoding="utf-8")
         print(f"\nwrote {output}")
+        if output == _DEFAULT_OUTPUT:  # the published run also refreshes the README's figures
+            summary = readme_summary(results, machine, command)
+            readme = _README.read_text(encoding="utf-8")
+            _README.write_text(replace_readme_block(readme, summary), encoding="utf-8")
+            print(f"updated the Performance section of {_README}")
     if args.json is not None:
         args.json.write_text(json.dumps(to_json(results, machine, command), indent=2) + "\n")
         print(f"wrote {args.json}")

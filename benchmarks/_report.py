@@ -7,7 +7,18 @@ from typing import Any
 
 from benchmarks._harness import CaseResult, Row, Target
 
-__all__ = ["format_value", "markdown", "ratio", "text_case", "text_targets", "to_json"]
+__all__ = [
+    "README_END",
+    "README_START",
+    "format_value",
+    "markdown",
+    "ratio",
+    "readme_summary",
+    "replace_readme_block",
+    "text_case",
+    "text_targets",
+    "to_json",
+]
 
 _METHOD = (
     "Each case runs in its own asyncio event loop (the default loop, no uvloop) in one "
@@ -202,6 +213,47 @@ def markdown(
             out.append(f"- case {result.number}, {where}{row.name}: {values}")
     out += ["", "</details>", ""]
     return "\n".join(out)
+
+
+README_START = "<!-- benchmarks:start (written by python -m benchmarks; do not edit) -->"
+README_END = "<!-- benchmarks:end -->"
+
+
+def readme_summary(results: Sequence[CaseResult], machine: Mapping[str, str], command: str) -> str:
+    """The README's Performance block: the run's headline figures and its targets."""
+    out = [
+        f"From `{command}` on {machine.get('Date', '?')} ({machine.get('CPU', '?')}, "
+        f"{machine.get('Cores', '?')} cores, {machine.get('Python', '?')}); "
+        "medians, events per second unless a unit is shown:",
+        "",
+        "| Case | Contender | Median | Ratio |",
+        "|---|---|--:|---|",
+    ]
+    for result in results:
+        for group, rows in _groups(result.rows):
+            common = _common_baseline(rows)
+            where = f" ({group})" if group else ""
+            out += [
+                f"| {result.number}{where} | {row.name} | {format_value(row.median, row.unit)} | "
+                f"{_ratio_text(row, result.rows, common)} |"
+                for row in rows
+            ]
+    out += ["", "| Result | Case | Goal | This run |", "|---|---|---|---|"]
+    targets = [t for result in results for t in result.targets]
+    out += [f"| {s} | {c} | {g} | {v} |" for s, c, g, v in map(_target_line, targets)]
+    return "\n".join(out)
+
+
+def replace_readme_block(readme: str, block: str) -> str:
+    """``readme`` with the text between the benchmark markers replaced by ``block``.
+
+    Raises:
+        ValueError: the markers are missing or out of order.
+    """
+    start, end = readme.find(README_START), readme.find(README_END)
+    if start < 0 or end < start:
+        raise ValueError(f"README.md lacks the markers {README_START!r} ... {README_END!r}")
+    return f"{readme[: start + len(README_START)]}\n{block}\n{readme[end:]}"
 
 
 def to_json(

@@ -18,6 +18,7 @@ import pytest
 from benchmarks.__main__ import main
 from benchmarks._harness import BenchmarkError, Contender, Tally, Trial, measure
 from benchmarks._machine import PACKAGES
+from benchmarks._report import README_END, README_START, replace_readme_block
 from benchmarks._suite import CASES
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -160,3 +161,19 @@ class TestCommandLine:
             main(argv)
         assert stopped.value.code == 2
         assert "error" in capsys.readouterr().err
+
+
+class TestReadmeBlock:
+    def test_readme_has_the_markers_the_suite_writes_between(self) -> None:
+        """A full run can refresh the README's figures: its markers are there, in order."""
+        readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+        updated = replace_readme_block(readme, "| a | table |")
+        assert "| a | table |" in updated
+        assert updated.index(README_START) < updated.index("| a | table |")
+        assert updated.index("| a | table |") < updated.index(README_END)
+        assert replace_readme_block(updated, "| b |").count("| a | table |") == 0
+
+    def test_missing_markers_are_refused(self) -> None:
+        """Without the markers the suite says so instead of writing anywhere."""
+        with pytest.raises(ValueError, match="lacks the markers"):
+            replace_readme_block("# no markers here", "x")
