@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from mnemo_events.event import Event, fresh_event
 from mnemo_events.exceptions import EventValidationError
 
-__all__ = ["BatchItem", "item_parts"]
+__all__ = ["BatchItem", "batch_event", "item_parts"]
 
 BatchItem = Mapping[str, Any] | Sequence[Any]
 _KEYS = frozenset({"type", "data", "metadata"})
@@ -36,3 +37,23 @@ def item_parts(index: int, item: BatchItem) -> tuple[Any, Any, Any]:
             f"or a (type, data[, metadata]) tuple, got {item!r}"
         ],
     )
+
+
+def batch_event(index: int, item: BatchItem, check: Callable[[str, Any], None] | None) -> Event:
+    """The event of one batch item, its payload checked by ``check`` (when given).
+
+    Raises:
+        EventValidationError, InvalidEventTypeError: as ``publish`` would, with every
+            message prefixed by the item's index.
+    """
+    event_type, data, metadata = item_parts(index, item)
+    try:
+        if check is not None:
+            check(event_type, data)
+        return fresh_event(event_type, data, metadata)
+    except EventValidationError as err:
+        raise EventValidationError(
+            err.event_type, [f"item {index}: {problem}" for problem in err.errors]
+        ) from None
+    except ValueError as err:
+        raise type(err)(f"item {index}: {err}") from None

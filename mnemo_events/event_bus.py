@@ -27,7 +27,7 @@ from reactivex import operators as ops
 from reactivex.scheduler.eventloop import AsyncIOScheduler
 from reactivex.subject import Subject
 
-from mnemo_events._batch import BatchItem, item_parts
+from mnemo_events._batch import BatchItem, batch_event
 from mnemo_events._dispatch import BusTasks
 from mnemo_events._log import current_level as _log_level
 from mnemo_events._log import logger
@@ -35,10 +35,11 @@ from mnemo_events._mailbox import Mailbox
 from mnemo_events._publish_checks import PayloadChecker
 from mnemo_events._router import Batch, LoopSubject, Router
 from mnemo_events._stream import EventStream, observable_of, open_stream
-from mnemo_events._subscription import Handler, SubscriptionActor, SubscriptionInfo, halt_all
+from mnemo_events._subscription import Handler, SubscriptionActor, SubscriptionInfo
+from mnemo_events._subscriptions import SubscriptionTable
 from mnemo_events.config import EventsConfig, load_config
 from mnemo_events.event import Event, fresh_event
-from mnemo_events.exceptions import BusClosedError, EventValidationError, QueueFullError
+from mnemo_events.exceptions import BusClosedError, QueueFullError
 from mnemo_events.patterns import parse_pattern
 from mnemo_events.reducers import StreamState, recent_events, record_batch
 
@@ -86,10 +87,7 @@ class EventBus:
         self._mailbox: Mailbox[Event] = Mailbox(self.config.max_queue_size)
         self._subject: Subject[Batch] = LoopSubject()
         self._router = Router()
-        self._actors: dict[str, SubscriptionActor] = {}
-        self._retired: list[SubscriptionActor] = []
-        self._retired_delivered = 0
-        self._retired_errors = 0
+        self._subscriptions = SubscriptionTable(self._router)
         self._stream = StreamState.empty(self.config.history_size)
         self._checker = PayloadChecker(self.config.validation)
         self._validating = self.config.validation != "off"
@@ -98,7 +96,7 @@ class EventBus:
             self._mailbox,
             self._subject.on_next,
             lambda: self._stream.dispatched,
-            self._actors,
+            self._subscriptions.actors,
             self.config.delivery_timeout,
         )
         self._started_at: float | None = None
@@ -169,8 +167,7 @@ class EventBus:
                 f"event_filter for {event_pattern!r} must be callable, got {event_filter!r}"
             )
         actor = SubscriptionActor(_subscription_id(), pattern, handler, event_filter, timed=timed)
-        self._actors[actor.id] = actor
-        self._router.add(actor)
+        self._subscriptions.add(actor)
         loop = self._tasks.loop
         if self.is_running and loop is not None and loop.is_running():
             try:
@@ -189,48 +186,27 @@ class EventBus:
 
         Events already queued for it are discarded (the count is logged).
         """
-        actor = self._actors.pop(subscription_id, None)
-        if actor is None:
-            return False
-        self._router.remove(actor)
-        discarded = actor.close()
-        self._retired_delivered += actor.delivered
-        self._retired_errors += actor.errors
-        self._retired.append(actor)
-        _log.debug("bus.unsubscribed", subscription_id=subscription_id, discarded=discarded)
-        return True
+        return self._subscriptions.remove(subscription_id)
 
     def unsubscribe_pattern(self, event_pattern: str) -> int:
         """Remove every subscription registered with exactly this pattern; returns the count."""
-        doomed = [a.id for a in self._actors.values() if a.pattern.text == event_pattern]
+        doomed = self._subscriptions.ids_with_pattern(event_pattern)
         return sum(self.unsubscribe(sub_id) for sub_id in doomed)
 
     def disable_subscription(self, subscription_id: str) -> bool:
         """Stop delivering to a subscription without removing it; False if unknown."""
-        return self._set_enabled(subscription_id, False)
+        return self._subscriptions.set_enabled(subscription_id, False)
 
     def enable_subscription(self, subscription_id: str) -> bool:
         """Resume delivering to a disabled subscription; False if unknown."""
-        return self._set_enabled(subscription_id, True)
-
-    def _set_enabled(self, subscription_id: str, enabled: bool) -> bool:
-        actor = self._actors.get(subscription_id)
-        if actor is None:
-            return False
-        actor.enabled = enabled
-        return True
+        return self._subscriptions.set_enabled(subscription_id, True)
 
     def list_subscriptions(
         self, event_pattern: str | None = None, *, enabled: bool | None = None
     ) -> list[SubscriptionInfo]:
         """Snapshots of the subscriptions, optionally only those with exactly this pattern
         or this enabled state."""
-        return [
-            actor.info()
-            for actor in self._actors.values()
-            if (event_pattern is None or actor.pattern.text == event_pattern)
-            and (enabled is None or actor.enabled is enabled)
-        ]
+        return self._subscriptions.snapshot(event_pattern, enabled)
 
     # -- streams for reactive and async code ---------------------------------------------------
 
@@ -326,7 +302,8 @@ class EventBus:
             Otherwise as :meth:`publish`, for the first event that cannot be queued.
         """
         self._refuse_if_closed()
-        events = [self._event_from_item(index, item) for index, item in enumerate(items)]
+        check = self._checker.check if self._validating else None
+        events = [batch_event(index, item, check) for index, item in enumerate(items)]
         if not self._enabled:
             for event in events:
                 self._skip_disabled(event)
@@ -342,19 +319,6 @@ class EventBus:
                 await asyncio.sleep(0)
         _log.debug("bus.published_batch", count=len(events))
         return events
-
-    def _event_from_item(self, index: int, item: BatchItem) -> Event:
-        event_type, data, metadata = item_parts(index, item)
-        try:
-            if self._validating:
-                self._checker.check(event_type, data)
-            return fresh_event(event_type, data, metadata)
-        except EventValidationError as err:
-            raise EventValidationError(
-                err.event_type, [f"item {index}: {problem}" for problem in err.errors]
-            ) from None
-        except ValueError as err:
-            raise type(err)(f"item {index}: {err}") from None
 
     async def _put_waiting(self, event: Event) -> None:
         timeout = self.config.publish_timeout
@@ -394,7 +358,7 @@ class EventBus:
         self._state = BusState.RUNNING
         self._started_at = time.monotonic()
         self._tasks.launch(loop)
-        _log.info("bus.started", subscriptions=len(self._actors), queued=len(self._mailbox))
+        _log.info("bus.started", subscriptions=len(self._subscriptions), queued=len(self._mailbox))
 
     async def stop(self) -> None:
         """Stop after delivering every event published before this call (idempotent).
@@ -408,40 +372,22 @@ class EventBus:
         self._state = BusState.STOPPING
         await self._tasks.dispatched_up_to(self._stream.dispatched + len(self._mailbox))
         await self._tasks.halt_pump()
-        busy = [a for a in self._actors.values() if a.pending or a.busy_since is not None]
-        await asyncio.gather(*(self._drain(actor) for actor in busy))
+        await self._subscriptions.drain(stream_timeout=self.config.delivery_timeout)
         for stream_id in list(self._stream_ids):
             self.unsubscribe(stream_id)  # ends the iterator after what it already holds
-        await halt_all([*self._actors.values(), *self._retired])
-        self._retired.clear()
+        await self._subscriptions.halt()
         await self._tasks.halt_watchdog()
         self._state = BusState.STOPPED
         _log.info("bus.stopped", dispatched=self._stream.dispatched, queued=len(self._mailbox))
-
-    async def _drain(self, actor: SubscriptionActor) -> None:
-        if actor.timed:
-            await actor.drain()  # each call is bounded by the watchdog
-            return
-        try:
-            async with asyncio.timeout(self.config.delivery_timeout):
-                await actor.drain()
-        except TimeoutError:
-            _log.warning(
-                "bus.stream_consumer_stalled",
-                subscription_id=actor.id,
-                undelivered=actor.pending,
-                timeout=self.config.delivery_timeout,
-            )
 
     async def shutdown(self) -> None:
         """Stop, then release every subscription; the bus refuses further work."""
         if self._state is BusState.CLOSED:
             return
         await self.stop()
-        for sub_id in list(self._actors):
+        for sub_id in list(self._subscriptions.actors):
             self.unsubscribe(sub_id)
-        await halt_all(self._retired)
-        self._retired.clear()
+        await self._subscriptions.halt()
         self._state = BusState.CLOSED
         _log.info("bus.shutdown", dispatched=self._stream.dispatched)
 
@@ -491,14 +437,12 @@ class EventBus:
 
     def get_metrics(self) -> dict[str, int]:
         """The reference's five counters."""
-        actors = self._actors.values()
+        subscriptions = self._subscriptions
         return {
             "total_published": self._stream.dispatched + len(self._mailbox),
-            "total_delivered": self._retired_delivered + sum(a.delivered for a in actors),
-            "total_errors": self._retired_errors
-            + self._tasks.internal_errors
-            + sum(a.errors for a in actors),
-            "subscriptions_active": sum(1 for a in actors if a.enabled),
+            "total_delivered": subscriptions.delivered,
+            "total_errors": subscriptions.errors + self._tasks.internal_errors,
+            "subscriptions_active": subscriptions.active,
             "queue_size": len(self._mailbox),
         }
 
@@ -512,7 +456,7 @@ class EventBus:
             "uptime_seconds": time.monotonic() - started if started and self.is_running else 0.0,
             "events_by_type": dict(self._stream.per_type),
             "history_size": len(self._stream.history),
-            "subscriptions": [actor.info().to_dict() for actor in self._actors.values()],
+            "subscriptions": [info.to_dict() for info in self._subscriptions.snapshot(None, None)],
             "event_type_groups": self._router.group_count,
             "validation": self._checker.stats(),
             "skipped_disabled": self._skipped_disabled,
