@@ -14,6 +14,7 @@ handler in its own task, in publish order.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import enum
 import logging
 import threading
@@ -287,6 +288,27 @@ class EventBus:
         if _log_level["level"] <= logging.DEBUG:
             _log.debug("bus.published", event_id=event.id, event_type=event.type)
         return event
+
+    def publish_threadsafe(
+        self,
+        event_type: str,
+        data: Mapping[str, Any],
+        metadata: Mapping[str, Any] | None = None,
+    ) -> concurrent.futures.Future[Event]:
+        """Publish from another thread (engine code without an event loop of its own).
+
+        Returns a future of the published event; ``.result()`` raises what ``publish`` would.
+
+        Raises:
+            RuntimeError: the bus is not running on an event loop.
+        """
+        loop = self._tasks.live_loop
+        if loop is None or not loop.is_running():
+            raise RuntimeError(
+                "publish_threadsafe needs a bus running on an event loop; await bus.start() "
+                "in that loop first"
+            )
+        return asyncio.run_coroutine_threadsafe(self.publish(event_type, data, metadata), loop)
 
     async def publish_batch(
         self,

@@ -614,3 +614,34 @@ def test_shared_bus_keeps_working_across_event_loops() -> None:
     asyncio.run(second_loop())
     assert received == [1, 2]
     asyncio.run(bus.shutdown())
+
+
+class TestThreads:
+    async def test_publish_threadsafe_from_a_worker_thread(self, bus: EventBus) -> None:
+        """Engine code in another thread publishes through the bus's loop, in order."""
+        seen: list[int] = []
+        bus.subscribe("a.b", lambda e: seen.append(e.data["n"]))
+
+        def engine() -> list[str]:
+            return [bus.publish_threadsafe("a.b", {"n": n}).result(5).id for n in range(20)]
+
+        ids = await asyncio.to_thread(engine)
+        await bus.stop()
+        assert seen == list(range(20))
+        assert [e.id for e in await bus.get_history()] == ids
+
+    async def test_publish_threadsafe_reports_bad_input_through_the_future(
+        self, bus: EventBus
+    ) -> None:
+        """What publish would raise comes out of the future's result()."""
+
+        def engine() -> None:
+            bus.publish_threadsafe("bad type", {}).result(5)
+
+        with pytest.raises(InvalidEventTypeError):
+            await asyncio.to_thread(engine)
+
+    def test_publish_threadsafe_needs_a_running_bus(self) -> None:
+        """Without a running bus there is no loop to hand the event to: a clear error."""
+        with pytest.raises(RuntimeError, match="needs a bus running"):
+            EventBus().publish_threadsafe("a.b", {})
