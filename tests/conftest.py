@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import AsyncIterator, Callable, Iterator
 
 import pytest
+from webhook_receiver import Receiver
 
 from mnemo_events._log import library_level, set_library_level
 from mnemo_events.event import Event
@@ -27,6 +28,13 @@ def _isolated_globals(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 async def bus() -> AsyncIterator[EventBus]:
     """A started bus with short time-outs and no schema checks, shut down after the test."""
     async with EventBus(delivery_timeout=1.0, publish_timeout=0.2, validation="off") as started:
+        yield started
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[Receiver]:
+    """A webhook receiver on 127.0.0.1 that records requests and checks signatures."""
+    async with Receiver() as started:
         yield started
 
 

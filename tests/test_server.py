@@ -112,13 +112,6 @@ async def service(start: Start) -> Running:
     return await start()
 
 
-@pytest.fixture
-async def receiver() -> AsyncIterator[Receiver]:
-    """A webhook receiver on 127.0.0.1 that checks signatures with Stripe's verifier."""
-    async with Receiver() as started:
-        yield started
-
-
 PROTECTED = [
     ("GET", "/events"),
     ("POST", "/events"),

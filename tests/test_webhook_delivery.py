@@ -30,13 +30,6 @@ MakeManager = Callable[..., Awaitable[WebhookManager]]
 
 
 @pytest.fixture
-async def receiver() -> AsyncIterator[Receiver]:
-    """A started receiver on 127.0.0.1."""
-    async with Receiver() as started:
-        yield started
-
-
-@pytest.fixture
 async def make_manager(tmp_path: Path) -> AsyncIterator[MakeManager]:
     """A factory of started managers on files in tmp_path (loopback allowed), all stopped after."""
     made: list[WebhookManager] = []

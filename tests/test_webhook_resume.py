@@ -7,10 +7,8 @@ import json
 import signal
 import sqlite3
 import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
 
-import pytest
 from webhook_receiver import Receiver, Reply, eventually
 
 from mnemo_events.config import RetryConfig
@@ -20,13 +18,6 @@ from mnemo_events.webhooks.models import Delivery, DeliveryStatus
 
 CHILD = Path(__file__).with_name("webhook_crash_child.py")
 RETRY = RetryConfig(max_attempts=50, base_delay_seconds=0.02, max_delay_seconds=0.05)
-
-
-@pytest.fixture
-async def receiver() -> AsyncIterator[Receiver]:
-    """A started receiver on 127.0.0.1."""
-    async with Receiver() as started:
-        yield started
 
 
 def _manager(tmp_path: Path, **settings: object) -> WebhookManager:
