@@ -35,15 +35,6 @@ class Mailbox(Generic[_T]):
     def __bool__(self) -> bool:
         return bool(self._items)
 
-    @property
-    def capacity(self) -> int | None:
-        """The most items held at once, or None for no bound."""
-        return self._capacity
-
-    def full(self, extra: int = 1) -> bool:
-        """Whether ``extra`` more items would exceed the capacity."""
-        return self._capacity is not None and len(self._items) + extra > self._capacity
-
     def put_nowait(self, item: _T) -> bool:
         """Append ``item`` if there is room; False when full."""
         return self.offer(item) >= 0
@@ -102,13 +93,6 @@ class Mailbox(Generic[_T]):
     def put_back(self, items: list[_T]) -> None:
         """Return items taken but not handled to the front, in their order."""
         self._items.extendleft(reversed(items))
-
-    def popleft(self) -> _T:
-        """Take the oldest item (the mailbox must not be empty) and let a waiting producer in."""
-        item = self._items.popleft()
-        if self._putters:
-            wake(self._putters.popleft())
-        return item
 
     async def wait(self) -> None:
         """Wait until the mailbox holds an item (one consumer at a time)."""

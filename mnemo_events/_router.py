@@ -83,8 +83,7 @@ class Router:
         for link in actor.links.values():
             link.dispose()
         actor.links.clear()
-        for event_type in [t for t, g in self._groups.items() if not g.observers]:
-            del self._groups[event_type]
+        self._drop_idle_groups()
 
     def _create_group(self, event_type: str) -> LoopSubject:
         if len(self._groups) >= _MAX_GROUPS:
@@ -97,7 +96,7 @@ class Router:
         return group
 
     def _drop_idle_groups(self) -> None:
-        """Bound memory under a flood of distinct types: forget groups nobody listens to."""
+        """Forget the groups nobody listens to (bounds memory under a flood of types)."""
         for event_type in [t for t, g in self._groups.items() if not g.observers]:
             del self._groups[event_type]
 

@@ -203,14 +203,14 @@ def fresh_event(
     """:meth:`Event.create` without options: the publish path.
 
     The same checks as ``Event.__init__`` minus those a fresh id and the current UTC time
-    make unnecessary, with the id inlined and known-good types remembered.
+    make unnecessary, with known-good types remembered.
     """
     if event_type not in _VALID_TYPES:
         validate_event_type(event_type)
         if len(_VALID_TYPES) < 10_000:
             _VALID_TYPES.add(event_type)
     event = _new(Event)
-    _set(event, "id", f"evt_{(_getrandbits(128) & _UUID4_CLEAR) | _UUID4_SET:032x}")
+    _set(event, "id", new_event_id())
     _set(event, "type", event_type)
     _set(event, "data", _frozen_mapping(event_type, "data", data))
     _set(

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from mnemo_events.event import Event
 from mnemo_events.patterns import parse_pattern
 
-__all__ = ["StreamState", "recent_events", "record_batch", "record_event"]
+__all__ = ["StreamState", "recent_events", "record_batch"]
 
 
 @dataclass(slots=True)
@@ -32,14 +32,6 @@ class StreamState:
     def empty(cls, history_size: int) -> StreamState:
         """A fresh state keeping at most ``history_size`` events."""
         return cls(history=deque(maxlen=history_size))
-
-
-def record_event(state: StreamState, event: Event) -> StreamState:
-    """Fold one event into the state: remember it and count it under its type."""
-    state.history.append(event)
-    state.per_type[event.type] = state.per_type.get(event.type, 0) + 1
-    state.dispatched += 1
-    return state
 
 
 def record_batch(state: StreamState, batch: list[Event]) -> StreamState:
