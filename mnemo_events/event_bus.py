@@ -101,6 +101,7 @@ class EventBus:
             self.config.delivery_timeout,
         )
         self._started_at: float | None = None
+        self._stopped: asyncio.Future[None] | None = None
         self._disabled_warned = False
         self._enabled = self.config.enabled
         self._stream_ids: set[str] = set()
@@ -388,18 +389,26 @@ class EventBus:
         Each handler call stays bounded by ``delivery_timeout``. Events published while
         stopping stay queued for the next ``start()``.
         """
+        if self._state is BusState.STOPPING and self._stopped is not None:
+            await asyncio.shield(self._stopped)  # a concurrent stop() is draining: wait for it
+            return
         if self._state is not BusState.RUNNING:
             return
         self._bind_loop()  # the loop that ran it may be gone; finish the drain on this one
         self._state = BusState.STOPPING
-        await self._tasks.dispatched_up_to(self._stream.dispatched + len(self._mailbox))
-        await self._tasks.halt_pump()
-        await self._subscriptions.drain(stream_timeout=self.config.delivery_timeout)
-        for stream_id in list(self._stream_ids):
-            self.unsubscribe(stream_id)  # ends the iterator after what it already holds
-        await self._subscriptions.halt()
-        await self._tasks.halt_watchdog()
-        self._state = BusState.STOPPED
+        self._stopped = asyncio.get_running_loop().create_future()
+        try:
+            await self._tasks.dispatched_up_to(self._stream.dispatched + len(self._mailbox))
+            await self._tasks.halt_pump()
+            await self._subscriptions.drain(stream_timeout=self.config.delivery_timeout)
+            for stream_id in list(self._stream_ids):
+                self.unsubscribe(stream_id)  # ends the iterator after what it already holds
+            await self._subscriptions.halt()
+            await self._tasks.halt_watchdog()
+        finally:
+            self._state = BusState.STOPPED
+            self._stopped.set_result(None)
+            self._stopped = None
         _log.info("bus.stopped", dispatched=self._stream.dispatched, queued=len(self._mailbox))
 
     async def shutdown(self) -> None:

@@ -645,3 +645,24 @@ class TestThreads:
         """Without a running bus there is no loop to hand the event to: a clear error."""
         with pytest.raises(RuntimeError, match="needs a bus running"):
             EventBus().publish_threadsafe("a.b", {})
+
+
+async def test_concurrent_stops_all_wait_for_the_drain(collector: Callable[[], Collector]) -> None:
+    """Two stop() calls at once both return only after every earlier event was handled."""
+    got = collector()
+
+    async def slow(event: Event) -> None:
+        await asyncio.sleep(0.01)
+        got(event)
+
+    bus = EventBus()
+    bus.subscribe("a.b", slow)
+    await bus.start()
+    for n in range(5):
+        await bus.publish("a.b", {"n": n})
+    first = asyncio.create_task(bus.stop())
+    await asyncio.sleep(0)
+    await bus.stop()
+    assert len(got.events) == 5
+    await first
+    await bus.shutdown()
