@@ -10,6 +10,7 @@ the hot path.
 from __future__ import annotations
 
 import asyncio
+import enum
 from collections.abc import Callable, Mapping
 
 from mnemo_events._aio import cancel_and_wait, wake
@@ -18,10 +19,20 @@ from mnemo_events._mailbox import Mailbox
 from mnemo_events._subscription import SubscriptionActor
 from mnemo_events.event import Event
 
-__all__ = ["BusTasks"]
+__all__ = ["BusState", "BusTasks"]
 
 _log = logger("bus")
 _DISPATCH_BATCH = 512
+
+
+class BusState(enum.Enum):
+    """Where a bus is in its life."""
+
+    NEW = "new"
+    RUNNING = "running"
+    STOPPING = "stopping"
+    STOPPED = "stopped"
+    CLOSED = "closed"
 
 
 class BusTasks:

@@ -6,14 +6,20 @@ Counters of removed subscriptions are kept, so the bus's totals never go backwar
 from __future__ import annotations
 
 import asyncio
+import uuid
 
 from mnemo_events._log import logger
 from mnemo_events._router import Router
 from mnemo_events._subscription import SubscriptionActor, SubscriptionInfo, halt_all
 
-__all__ = ["SubscriptionTable"]
+__all__ = ["SubscriptionTable", "new_subscription_id"]
 
 _log = logger("bus")
+
+
+def new_subscription_id() -> str:
+    """A fresh subscription id: ``"sub_"`` and 16 random hex digits."""
+    return f"sub_{uuid.uuid4().hex[:16]}"
 
 
 class SubscriptionTable:

@@ -15,11 +15,9 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import enum
 import logging
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
@@ -29,7 +27,7 @@ from reactivex.scheduler.eventloop import AsyncIOScheduler
 from reactivex.subject import Subject
 
 from mnemo_events._batch import BatchItem, batch_event
-from mnemo_events._dispatch import BusTasks
+from mnemo_events._dispatch import BusState, BusTasks
 from mnemo_events._log import current_level as _log_level
 from mnemo_events._log import logger
 from mnemo_events._mailbox import Mailbox
@@ -37,7 +35,7 @@ from mnemo_events._publish_checks import PayloadChecker
 from mnemo_events._router import Batch, LoopSubject, Router
 from mnemo_events._stream import EventStream, observable_of, open_stream
 from mnemo_events._subscription import Handler, SubscriptionActor, SubscriptionInfo
-from mnemo_events._subscriptions import SubscriptionTable
+from mnemo_events._subscriptions import SubscriptionTable, new_subscription_id
 from mnemo_events.config import EventsConfig, load_config
 from mnemo_events.event import Event, fresh_event
 from mnemo_events.exceptions import BusClosedError, QueueFullError
@@ -55,20 +53,6 @@ __all__ = [
 _log = logger("bus")
 _running_loop = asyncio.get_running_loop
 _YIELD_EVERY = 256
-
-
-class BusState(enum.Enum):
-    """Where a bus is in its life."""
-
-    NEW = "new"
-    RUNNING = "running"
-    STOPPING = "stopping"
-    STOPPED = "stopped"
-    CLOSED = "closed"
-
-
-def _subscription_id() -> str:
-    return f"sub_{uuid.uuid4().hex[:16]}"
 
 
 class EventBus:
@@ -168,7 +152,9 @@ class EventBus:
             raise TypeError(
                 f"event_filter for {event_pattern!r} must be callable, got {event_filter!r}"
             )
-        actor = SubscriptionActor(_subscription_id(), pattern, handler, event_filter, timed=timed)
+        actor = SubscriptionActor(
+            new_subscription_id(), pattern, handler, event_filter, timed=timed
+        )
         self._subscriptions.add(actor)
         loop = self._tasks.loop
         if self.is_running and loop is not None and loop.is_running():
