@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Iterator
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any
 
 import pytest
 from webhook_receiver import Receiver
@@ -11,6 +14,9 @@ from webhook_receiver import Receiver
 from mnemo_events._log import library_level, set_library_level
 from mnemo_events.event import Event
 from mnemo_events.event_bus import EventBus, reset_event_bus
+from mnemo_events.webhook_manager import WebhookManager
+
+MakeManager = Callable[..., Awaitable[WebhookManager]]
 
 
 @pytest.fixture(autouse=True)
@@ -36,6 +42,32 @@ async def receiver() -> AsyncIterator[Receiver]:
     """A webhook receiver on 127.0.0.1 that records requests and checks signatures."""
     async with Receiver() as started:
         yield started
+
+
+@contextlib.asynccontextmanager
+async def started_managers(tmp_path: Path, *, shared_store: bool) -> AsyncIterator[MakeManager]:
+    """A factory of started managers on files in tmp_path (loopback allowed), stopped after.
+
+    With ``shared_store`` every manager uses one delivery store (to test resuming), else
+    each gets its own. ``path=`` overrides the webhook file; other keywords are settings.
+    """
+    made: list[WebhookManager] = []
+
+    async def _make(**settings: Any) -> WebhookManager:
+        store = "deliveries.sqlite3" if shared_store else f"deliveries{len(made)}.sqlite3"
+        settings.setdefault("allow_private_networks", True)
+        settings.setdefault("delivery_store_path", tmp_path / store)
+        settings.setdefault("stop_timeout", 0.5)
+        manager = WebhookManager(settings.pop("path", tmp_path / "webhooks.json"), **settings)
+        made.append(manager)
+        await manager.start()
+        return manager
+
+    try:
+        yield _make
+    finally:
+        for manager in made:
+            await manager.stop()
 
 
 class Collector:

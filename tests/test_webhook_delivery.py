@@ -8,11 +8,12 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import MakeManager, started_managers
 from structlog.testing import capture_logs
 from test_webhook_ssrf import StaticResolver
 from webhook_receiver import Receiver, Reply, eventually
@@ -26,26 +27,12 @@ from mnemo_events.webhooks.models import DeliveryStatus, Webhook
 
 FAST = RetryConfig(max_attempts=4, base_delay_seconds=0.01, max_delay_seconds=0.05)
 
-MakeManager = Callable[..., Awaitable[WebhookManager]]
-
 
 @pytest.fixture
 async def make_manager(tmp_path: Path) -> AsyncIterator[MakeManager]:
-    """A factory of started managers on files in tmp_path (loopback allowed), all stopped after."""
-    made: list[WebhookManager] = []
-
-    async def _make(**settings: Any) -> WebhookManager:
-        settings.setdefault("allow_private_networks", True)
-        settings.setdefault("delivery_store_path", tmp_path / f"deliveries{len(made)}.sqlite3")
-        settings.setdefault("stop_timeout", 0.5)
-        manager = WebhookManager(tmp_path / "webhooks.json", **settings)
-        made.append(manager)
-        await manager.start()
-        return manager
-
-    yield _make
-    for manager in made:
-        await manager.stop()
+    """A factory of started managers, each with its own delivery store, stopped after."""
+    async with started_managers(tmp_path, shared_store=False) as make:
+        yield make
 
 
 async def _hook(

@@ -6,11 +6,12 @@ import asyncio
 import json
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable
 from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import MakeManager, started_managers
 from webhook_receiver import Receiver, Reply, eventually, stripe_verifies
 
 from mnemo_events.config import RetryConfig, WebhooksConfig
@@ -31,26 +32,13 @@ from mnemo_events.webhook_manager import (
 from mnemo_events.webhooks.models import DeliveryStatus
 
 FAST = RetryConfig(max_attempts=3, base_delay_seconds=0.01, max_delay_seconds=0.05)
-MakeManager = Callable[..., Awaitable[WebhookManager]]
 
 
 @pytest.fixture
 async def make_manager(tmp_path: Path) -> AsyncIterator[MakeManager]:
-    """A factory of started managers sharing tmp_path files (loopback allowed), stopped after."""
-    made: list[WebhookManager] = []
-
-    async def _make(**settings: Any) -> WebhookManager:
-        settings.setdefault("allow_private_networks", True)
-        settings.setdefault("delivery_store_path", tmp_path / "deliveries.sqlite3")
-        settings.setdefault("stop_timeout", 0.5)
-        manager = WebhookManager(settings.pop("path", tmp_path / "webhooks.json"), **settings)
-        made.append(manager)
-        await manager.start()
-        return manager
-
-    yield _make
-    for manager in made:
-        await manager.stop()
+    """A factory of started managers sharing one delivery store, stopped after."""
+    async with started_managers(tmp_path, shared_store=True) as make:
+        yield make
 
 
 def _event(n: int = 1, event_type: str = "memory.created") -> Event:
