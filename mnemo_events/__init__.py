@@ -12,8 +12,8 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from mnemo_events._stream import EventStream
-    from mnemo_events._subscription import SubscriptionInfo
+    from mnemo_events.bus._stream import EventStream
+    from mnemo_events.bus._subscription import SubscriptionInfo
     from mnemo_events.config import (
         EventsConfig,
         RetryConfig,
@@ -71,7 +71,7 @@ _LAZY: dict[str, str] = {
     "DeliveryStatus": "mnemo_events.webhook_manager",
     "Event": "mnemo_events.event",
     "EventBus": "mnemo_events.event_bus",
-    "EventStream": "mnemo_events._stream",
+    "EventStream": "mnemo_events.bus._stream",
     "EventValidationError": "mnemo_events.exceptions",
     "EventsConfig": "mnemo_events.config",
     "InvalidEventTypeError": "mnemo_events.exceptions",
@@ -83,7 +83,7 @@ _LAZY: dict[str, str] = {
     "SchemaRegistrationError": "mnemo_events.exceptions",
     "ServerConfig": "mnemo_events.config",
     "Settings": "mnemo_events.config",
-    "SubscriptionInfo": "mnemo_events._subscription",
+    "SubscriptionInfo": "mnemo_events.bus._subscription",
     "UnsafeWebhookURLError": "mnemo_events.exceptions",
     "Webhook": "mnemo_events.webhook_manager",
     "WebhookConfigError": "mnemo_events.exceptions",

@@ -26,21 +26,21 @@ from reactivex import operators as ops
 from reactivex.scheduler.eventloop import AsyncIOScheduler
 from reactivex.subject import Subject
 
-from mnemo_events._batch import BatchItem, batch_event
-from mnemo_events._dispatch import BusState, BusTasks
 from mnemo_events._log import current_level as _log_level
 from mnemo_events._log import logger
-from mnemo_events._mailbox import Mailbox
-from mnemo_events._publish_checks import PayloadChecker
-from mnemo_events._router import Batch, LoopSubject, Router
-from mnemo_events._stream import EventStream, observable_of, open_stream
-from mnemo_events._subscription import Handler, SubscriptionActor, SubscriptionInfo
-from mnemo_events._subscriptions import SubscriptionTable, new_subscription_id
+from mnemo_events.bus._batch import BatchItem, batch_event
+from mnemo_events.bus._dispatch import BusState, BusTasks
+from mnemo_events.bus._mailbox import Mailbox
+from mnemo_events.bus._publish_checks import PayloadChecker
+from mnemo_events.bus._reducers import StreamState, recent_events, record_batch
+from mnemo_events.bus._router import Batch, LoopSubject, Router
+from mnemo_events.bus._stream import EventStream, observable_of, open_stream
+from mnemo_events.bus._subscription import Handler, SubscriptionActor, SubscriptionInfo
+from mnemo_events.bus._subscriptions import SubscriptionTable, new_subscription_id
 from mnemo_events.config import EventsConfig, load_config
 from mnemo_events.event import Event, fresh_event
 from mnemo_events.exceptions import BusClosedError, QueueFullError
 from mnemo_events.patterns import parse_pattern
-from mnemo_events.reducers import StreamState, recent_events, record_batch
 
 __all__ = [
     "BusState",

@@ -16,8 +16,8 @@ from reactivex import Observable
 from reactivex import operators as ops
 
 from mnemo_events._log import LibraryLogger, logger, parse_level, set_library_level
-from mnemo_events._opsupport import ElementErrors, element_errors
 from mnemo_events.event import Event
+from mnemo_events.operators._support import ElementErrors, element_errors
 
 __all__ = ["configure_logging", "get_logger", "log_events"]
 

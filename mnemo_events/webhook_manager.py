@@ -34,21 +34,21 @@ from mnemo_events._log import logger
 from mnemo_events.config import RetryConfig, WebhooksConfig, load_config
 from mnemo_events.event import Event
 from mnemo_events.exceptions import WebhookConfigError, WebhookError, WebhookNotFoundError
-from mnemo_events.webhooks import ssrf, validation
+from mnemo_events.webhooks import _validation, ssrf
+from mnemo_events.webhooks._registry import WebhookRegistry
+from mnemo_events.webhooks._runtime import DeliveryRuntime
+from mnemo_events.webhooks._store import DeliveryStore
 from mnemo_events.webhooks.models import (
     Delivery,
     DeliveryStatus,
     Webhook,
     WebhookStatus,
 )
-from mnemo_events.webhooks.registry import WebhookRegistry
-from mnemo_events.webhooks.runtime import DeliveryRuntime
 from mnemo_events.webhooks.signature import (
     StandardWebhookSignature,
     WebhookSignature,
     generate_secret,
 )
-from mnemo_events.webhooks.store import DeliveryStore
 
 __all__ = [
     "Delivery",
@@ -267,14 +267,14 @@ class WebhookManager:
             WebhookConfigError: a field is invalid (the message names it).
             UnsafeWebhookURLError: the URL points at a private network (SSRF guard).
         """
-        scheme = validation.validate_scheme(signature_scheme)
-        patterns = validation.validate_events(events)
-        clean_headers = validation.validate_headers(headers)
+        scheme = _validation.validate_scheme(signature_scheme)
+        patterns = _validation.validate_events(events)
+        clean_headers = _validation.validate_headers(headers)
         retry = self.config.default_retry if retry_config is None else retry_config
-        retry = validation.validate_retry_config(retry)
+        retry = _validation.validate_retry_config(retry)
         if secret is None and secret_ref is None:
             secret = generate_secret()
-        validation.validate_secret(secret, secret_ref, scheme)
+        _validation.validate_secret(secret, secret_ref, scheme)
         parsed = await self._check_url(url)
         webhook = Webhook(
             id=f"wh_{secrets.token_hex(12)}",
@@ -311,7 +311,7 @@ class WebhookManager:
             WebhookConfigError: an unknown field or an invalid value.
         """
         current = self._registry.get(webhook_id)
-        changes = validation.validate_changes(current, fields)
+        changes = _validation.validate_changes(current, fields)
         if "url" in fields:
             changes["url"] = str(await self._check_url(fields["url"]))
         updated = await self._registry.change(
@@ -350,7 +350,7 @@ class WebhookManager:
         current = self._registry.get(webhook_id)
         if new_secret is None and new_secret_ref is None:
             new_secret = generate_secret()
-        validation.validate_secret(new_secret, new_secret_ref, current.signature_scheme)
+        _validation.validate_secret(new_secret, new_secret_ref, current.signature_scheme)
         expires = time.time() + grace_seconds
         rotated = await self._registry.change(
             webhook_id, lambda w: w.rotated(new_secret, new_secret_ref, expires)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from mnemo_events._mailbox import Mailbox
+from mnemo_events.bus._mailbox import Mailbox
 
 
 def test_offer_reports_depth_and_refuses_when_full() -> None:

@@ -91,7 +91,7 @@ def test_every_pipeline_module_is_checked() -> None:
         "from mnemo_events.operators import *",
         "from mnemo_events.schemas._models import Tier",
         "import mnemo_events\nmnemo_events._log.logger('x')",
-        "from mnemo_events import operators\noperators._timed_ops",
+        "from mnemo_events import operators\noperators._timed",
         "import mnemo_events.operators as o\no.PROCESS_ERRORS",
         "from mnemo_events.no_such_module import x",
     ],

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from mnemo_events.bus._reducers import StreamState, recent_events, record_batch
 from mnemo_events.event import Event
-from mnemo_events.reducers import StreamState, recent_events, record_batch
 
 
 def _events(*types: str) -> list[Event]:

@@ -14,8 +14,8 @@ import pytest
 from mnemo_events._frozen import FrozenDict
 from mnemo_events.config import RetryConfig
 from mnemo_events.exceptions import WebhookNotFoundError, WebhookPersistenceError
+from mnemo_events.webhooks._registry import WebhookRegistry
 from mnemo_events.webhooks.models import RetiredSecret, Webhook
-from mnemo_events.webhooks.registry import WebhookRegistry
 
 
 def _webhook(n: int = 1, **fields: object) -> Webhook:

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
+from mnemo_events.webhooks._store import DeliveryStore, WebhookState
 from mnemo_events.webhooks.models import DeliveryStatus
-from mnemo_events.webhooks.store import DeliveryStore, WebhookState
 
 
 @pytest.fixture

@@ -4,14 +4,17 @@
 - :mod:`.ssrf`: the address policy and the connection-time resolver guard.
 - :mod:`.backoff`: the retry schedule, ``Retry-After`` and jitter.
 - :mod:`.models`: webhooks, deliveries, attempts, statuses.
-- :mod:`.registry`: webhooks persisted to JSON with atomic writes.
-- :mod:`.validation`: checks on registrations and updates.
-- :mod:`.store`, :mod:`.store_rows`: deliveries and attempts in SQLite, batched off the loop.
-- :mod:`.sender`: one signed HTTP attempt and what its answer means.
-- :mod:`.outcome`: the retry decision of an attempt, its rows and its log lines.
-- :mod:`.delivery`: the observable pipeline and the per-webhook actor.
-- :mod:`.metrics`: delivery results scanned into metrics.
-- :mod:`.runtime`: what runs between ``start()`` and ``stop()``.
+
+Private, used only by the manager:
+
+- ``_registry``: webhooks persisted to JSON with atomic writes.
+- ``_validation``: checks on registrations and updates.
+- ``_store``, ``_store_rows``: deliveries and attempts in SQLite, batched off the loop.
+- ``_sender``: one signed HTTP attempt and what its answer means.
+- ``_outcome``: the retry decision of an attempt, its rows and its log lines.
+- ``_delivery``: the observable pipeline and the per-webhook actor.
+- ``_metrics``: delivery results scanned into metrics.
+- ``_runtime``: what runs between ``start()`` and ``stop()``.
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ import asyncio
 from collections import deque
 from typing import Generic, TypeVar
 
-from mnemo_events._aio import wake
+from mnemo_events.bus._aio import wake
 
 __all__ = ["Mailbox"]
 

@@ -21,9 +21,9 @@ from reactivex import operators as ops
 from reactivex.disposable import CompositeDisposable, SerialDisposable
 from reactivex.subject import Subject
 
-from mnemo_events._opsupport import ElementErrors, element_errors, resolve_scheduler
-from mnemo_events._timed_ops import Pair, PairStatus, Rates, debounce_by_key, pair, rate
 from mnemo_events.event import Event
+from mnemo_events.operators._support import ElementErrors, element_errors, resolve_scheduler
+from mnemo_events.operators._timed import Pair, PairStatus, Rates, debounce_by_key, pair, rate
 from mnemo_events.patterns import parse_pattern
 
 __all__ = [

@@ -9,8 +9,8 @@ import asyncio
 import uuid
 
 from mnemo_events._log import logger
-from mnemo_events._router import Router
-from mnemo_events._subscription import SubscriptionActor, SubscriptionInfo, halt_all
+from mnemo_events.bus._router import Router
+from mnemo_events.bus._subscription import SubscriptionActor, SubscriptionInfo, halt_all
 
 __all__ = ["SubscriptionTable", "new_subscription_id"]
 

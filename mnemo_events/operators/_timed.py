@@ -22,7 +22,7 @@ from typing import Any, Generic, Literal, TypeVar
 from reactivex import Observable, abc
 from reactivex.disposable import CompositeDisposable, Disposable, SerialDisposable
 
-from mnemo_events._opsupport import (
+from mnemo_events.operators._support import (
     PROCESS_ERRORS,
     ElementErrors,
     positive_seconds,

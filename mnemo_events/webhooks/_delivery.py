@@ -38,9 +38,8 @@ from reactivex.subject import Subject
 from mnemo_events._log import library_level, logger
 from mnemo_events.event import Event
 from mnemo_events.operators import backoff_notifier, retry_when
-from mnemo_events.webhooks.metrics import AttemptResult, Queued
-from mnemo_events.webhooks.models import Webhook
-from mnemo_events.webhooks.outcome import (
+from mnemo_events.webhooks._metrics import AttemptResult, Queued
+from mnemo_events.webhooks._outcome import (
     DeliveryJob,
     attempt_rows,
     decide,
@@ -48,11 +47,12 @@ from mnemo_events.webhooks.outcome import (
     log_unattempted,
     new_delivery_id,
 )
-from mnemo_events.webhooks.sender import Prepared, Response
-from mnemo_events.webhooks.store import WebhookState
+from mnemo_events.webhooks._sender import Prepared, Response
+from mnemo_events.webhooks._store import WebhookState
+from mnemo_events.webhooks.models import Webhook
 
 if TYPE_CHECKING:
-    from mnemo_events.webhooks.runtime import ActorContext
+    from mnemo_events.webhooks._runtime import ActorContext
 
 __all__ = ["RetryScheduled", "WebhookActor"]
 

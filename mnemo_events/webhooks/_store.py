@@ -23,8 +23,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from mnemo_events._log import logger
-from mnemo_events.webhooks.models import Delivery
-from mnemo_events.webhooks.store_rows import (
+from mnemo_events.webhooks._store_rows import (
     DELIVERY_COLUMNS,
     INSERT_ATTEMPT,
     INSERT_DELIVERY,
@@ -39,6 +38,7 @@ from mnemo_events.webhooks.store_rows import (
     attempt_from_row,
     delivery_from_row,
 )
+from mnemo_events.webhooks.models import Delivery
 
 __all__ = ["AttemptRow", "DeliveryStore", "StoredJob", "UpdateRow", "WebhookState"]
 

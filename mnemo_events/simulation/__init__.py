@@ -20,7 +20,10 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from mnemo_events import integration as emit
-from mnemo_events._simworld import (
+from mnemo_events.event import Event
+from mnemo_events.integration import EventPublisher
+from mnemo_events.schemas import BUILTIN_MODELS, DeletionReason, ResolutionType, Tier
+from mnemo_events.simulation._world import (
     CATEGORIES,
     ERRORS,
     FILL_METHODS,
@@ -36,9 +39,6 @@ from mnemo_events._simworld import (
     Dream,
     World,
 )
-from mnemo_events.event import Event
-from mnemo_events.integration import EventPublisher
-from mnemo_events.schemas import BUILTIN_MODELS, DeletionReason, ResolutionType, Tier
 
 __all__ = ["SimulatedEngine"]
 

@@ -17,10 +17,10 @@ from typing import Literal
 
 from mnemo_events._log import logger
 from mnemo_events.config import RetryConfig
+from mnemo_events.webhooks._sender import Response
+from mnemo_events.webhooks._store import AttemptRow, StoredJob, UpdateRow
 from mnemo_events.webhooks.backoff import retry_delay
 from mnemo_events.webhooks.models import DeliveryStatus
-from mnemo_events.webhooks.sender import Response
-from mnemo_events.webhooks.store import AttemptRow, StoredJob, UpdateRow
 
 __all__ = [
     "DeliveryJob",

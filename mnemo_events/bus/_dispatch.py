@@ -13,10 +13,10 @@ import asyncio
 import enum
 from collections.abc import Callable, Mapping
 
-from mnemo_events._aio import cancel_and_wait, wake
 from mnemo_events._log import logger
-from mnemo_events._mailbox import Mailbox
-from mnemo_events._subscription import SubscriptionActor
+from mnemo_events.bus._aio import cancel_and_wait, wake
+from mnemo_events.bus._mailbox import Mailbox
+from mnemo_events.bus._subscription import SubscriptionActor
 from mnemo_events.event import Event
 
 __all__ = ["BusState", "BusTasks"]

@@ -17,8 +17,8 @@ from mnemo_events._frozen import FrozenDict
 from mnemo_events.config import RetryConfig
 from mnemo_events.exceptions import InvalidPatternError, WebhookConfigError
 from mnemo_events.patterns import parse_pattern
+from mnemo_events.webhooks._sender import RESERVED_HEADERS
 from mnemo_events.webhooks.models import SignatureScheme, Webhook
-from mnemo_events.webhooks.sender import RESERVED_HEADERS
 from mnemo_events.webhooks.signature import standard_key
 
 __all__ = [

@@ -27,14 +27,14 @@ from mnemo_events._log import logger
 from mnemo_events.config import WebhooksConfig
 from mnemo_events.event import Event
 from mnemo_events.exceptions import WebhookError, WebhookNotFoundError
-from mnemo_events.webhooks.delivery import WebhookActor
-from mnemo_events.webhooks.metrics import DeliveryMetrics, reduce_metrics
+from mnemo_events.webhooks._delivery import WebhookActor
+from mnemo_events.webhooks._metrics import DeliveryMetrics, reduce_metrics
+from mnemo_events.webhooks._outcome import DeliveryJob
+from mnemo_events.webhooks._registry import WebhookRegistry
+from mnemo_events.webhooks._sender import Sender
+from mnemo_events.webhooks._store import DeliveryStore, WebhookState
 from mnemo_events.webhooks.models import DeliveryStatus, Webhook, WebhookStatus
-from mnemo_events.webhooks.outcome import DeliveryJob
-from mnemo_events.webhooks.registry import WebhookRegistry
-from mnemo_events.webhooks.sender import Sender
 from mnemo_events.webhooks.ssrf import GuardedResolver
-from mnemo_events.webhooks.store import DeliveryStore, WebhookState
 
 __all__ = ["ActorContext", "DeliveryRuntime"]
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from reactivex.subject import Subject
 
-from mnemo_events._subscription import SubscriptionActor
+from mnemo_events.bus._subscription import SubscriptionActor
 from mnemo_events.event import Event
 
 __all__ = ["Batch", "LoopSubject", "Router"]

@@ -11,7 +11,7 @@ import reactivex
 from reactivex import Observable, abc
 from reactivex.disposable import Disposable
 
-from mnemo_events._subscription import Handler, SubscriptionActor
+from mnemo_events.bus._subscription import Handler, SubscriptionActor
 from mnemo_events.event import Event
 
 __all__ = ["EventStream", "observable_of", "open_stream"]

@@ -18,9 +18,9 @@ from typing import Any
 
 from reactivex import abc
 
-from mnemo_events._aio import wake
 from mnemo_events._log import logger
-from mnemo_events._mailbox import Mailbox
+from mnemo_events.bus._aio import wake
+from mnemo_events.bus._mailbox import Mailbox
 from mnemo_events.event import Event
 from mnemo_events.patterns import Pattern
 
