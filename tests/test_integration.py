@@ -23,68 +23,12 @@ from mnemo_events.integration import (
     reset_integration_stats,
 )
 from mnemo_events.schemas import BUILTIN_MODELS, validate_event
+from tests.helpers.payloads import VALID_PAYLOADS
 
 Helper = Callable[..., Awaitable[Any]]
 
 # Every helper with every argument it takes (metadata aside).
-CALLS: dict[str, dict[str, Any]] = {
-    "memory.created": {
-        "memory_id": "mem_123", "content": "New knowledge", "tier": "hot", "ltp_strength": 0.5,
-        "eig": 0.1, "tags": ["test"], "category": "fact", "agent_id": "agent-01",
-        "episode_id": "ep_9", "content_preview": "New", "previous_id": "mem_122",
-    },
-    "memory.accessed": {
-        "memory_id": "mem_123", "query": "knowledge?", "similarity_score": 1.0, "rank": 2,
-        "tier": "hot",
-    },
-    "memory.deleted": {"memory_id": "mem_123", "tier": "warm", "reason": "eviction"},
-    "memory.consolidated": {
-        "memory_id": "mem_123", "from_tier": "warm", "to_tier": "hot",
-        "consolidation_type": "promotion", "ltp_strength": 0.9,
-    },
-    "consolidation.started": {"cycle_id": "cyc_1", "trigger": "manual", "memories_queued": 0},
-    "consolidation.completed": {
-        "cycle_id": "cyc_1", "duration_seconds": 0.0, "memories_processed": 3, "hot_to_warm": 1,
-        "warm_to_cold": 0, "memories_consolidated": 1,
-    },
-    "contradiction.detected": {
-        "group_id": "grp_1", "memory_a_id": "mem_1", "memory_b_id": "mem_2",
-        "similarity_score": 0.95, "llm_confirmed": False, "llm_confidence": 0.0,
-    },
-    "contradiction.resolved": {
-        "group_id": "grp_1", "resolution_type": "delete_b", "resolution_note": "b was stale",
-        "resolved_by": "consolidator",
-    },
-    "dream.started": {
-        "session_id": "dream_001", "trigger": "scheduled", "schedule_name": "nightly",
-        "max_memories": 200, "stages_enabled": ["pattern_extraction", "semantic_promotion"],
-    },
-    "dream.completed": {
-        "session_id": "dream_001", "duration_seconds": 12.5, "memories_processed": 47,
-        "clusters_found": 5, "patterns_extracted": 3, "contradictions_resolved": 0,
-        "memories_promoted": 4, "dream_report_path": "./data/dream_reports/report_001.json",
-    },
-    "dream.failed": {
-        "session_id": "dream_002", "error": "LLM timeout", "stage": "recursive_synthesis",
-        "duration_seconds": 30.0, "memories_processed": 12,
-    },
-    "synapse.formed": {
-        "synapse_id": "syn_1", "neuron_a_id": "mem_1", "neuron_b_id": "mem_2",
-        "initial_strength": 0.3, "formation_reason": "dream", "similarity": 0.77,
-    },
-    "synapse.fired": {
-        "synapse_id": "syn_1", "source_id": "mem_2", "target_id": "mem_1", "strength": 0.35,
-        "was_successful": True, "context": "what links 1 and 2?",
-    },
-    "gap.detected": {
-        "gap_id": "gap_1", "query": "who wrote it?", "gap_type": "low_confidence",
-        "related_memory_ids": ["mem_1"], "severity": 1.0,
-    },
-    "gap.filled": {
-        "gap_id": "gap_1", "memory_id": "mem_9", "fill_method": "llm_generation",
-        "confidence": 0.6,
-    },
-}  # fmt: skip
+CALLS = VALID_PAYLOADS
 
 TYPES = list(CALLS)
 

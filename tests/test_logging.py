@@ -15,7 +15,6 @@ import pytest
 import reactivex
 import structlog
 from structlog.testing import capture_logs
-from webhook_receiver import Receiver, Reply, eventually
 
 from mnemo_events._log import library_level, logger, set_library_level
 from mnemo_events.config import RetryConfig
@@ -24,6 +23,7 @@ from mnemo_events.event_bus import EventBus
 from mnemo_events.logging import configure_logging, get_logger, log_events
 from mnemo_events.operators import ElementErrors
 from mnemo_events.webhook_manager import WebhookManager
+from tests.helpers.receiver import Receiver, Reply, eventually
 
 
 @pytest.fixture

@@ -1,6 +1,6 @@
 """The child process of the crash-resume test (run as a script, killed with SIGKILL).
 
-Usage: ``python webhook_crash_child.py <webhooks.json> <deliveries.sqlite3> <url> <events>``
+Usage: ``python crash_child.py <webhooks.json> <deliveries.sqlite3> <url> <events>``
 
 It registers a webhook on ``url``, publishes ``events`` events on a real bus, waits until every
 delivery is recorded in the store, prints ``READY <webhook json>`` and keeps retrying against

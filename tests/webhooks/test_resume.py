@@ -9,14 +9,13 @@ import sqlite3
 import sys
 from pathlib import Path
 
-from webhook_receiver import Receiver, Reply, eventually
-
 from mnemo_events.config import RetryConfig
 from mnemo_events.event import Event
 from mnemo_events.webhook_manager import WebhookManager
 from mnemo_events.webhooks.models import Delivery, DeliveryStatus
+from tests.helpers.receiver import Receiver, Reply, eventually
 
-CHILD = Path(__file__).with_name("webhook_crash_child.py")
+CHILD = Path(__file__).parent.parent / "helpers" / "crash_child.py"
 RETRY = RetryConfig(max_attempts=50, base_delay_seconds=0.02, max_delay_seconds=0.05)
 
 

@@ -16,7 +16,7 @@ from mnemo_events.exceptions import (
     InvalidPatternError,
     QueueFullError,
 )
-from tests.conftest import Collector
+from tests.helpers.collector import Collector
 
 Collect = Callable[[], Collector]
 

@@ -11,8 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import MakeManager, started_managers
-from webhook_receiver import Receiver, Reply, eventually, stripe_verifies
 
 from mnemo_events.config import RetryConfig, WebhooksConfig
 from mnemo_events.event import Event
@@ -30,6 +28,8 @@ from mnemo_events.webhook_manager import (
     reset_webhook_manager,
 )
 from mnemo_events.webhooks.models import DeliveryStatus
+from tests.helpers.managers import MakeManager, started_managers
+from tests.helpers.receiver import Receiver, Reply, eventually, stripe_verifies
 
 FAST = RetryConfig(max_attempts=3, base_delay_seconds=0.01, max_delay_seconds=0.05)
 

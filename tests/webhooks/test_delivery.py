@@ -13,10 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import MakeManager, started_managers
 from structlog.testing import capture_logs
-from test_webhook_ssrf import StaticResolver
-from webhook_receiver import Receiver, Reply, eventually
 
 from mnemo_events import __version__
 from mnemo_events._log import set_library_level
@@ -24,6 +21,8 @@ from mnemo_events.config import RetryConfig
 from mnemo_events.event import Event
 from mnemo_events.webhook_manager import WebhookManager
 from mnemo_events.webhooks.models import DeliveryStatus, Webhook
+from tests.helpers.managers import MakeManager, started_managers
+from tests.helpers.receiver import Receiver, Reply, StaticResolver, eventually
 
 FAST = RetryConfig(max_attempts=4, base_delay_seconds=0.01, max_delay_seconds=0.05)
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-from webhook_receiver import StaticResolver
 
 from mnemo_events.exceptions import UnsafeWebhookURLError, WebhookConfigError
 from mnemo_events.webhooks.ssrf import (
@@ -13,6 +12,7 @@ from mnemo_events.webhooks.ssrf import (
     check_url,
     parse_webhook_url,
 )
+from tests.helpers.receiver import StaticResolver
 
 BLOCKED = [
     ("127.0.0.1", "loopback"),

@@ -15,7 +15,6 @@ import aiohttp
 import pytest
 from aiohttp import web
 from openapi_spec_validator import validate
-from webhook_receiver import Receiver, Reply, eventually
 
 from mnemo_events.config import Settings, load_config
 from mnemo_events.event_bus import EventBus
@@ -24,6 +23,7 @@ from mnemo_events.server import create_app, is_loopback, prometheus_text, resolv
 from mnemo_events.server._events import HEARTBEAT_SECONDS
 from mnemo_events.server._state import SERVICE
 from mnemo_events.webhook_manager import WebhookManager
+from tests.helpers.receiver import Receiver, Reply, eventually
 
 API_KEY = "test-key-0123456789"
 AUTH = {"Authorization": f"Bearer {API_KEY}"}
