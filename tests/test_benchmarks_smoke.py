@@ -6,6 +6,7 @@ instrument from rotting and check that it refuses to report a contender that los
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import subprocess
@@ -129,7 +130,7 @@ class TestHarness:
     async def test_rounds_interleave_contenders_and_rotate_the_first(self) -> None:
         """Each round runs every contender once, starting one further along each round."""
         log: list[str] = []
-        contenders = [Contender(n, lambda n=n: _Counted(3, log, n), 3) for n in "abc"]
+        contenders = [Contender(n, functools.partial(_Counted, 3, log, n), 3) for n in "abc"]
         samples = await measure(contenders, events=3, repeat=2, warmup=1)
         assert log == ["a", "b", "c", "b", "c", "a", "c", "a", "b"]
         assert {key: len(values.wall) for key, values in samples.items()} == {

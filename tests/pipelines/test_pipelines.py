@@ -15,7 +15,6 @@ from reactivex import Observable
 from reactivex import operators as ops
 from reactivex.subject import Subject
 from reactivex.testing import ReactiveTest, TestScheduler
-from reactivex.testing.marbles import marbles_testing
 from structlog.testing import capture_logs
 
 from mnemo_events._log import set_library_level
@@ -38,6 +37,7 @@ from pipelines import (
     knowledge_gaps,
     tier_flow,
 )
+from tests.helpers.marbles import emitted, marbles
 
 on_next = ReactiveTest.on_next
 on_completed = ReactiveTest.on_completed
@@ -66,9 +66,9 @@ class TestEventRates:
         """event_rates samples per-type counts of the sliding window every `every` seconds."""
         m, d = "memory.created", "dream.started"
         lookup: dict[str | float, Any] = {"m": ev(m), "d": ev(d, session_id="s", trigger="idle")}
-        with marbles_testing() as (start, cold, _hot, exp):
-            source = cold("-m-m-d---m------|", lookup)
-            result = start(event_rates(source, window=4, every=2))
+        with marbles() as mb:
+            source = mb.cold("-m-m-d---m------|", lookup)
+            result = mb.start(event_rates(source, window=4, every=2))
         lookup |= {
             "a": EventRates(at(202), 4.0, {m: 1}),
             "b": EventRates(at(204), 4.0, {m: 2}),
@@ -76,14 +76,14 @@ class TestEventRates:
             "d": EventRates(at(208), 4.0, {d: 1}),
             "f": EventRates(at(214), 4.0, {}),
         }
-        expected = exp("--a-b-c-d-e-e-f-|", lookup)
+        expected = mb.exp("--a-b-c-d-e-e-f-|", lookup)
         expected[4:6] = [
             on_next(210, EventRates(at(210), 4.0, {m: 1})),
             on_next(212, EventRates(at(212), 4.0, {m: 1})),
         ]
         assert result == expected
-        assert result[2].value.value.rates == {m: 0.25, d: 0.25}
-        assert result[2].value.value.total_rate == 0.5
+        assert emitted(result[2]).rates == {m: 0.25, d: 0.25}
+        assert emitted(result[2]).total_rate == 0.5
 
     def test_pattern_limits_the_types_counted(self) -> None:
         """Only events matching `pattern` are counted."""
@@ -108,16 +108,16 @@ class TestDreamSessions:
         t = ev("dream.started", session_id="2", trigger="manual")
         c = ev("dream.completed", session_id="1", duration_seconds=4.5)
         lookup: dict[str | float, Any] = {"s": s, "t": t, "c": c}
-        with marbles_testing() as (start, cold, _hot, exp):
-            source = cold("-s--t-c------|", lookup)
-            result = start(dream_sessions(source, timeout=5))
+        with marbles() as mb:
+            source = mb.cold("-s--t-c------|", lookup)
+            result = mb.start(dream_sessions(source, timeout=5))
         lookup["a"] = DreamSession(
             "1", "completed", at(201), at(206), 5.0, 4.5, "idle", None, s.id, c.id
         )
         lookup["b"] = DreamSession(
             "2", "timed_out", at(204), at(209), 5.0, None, "manual", None, t.id, None
         )
-        assert result == exp("------a--b---|", lookup)
+        assert result == mb.exp("------a--b---|", lookup)
 
     def test_failed_and_unfinished_sessions(self) -> None:
         """dream.failed gives a failed session with its error; open ones end as unfinished."""
@@ -167,11 +167,11 @@ class TestContradictionWatch:
         e = ev("contradiction.detected", group_id="g2", memory_a_id="c", memory_b_id="d")
         r = ev("contradiction.resolved", group_id="g1")
         lookup: dict[str | float, Any] = {"d": d, "e": e, "r": r}
-        with marbles_testing() as (start, cold, _hot, exp):
-            source = cold("-d-e-r-------|", lookup)
-            result = start(contradiction_watch(source, limit=6))
+        with marbles() as mb:
+            source = mb.cold("-d-e-r-------|", lookup)
+            result = mb.start(contradiction_watch(source, limit=6))
         lookup["a"] = ContradictionAlert("g2", "c", "d", at(203), at(209), 6.0, e.id)
-        assert result == exp("---------a---|", lookup)
+        assert result == mb.exp("---------a---|", lookup)
 
     def test_repeated_detection_does_not_reset_the_clock(self) -> None:
         """A second detection of an open group keeps the first detection's deadline."""
@@ -203,18 +203,18 @@ class TestTierFlow:
         x = ev("memory.consolidated", memory_id="m1", from_tier="hot", to_tier="warm")
         y = ev("memory.consolidated", memory_id="m2", from_tier="warm", to_tier="cold")
         lookup: dict[str | float, Any] = {"x": x, "y": y}
-        with marbles_testing() as (start, cold, _hot, exp):
-            source = cold("-x---y-x-----|", lookup)
-            result = start(tier_flow(source, window=4))
+        with marbles() as mb:
+            source = mb.cold("-x---y-x-----|", lookup)
+            result = mb.start(tier_flow(source, window=4))
         hw, wc = ("hot", "warm"), ("warm", "cold")
         lookup |= {
             "a": TierFlow(at(200), at(204), {hw: 1}),
             "b": TierFlow(at(204), at(208), {wc: 1, hw: 1}),
             "c": TierFlow(at(208), at(212), {}),
         }
-        assert result == exp("----a---b---c|", lookup)
-        assert result[1].value.value.moved("warm", "cold") == 1
-        assert result[1].value.value.total == 2
+        assert result == mb.exp("----a---b---c|", lookup)
+        assert emitted(result[1]).moved("warm", "cold") == 1
+        assert emitted(result[1]).total == 2
 
     def test_only_well_formed_consolidations_count(self) -> None:
         """Other types are ignored; a move without string tiers is dropped and counted."""
@@ -238,9 +238,9 @@ class TestKnowledgeGaps:
         b = ev("gap.detected", gap_id="2", query="q2")
         filled = ev("gap.filled", gap_id="1", memory_id="m")
         lookup: dict[str | float, Any] = {"a": a, "b": b, "A": filled}
-        with marbles_testing() as (start, cold, _hot, exp):
-            source = cold("-a-b--A----|", lookup)
-            result = start(knowledge_gaps(source, every=4))
+        with marbles() as mb:
+            source = mb.cold("-a-b--A----|", lookup)
+            result = mb.start(knowledge_gaps(source, every=4))
 
         def gap_2(age: float) -> OpenGap:
             return OpenGap("2", "q2", None, None, at(203), age, b.id)
@@ -251,7 +251,7 @@ class TestKnowledgeGaps:
             "y": GapReport(at(208), (gap_2(5.0),)),
             "z": GapReport(at(211), (gap_2(8.0),)),
         }
-        assert result == exp("----x---y--(z,|)", lookup)
+        assert result == mb.exp("----x---y--(z,|)", lookup)
 
     def test_most_severe_first_then_oldest(self) -> None:
         """Reports order gaps by severity (highest first, none last), then by age."""
@@ -374,7 +374,7 @@ class TestAuditLog:
         assert "No space left" in failures[0]["error"]
 
     @pytest.mark.parametrize("options", [{"max_bytes": 0}, {"backups": 0}, {"batch_size": 0}])
-    def test_rejects_bad_options(self, tmp_path: Path, options: dict[str, int]) -> None:
+    def test_rejects_bad_options(self, tmp_path: Path, options: dict[str, Any]) -> None:
         """Sizes below one are refused, naming the option."""
         with pytest.raises(ConfigError, match=next(iter(options))):
             AuditLog(tmp_path / "audit.jsonl", **options)
@@ -462,7 +462,9 @@ def test_ops_interplay_keeps_types() -> None:
         on_next(201, ev("dream.started", session_id="1", trigger="idle")),
         on_next(202, ev("dream.completed", session_id="1", duration_seconds=1.0)),
     )
-    result = scheduler.start(
-        lambda: dream_sessions(source, timeout=9).pipe(ops.map(lambda s: s.duration))
-    )
+
+    def duration(session: DreamSession) -> float:
+        return session.duration
+
+    result = scheduler.start(lambda: dream_sessions(source, timeout=9).pipe(ops.map(duration)))
     assert result.messages == [on_next(202, 1.0)]
