@@ -24,6 +24,7 @@ from aiohttp.abc import AbstractResolver, ResolveResult
 from yarl import URL
 
 from mnemo_events.exceptions import UnsafeWebhookURLError, WebhookConfigError
+from mnemo_events.webhooks.models import mask_url
 
 __all__ = [
     "BlockedAddressError",
@@ -131,8 +132,8 @@ def blocked_message(url: str, host: str, address: str, problem: str) -> str:
     """The refusal message: what was refused, why, and how to allow it."""
     verb = "is" if host == address else f"resolves to {address}, which is"
     return (
-        f"webhook URL {url!r} refused: host {host!r} {verb} a {problem} address, refused to "
-        f"prevent server-side request forgery; {_ALLOW_HINT}"
+        f"webhook URL {mask_url(url)!r} refused: host {host!r} {verb} a {problem} address, "
+        f"refused to prevent server-side request forgery; {_ALLOW_HINT}"
     )
 
 
@@ -187,19 +188,24 @@ def parse_webhook_url(url: str) -> URL:
         WebhookConfigError: the message names the URL and what is wrong with it.
     """
     if not isinstance(url, str) or not url.strip():
-        raise WebhookConfigError(f"webhook url must be a non-empty string, got {url!r}")
+        shown = mask_url(url) if isinstance(url, str) else url
+        raise WebhookConfigError(f"webhook url must be a non-empty string, got {shown!r}")
     try:
         parsed = URL(url.strip())
     except (ValueError, TypeError) as err:
-        raise WebhookConfigError(f"webhook url {url!r} is not a valid URL: {err}") from err
+        detail = "" if "@" in url else f": {err}"  # the error may echo a password
+        raise WebhookConfigError(
+            f"webhook url {mask_url(url)!r} is not a valid URL{detail}"
+        ) from None
     if parsed.scheme not in ("http", "https"):
         raise WebhookConfigError(
-            f"webhook url {url!r} must use http or https, not {parsed.scheme or '(none)'!r}"
+            f"webhook url {mask_url(url)!r} must use http or https, "
+            f"not {parsed.scheme or '(none)'!r}"
         )
     if not parsed.raw_host:
-        raise WebhookConfigError(f"webhook url {url!r} has no host")
+        raise WebhookConfigError(f"webhook url {mask_url(url)!r} has no host")
     if parsed.fragment:
-        raise WebhookConfigError(f"webhook url {url!r} must not have a #fragment")
+        raise WebhookConfigError(f"webhook url {mask_url(url)!r} must not have a #fragment")
     return _canonical(parsed)
 
 
