@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import os
 import stat
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +19,7 @@ from mnemo_events.config import RetryConfig
 from mnemo_events.exceptions import WebhookNotFoundError, WebhookPersistenceError
 from mnemo_events.webhooks._registry import WebhookRegistry, webhook_to_json
 from mnemo_events.webhooks.models import RetiredSecret, Webhook
+from tests.helpers.files import unwritable
 
 
 def _webhook(n: int = 1, **fields: object) -> Webhook:
@@ -155,22 +155,6 @@ class TestFileSafety:
             await registry.put(_webhook())
         assert len(registry) == 0
         assert registry.find("wh_1") is None
-
-
-@contextlib.contextmanager
-def unwritable(folder: Path) -> Iterator[None]:
-    """Saves into ``folder`` fail for real while inside: a file stands where the folder was.
-
-    (The suite runs as root, for whom a read-only mode does not stop a write.)
-    """
-    away = folder.with_name(folder.name + ".away")
-    folder.rename(away)
-    folder.write_text("a file where the folder should be")
-    try:
-        yield
-    finally:
-        folder.unlink()
-        away.rename(folder)
 
 
 def _stored_ids(path: Path) -> list[str]:
