@@ -240,4 +240,3 @@ class Sender:
             if stream.at_eof():  # the usual short answer: no second read
                 break
         return b"".join(chunks).decode("utf-8", "replace") if chunks else ""
-
