@@ -32,10 +32,12 @@ from mnemo_events._log import logger
 from mnemo_events.config import RetryConfig
 from mnemo_events.exceptions import (
     InvalidPatternError,
+    WebhookConfigError,
     WebhookNotFoundError,
     WebhookPersistenceError,
 )
 from mnemo_events.patterns import parse_pattern
+from mnemo_events.webhooks._validation import validate_credentials
 from mnemo_events.webhooks.models import RetiredSecret, Webhook, unencodable
 from mnemo_events.webhooks.signature import mask_secret
 
@@ -99,6 +101,10 @@ def webhook_from_json(raw: Any) -> Webhook:
         bad = unencodable(raw)
         if bad is not None:
             raise ValueError(f"{bad} is not valid Unicode (a lone surrogate)")
+        try:
+            validate_credentials(str(raw["url"]), headers)
+        except WebhookConfigError as err:
+            raise ValueError(str(err)) from None
         return Webhook(
             id=str(raw["id"]),
             url=str(raw["url"]),

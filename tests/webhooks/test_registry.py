@@ -189,6 +189,19 @@ class TestLoadChecks:
         with pytest.raises(WebhookPersistenceError, match=r"wh_3.*description.*not valid Unicode"):
             WebhookRegistry(path)
 
+    def test_userinfo_with_authorization_in_the_file_is_refused(self, tmp_path: Path) -> None:
+        """URL credentials plus an Authorization header in the file (never sendable) stop the
+        load, naming the webhook and no credential."""
+        path = tmp_path / "webhooks.json"
+        entry = webhook_to_json(_webhook(4)) | {
+            "url": "https://u:pw-SECRET@hooks.example.com/",
+            "headers": {"Authorization": "Bearer tok-SECRET"},
+        }
+        path.write_text(json.dumps({"webhooks": [entry]}))
+        with pytest.raises(WebhookPersistenceError, match=r"wh_4.*Authorization header") as caught:
+            WebhookRegistry(path)
+        assert "SECRET" not in str(caught.value)
+
 
 class TestFailedSaves:
     async def test_unencodable_change_is_rolled_back_and_logged_without_secrets(
