@@ -39,7 +39,6 @@ from mnemo_events.exceptions import (
 from mnemo_events.patterns import parse_pattern
 from mnemo_events.webhooks._validation import validate_credentials
 from mnemo_events.webhooks.models import RetiredSecret, Webhook, unencodable
-from mnemo_events.webhooks.signature import mask_secret
 
 __all__ = ["FILE_FORMAT", "WebhookRegistry", "webhook_from_json", "webhook_to_json"]
 
@@ -197,7 +196,7 @@ def describe_failure(err: BaseException, webhooks: list[Webhook]) -> str:
         return f"{type(err).__name__}: {reason}{where}"
     text = str(err)
     for value in _secret_values(webhooks):
-        text = text.replace(value, mask_secret(value) or "****")
+        text = text.replace(value, "****")
     text = text if len(text) <= 300 else text[:300] + "..."
     return f"{type(err).__name__}: {text}" if text else type(err).__name__
 
@@ -333,7 +332,7 @@ class WebhookRegistry:
             error = WebhookPersistenceError(
                 f"cannot write the webhook file {self._path}: {problem}; the change was undone"
             )
-            del failed, write, snapshot
+            del failed, write, snapshot  # nor does this frame keep them for a renderer
             raise error
         if cancelled:
             raise asyncio.CancelledError
