@@ -77,6 +77,9 @@ from .exceptions import (
     WebhookError as WebhookError,
 )
 from .exceptions import (
+    WebhookManagerNotRunningError as WebhookManagerNotRunningError,
+)
+from .exceptions import (
     WebhookNotFoundError as WebhookNotFoundError,
 )
 from .exceptions import (

@@ -15,7 +15,8 @@ can catch either::
         ├── WebhookNotFoundError   (KeyError)
         ├── WebhookConfigError     (ValueError)
         │   └── UnsafeWebhookURLError
-        └── WebhookPersistenceError (OSError)
+        ├── WebhookPersistenceError (OSError)
+        └── WebhookManagerNotRunningError (RuntimeError)
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ __all__ = [
     "UnsafeWebhookURLError",
     "WebhookConfigError",
     "WebhookError",
+    "WebhookManagerNotRunningError",
     "WebhookNotFoundError",
     "WebhookPersistenceError",
 ]
@@ -99,3 +101,7 @@ class UnsafeWebhookURLError(WebhookConfigError):
 
 class WebhookPersistenceError(WebhookError, OSError):
     """The webhook configuration file cannot be read or written; the message names the path."""
+
+
+class WebhookManagerNotRunningError(WebhookError, RuntimeError):
+    """The webhook manager is not started yet, or was stopped: ``await wm.start()`` first."""

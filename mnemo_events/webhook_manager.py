@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import math
 import os
 import secrets
 import threading
@@ -33,7 +34,12 @@ from reactivex import abc
 from mnemo_events._log import logger
 from mnemo_events.config import RetryConfig, WebhooksConfig, load_config
 from mnemo_events.event import Event
-from mnemo_events.exceptions import WebhookConfigError, WebhookError, WebhookNotFoundError
+from mnemo_events.exceptions import (
+    WebhookConfigError,
+    WebhookError,
+    WebhookManagerNotRunningError,
+    WebhookNotFoundError,
+)
 from mnemo_events.webhooks import _validation, ssrf
 from mnemo_events.webhooks._registry import WebhookRegistry
 from mnemo_events.webhooks._runtime import DeliveryRuntime
@@ -57,6 +63,7 @@ __all__ = [
     "StandardWebhookSignature",
     "Webhook",
     "WebhookManager",
+    "WebhookManagerState",
     "WebhookSignature",
     "WebhookStatus",
     "get_webhook_manager",
@@ -67,11 +74,26 @@ _log = logger("webhooks")
 _BACKLOG_LIMIT = 10_000
 
 
-class _State(Enum):
+class WebhookManagerState(Enum):
+    """Where a :class:`WebhookManager` stands; only ``RUNNING`` sends and answers queries.
+
+    ``NEW`` -> ``STARTING`` -> ``RUNNING`` -> ``STOPPED``, and ``STOPPED`` -> ``STARTING`` again
+    on a restart (a failed start goes back to where it came from). Registration works in every
+    state; store queries, ``flush`` and redelivery raise
+    :class:`~mnemo_events.exceptions.WebhookManagerNotRunningError` outside ``RUNNING``.
+    """
+
     NEW = "new"
+    """Built, never started: events from an attached bus wait in a bounded backlog."""
     STARTING = "starting"
+    """Opening the store and resuming deliveries; events still wait."""
     RUNNING = "running"
+    """Sending."""
     STOPPED = "stopped"
+    """Stopped: events are dropped (counted and logged) until the next ``start()``."""
+
+
+_State = WebhookManagerState
 
 
 class WebhookManager:
@@ -126,6 +148,11 @@ class WebhookManager:
         self._dropped = 0
 
     # -- lifecycle ---------------------------------------------------------------------------
+
+    @property
+    def state(self) -> WebhookManagerState:
+        """Where the manager stands in its lifecycle."""
+        return self._state
 
     @property
     def is_running(self) -> bool:
@@ -193,7 +220,10 @@ class WebhookManager:
 
     def _running(self) -> DeliveryRuntime:
         if self._runtime is None:
-            raise WebhookError("the webhook manager is not running: await wm.start() first")
+            done = "was stopped" if self._state is _State.STOPPED else "is not running"
+            raise WebhookManagerNotRunningError(
+                f"the webhook manager {done} (state {self._state.value!r}): await wm.start() first"
+            )
         return self._runtime
 
     # -- events in ---------------------------------------------------------------------------
@@ -263,19 +293,35 @@ class WebhookManager:
         Without ``secret`` or ``secret_ref`` (``"env:NAME"``) a secret is generated; the
         returned webhook is the only place it is shown.
 
+        Strings that are not valid Unicode (a lone surrogate) are refused, and so is a URL with
+        credentials (``user:pass@``) together with an ``Authorization`` header.
+
         Raises:
             WebhookConfigError: a field is invalid (the message names it).
             UnsafeWebhookURLError: the URL points at a private network (SSRF guard).
         """
+        _validation.validate_unicode(
+            {
+                "url": url,
+                "events": events,
+                "secret": secret,
+                "secret_ref": secret_ref,
+                "headers": headers,
+                "description": description,
+                "signature_scheme": signature_scheme,
+            }
+        )
         scheme = _validation.validate_scheme(signature_scheme)
         patterns = _validation.validate_events(events)
         clean_headers = _validation.validate_headers(headers)
+        description = _validation.validate_description(description)
         retry = self.config.default_retry if retry_config is None else retry_config
         retry = _validation.validate_retry_config(retry)
         if secret is None and secret_ref is None:
             secret = generate_secret()
         _validation.validate_secret(secret, secret_ref, scheme)
         parsed = await self._check_url(url)
+        _validation.validate_credentials(str(parsed), clean_headers)
         webhook = Webhook(
             id=f"wh_{secrets.token_hex(12)}",
             url=str(parsed),
@@ -314,6 +360,9 @@ class WebhookManager:
         changes = _validation.validate_changes(current, fields)
         if "url" in fields:
             changes["url"] = str(await self._check_url(fields["url"]))
+        _validation.validate_credentials(
+            changes.get("url", current.url), changes.get("headers", current.headers)
+        )
         updated = await self._registry.change(
             webhook_id,
             lambda w: dataclasses.replace(w, **changes, updated_at=datetime.now(UTC)),
@@ -345,8 +394,11 @@ class WebhookManager:
         Returns the webhook with the new secret shown (generated when none is given): the
         only time it is.
         """
+        if not isinstance(grace_seconds, int | float) or not math.isfinite(grace_seconds):
+            raise WebhookConfigError(f"grace_seconds must be a finite number, got {grace_seconds}")
         if grace_seconds < 0:
             raise WebhookConfigError(f"grace_seconds must be >= 0, got {grace_seconds}")
+        _validation.validate_unicode({"secret": new_secret, "secret_ref": new_secret_ref})
         current = self._registry.get(webhook_id)
         if new_secret is None and new_secret_ref is None:
             new_secret = generate_secret()
@@ -448,6 +500,7 @@ class WebhookManager:
 
         Raises:
             WebhookNotFoundError: no such delivery, or its webhook was deleted.
+            WebhookManagerNotRunningError: the manager is not running.
             WebhookError: the delivery is still pending or retrying.
         """
         return await self._running().redeliver(delivery_id, self._registry)

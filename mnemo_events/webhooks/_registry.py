@@ -3,8 +3,13 @@
 Writes are atomic (a temporary file in the same directory, written, fsynced, renamed over the
 old one, then the directory fsynced) and owner-only (mode 0600). Every change runs under one
 lock and writes a snapshot taken under it, so concurrent registrations all land in the file.
-A file that cannot be read or parsed raises :class:`WebhookPersistenceError` naming it and is
-never overwritten: the registry refuses to start from a corrupt file.
+A file that cannot be read or parsed (or holds a bad pattern, or a string that is not valid
+Unicode) raises :class:`WebhookPersistenceError` naming it and the webhook, and is never
+overwritten: the registry refuses to start from a corrupt file.
+
+A save that fails, whatever the exception (disk full, a directory gone, an unencodable
+string, a cancellation), undoes the change in memory too, so memory and file never disagree.
+Its log line and error name the file and the problem, never the document or a secret.
 """
 
 from __future__ import annotations
@@ -25,8 +30,15 @@ from pydantic import ValidationError
 from mnemo_events._frozen import FrozenDict
 from mnemo_events._log import logger
 from mnemo_events.config import RetryConfig
-from mnemo_events.exceptions import WebhookNotFoundError, WebhookPersistenceError
-from mnemo_events.webhooks.models import RetiredSecret, Webhook
+from mnemo_events.exceptions import (
+    InvalidPatternError,
+    WebhookConfigError,
+    WebhookNotFoundError,
+    WebhookPersistenceError,
+)
+from mnemo_events.patterns import parse_pattern
+from mnemo_events.webhooks._validation import validate_credentials
+from mnemo_events.webhooks.models import RetiredSecret, Webhook, unencodable
 
 __all__ = ["FILE_FORMAT", "WebhookRegistry", "webhook_from_json", "webhook_to_json"]
 
@@ -80,6 +92,18 @@ def webhook_from_json(raw: Any) -> Webhook:
             isinstance(k, str) and isinstance(v, str) for k, v in headers.items()
         ):
             raise ValueError("headers must map strings to strings")
+        for index, pattern in enumerate(events):
+            try:
+                parse_pattern(pattern)
+            except InvalidPatternError as err:
+                raise ValueError(f"events[{index}]: {err}") from None
+        bad = unencodable(raw)
+        if bad is not None:
+            raise ValueError(f"{bad} is not valid Unicode (a lone surrogate)")
+        try:
+            validate_credentials(str(raw["url"]), headers)
+        except WebhookConfigError as err:
+            raise ValueError(str(err)) from None
         return Webhook(
             id=str(raw["id"]),
             url=str(raw["url"]),
@@ -128,11 +152,53 @@ def _load(path: Path) -> dict[str, Webhook]:
         try:
             webhook = webhook_from_json(entry)
         except ValueError as err:
+            name = entry.get("id") if isinstance(entry, dict) else None
+            which = f"webhooks[{index}]" + (f" (id {name!r})" if isinstance(name, str) else "")
             raise WebhookPersistenceError(
-                f"the webhook file {path} has a bad entry webhooks[{index}]: {err}; {fix}"
-            ) from err
+                f"the webhook file {path} has a bad entry {which}: {err}; {fix}"
+            ) from None
         webhooks[webhook.id] = webhook
     return webhooks
+
+
+def _encode(webhooks: list[Webhook], now: float) -> bytes:
+    document = {
+        "format": FILE_FORMAT,
+        "version": _VERSION,
+        "saved_at": datetime.now(UTC).isoformat(),
+        "webhooks": [webhook_to_json(w, now=now) for w in webhooks],
+    }
+    return json.dumps(document, indent=2, ensure_ascii=False).encode("utf-8") + b"\n"
+
+
+def _persist(path: Path, webhooks: list[Webhook], now: float) -> None:
+    """Encode and write in one frame, so no caller's frame holds the encoded secrets."""
+    _write_atomic(path, _encode(webhooks, now))
+
+
+def _secret_values(webhooks: list[Webhook]) -> list[str]:
+    values = [w.secret for w in webhooks if w.secret]
+    values += [old.secret for w in webhooks for old in w.previous_secrets if old.secret]
+    values += [value for w in webhooks for value in w.headers.values() if value]
+    return sorted({v for v in values if len(v) >= 4}, key=len, reverse=True)
+
+
+def describe_failure(err: BaseException, webhooks: list[Webhook]) -> str:
+    """What went wrong, for a log line or an error message: never the document or a secret.
+
+    A ``UnicodeError`` carries the whole encoded document, so only its reason and position are
+    kept; any other message is cut to 300 characters with every known secret masked.
+    """
+    if isinstance(err, UnicodeError):
+        reason = getattr(err, "reason", "cannot encode")
+        start = getattr(err, "start", None)
+        where = "" if start is None else f" at position {start}"
+        return f"{type(err).__name__}: {reason}{where}"
+    text = str(err)
+    for value in _secret_values(webhooks):
+        text = text.replace(value, "****")
+    text = text if len(text) <= 300 else text[:300] + "..."
+    return f"{type(err).__name__}: {text}" if text else type(err).__name__
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
@@ -233,24 +299,40 @@ class WebhookRegistry:
             return removed
 
     async def _save(self, before: dict[str, Webhook]) -> None:
-        """Persist the current state; on failure, restore ``before`` and raise."""
+        """Persist the current state; on any failure, restore ``before`` and raise.
+
+        A cancellation waits for the write under way (milliseconds) before it is raised, so
+        whether the change stays in memory follows whether it reached the file.
+        """
         self.version += 1
         if self._path is None:
             return
-        now = time.time()
-        document = {
-            "format": FILE_FORMAT,
-            "version": _VERSION,
-            "saved_at": datetime.now(UTC).isoformat(),
-            "webhooks": [webhook_to_json(w, now=now) for w in self._webhooks.values()],
-        }
-        data = json.dumps(document, indent=2, ensure_ascii=False).encode("utf-8") + b"\n"
-        try:
-            await asyncio.to_thread(_write_atomic, self._path, data)
-        except OSError as err:
+        snapshot = list(self._webhooks.values())
+        write = asyncio.ensure_future(
+            asyncio.to_thread(_persist, self._path, snapshot, time.time())
+        )
+        cancelled = False
+        while not write.done():
+            try:
+                await asyncio.shield(write)
+            except asyncio.CancelledError:
+                cancelled = True
+            except Exception:  # read below from the finished future
+                break
+        failed = None if write.cancelled() else write.exception()
+        if write.cancelled() or failed is not None:
             self._webhooks = before
             self.version += 1
-            _log.error("webhooks.persist_failed", path=str(self._path), error=repr(err))
-            raise WebhookPersistenceError(
-                f"cannot write the webhook file {self._path}: {err}"
-            ) from err
+            problem = "cancelled" if failed is None else describe_failure(failed, snapshot)
+            _log.error("webhooks.persist_failed", path=str(self._path), error=problem)
+            if cancelled:
+                raise asyncio.CancelledError
+            # Raised outside any except block, so the original error (whose frames hold the
+            # encoded document) is neither chained nor rendered with this one.
+            error = WebhookPersistenceError(
+                f"cannot write the webhook file {self._path}: {problem}; the change was undone"
+            )
+            del failed, write, snapshot  # nor does this frame keep them for a renderer
+            raise error
+        if cancelled:
+            raise asyncio.CancelledError

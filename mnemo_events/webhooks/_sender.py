@@ -7,7 +7,6 @@ about retries). Redirects are not followed; the response body is read up to a ca
 
 from __future__ import annotations
 
-import asyncio
 import hmac
 import time
 from dataclasses import dataclass
@@ -241,9 +240,3 @@ class Sender:
             if stream.at_eof():  # the usual short answer: no second read
                 break
         return b"".join(chunks).decode("utf-8", "replace") if chunks else ""
-
-
-async def close_session(session: aiohttp.ClientSession) -> None:
-    """Close a session and give its transports a loop turn to finish closing."""
-    await session.close()
-    await asyncio.sleep(0)

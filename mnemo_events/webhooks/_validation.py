@@ -12,23 +12,27 @@ from collections.abc import Iterable, Mapping
 from typing import Any, cast
 
 from pydantic import ValidationError
+from yarl import URL
 
 from mnemo_events._frozen import FrozenDict
 from mnemo_events.config import RetryConfig
 from mnemo_events.exceptions import InvalidPatternError, WebhookConfigError
 from mnemo_events.patterns import parse_pattern
 from mnemo_events.webhooks._sender import RESERVED_HEADERS
-from mnemo_events.webhooks.models import SignatureScheme, Webhook
+from mnemo_events.webhooks.models import SignatureScheme, Webhook, unencodable
 from mnemo_events.webhooks.signature import standard_key
 
 __all__ = [
     "UPDATABLE_FIELDS",
     "validate_changes",
+    "validate_credentials",
+    "validate_description",
     "validate_events",
     "validate_headers",
     "validate_retry_config",
     "validate_scheme",
     "validate_secret",
+    "validate_unicode",
 ]
 
 UPDATABLE_FIELDS = frozenset(
@@ -81,13 +85,53 @@ def validate_headers(headers: Mapping[str, str] | None) -> FrozenDict:
                 f"header {name!r} is set by the webhook sender and cannot be overridden"
             )
         if not isinstance(value, str) or any(ch in value for ch in "\r\n\0"):
+            # The value is not echoed: it may be a credential.
             raise WebhookConfigError(
-                f"header {name!r} must have a single-line string value, got {value!r}"
+                f"header {name!r} must have a single-line string value "
+                f"(got {type(value).__name__}, value not shown)"
             )
         if name.lower() in (key.lower() for key in clean):
             raise WebhookConfigError(f"header {name!r} is given twice (names are case-blind)")
         clean[name] = value
     return FrozenDict(clean)
+
+
+def validate_unicode(fields: Mapping[str, Any]) -> None:
+    """Every string given (url, events, headers, description, secrets) is valid Unicode.
+
+    A lone surrogate (``"\\ud800"``) cannot be written as UTF-8: taken in, it would make every
+    later save of the webhook file fail. The value is not echoed (it may be a secret).
+    """
+    where = unencodable(dict(fields))
+    if where is not None:
+        raise WebhookConfigError(
+            f"{where}: not valid Unicode (it holds a lone surrogate such as '\\ud800'); "
+            "send UTF-8 text"
+        )
+
+
+def validate_description(description: Any) -> str | None:
+    """A free-text description: a string or ``None``."""
+    if description is not None and not isinstance(description, str):
+        raise WebhookConfigError(
+            f"description must be a string or None, not {type(description).__name__}"
+        )
+    return description
+
+
+def validate_credentials(url: str, headers: Mapping[str, str]) -> None:
+    """A URL with credentials (``https://user:pass@host``) and an ``Authorization`` header
+    together are refused: the request could carry only one of them."""
+    if any(name.lower() == "authorization" for name in headers) and "@" in url:
+        try:
+            has_userinfo = URL(url).raw_user is not None
+        except (ValueError, TypeError):
+            has_userinfo = False
+        if has_userinfo:
+            raise WebhookConfigError(
+                "webhook url has credentials (user:password@) and an Authorization header is "
+                "given too: a request can carry only one; keep one of them"
+            )
 
 
 def validate_scheme(scheme: str) -> SignatureScheme:
@@ -140,6 +184,7 @@ def validate_changes(current: Webhook, fields: Mapping[str, Any]) -> dict[str, A
         raise WebhookConfigError(
             f"cannot update {sorted(unknown)}; updatable fields: {sorted(UPDATABLE_FIELDS)}"
         )
+    validate_unicode(fields)
     changes: dict[str, Any] = {}
     if "events" in fields:
         changes["events"] = validate_events(fields["events"])
@@ -150,7 +195,7 @@ def validate_changes(current: Webhook, fields: Mapping[str, Any]) -> dict[str, A
     if "signature_scheme" in fields:
         changes["signature_scheme"] = validate_scheme(fields["signature_scheme"])
     if "description" in fields:
-        changes["description"] = fields["description"]
+        changes["description"] = validate_description(fields["description"])
     if "secret" in fields or "secret_ref" in fields:
         changes["secret"] = fields.get("secret")
         changes["secret_ref"] = fields.get("secret_ref")

@@ -2,7 +2,9 @@
 
 All frozen: a webhook is replaced, never mutated, so an attempt in flight keeps the
 configuration it started with. A :class:`Webhook`'s ``repr`` and ``to_dict`` never show a
-secret; only the object returned by ``register_webhook`` / ``rotate_secret`` carries it.
+secret, nor a receiver credential (the value of an ``Authorization``, ``Cookie`` or
+``*-Key``/``*-Token`` header, a URL password); only the object returned by
+``register_webhook`` / ``rotate_secret`` carries the signing secret.
 """
 
 from __future__ import annotations
@@ -16,12 +18,15 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, Literal
 
+from yarl import URL
+
 from mnemo_events._frozen import FrozenDict
 from mnemo_events.config import RetryConfig
 from mnemo_events.patterns import parse_pattern
 from mnemo_events.webhooks.signature import mask_secret
 
 __all__ = [
+    "MASK",
     "Attempt",
     "Delivery",
     "DeliveryStatus",
@@ -29,10 +34,73 @@ __all__ = [
     "SignatureScheme",
     "Webhook",
     "WebhookStatus",
+    "is_credential_header",
+    "mask_headers",
+    "mask_url",
     "resolve_secret",
+    "unencodable",
 ]
 
 SignatureScheme = Literal["mnemocore", "standard", "both"]
+MASK = "****"
+"""What a credential is shown as."""
+_CREDENTIAL_HEADERS = frozenset(
+    {"authorization", "proxy-authorization", "cookie", "set-cookie", "x-api-key"}
+)
+_CREDENTIAL_SUFFIXES = ("-key", "-token", "-secret", "-password", "-auth")
+
+
+def is_credential_header(name: str) -> bool:
+    """Whether a custom header carries a credential: ``Authorization``, ``Cookie``, or a
+    name ending in ``-Key``, ``-Token``, ``-Secret``, ``-Password`` or ``-Auth`` (any case)."""
+    lowered = name.lower()
+    return lowered in _CREDENTIAL_HEADERS or lowered.endswith(_CREDENTIAL_SUFFIXES)
+
+
+def mask_headers(headers: Mapping[str, str]) -> dict[str, str]:
+    """The headers with every credential value replaced by ``****``."""
+    return {k: MASK if is_credential_header(k) else v for k, v in headers.items()}
+
+
+def mask_url(url: str) -> str:
+    """The URL with its password (``https://user:pass@host``) replaced by ``****``."""
+    if "@" not in url:
+        return url
+    try:
+        parsed = URL(url)
+    except (ValueError, TypeError):
+        return MASK
+    if parsed.raw_password is None:
+        return url
+    return str(parsed.with_password(MASK))
+
+
+def unencodable(value: Any, where: str = "") -> str | None:
+    """Where ``value`` (JSON-like: str, list, tuple, dict) holds a string that is not valid
+    Unicode (a lone surrogate such as ``"\\ud800"``), as ``"description"`` or
+    ``"headers['X-A']"``; ``None`` when every string encodes as UTF-8."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return where or "the value"
+        return None
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            key_text = key if isinstance(key, str) else repr(key)
+            found = unencodable(key, f"{where} key" if where else "a key")
+            if found is None:
+                label = f"{where}[{key_text!r}]" if where else key_text
+                found = unencodable(item, label)
+            if found is not None:
+                return found
+        return None
+    if isinstance(value, list | tuple):
+        for index, item in enumerate(value):
+            found = unencodable(item, f"{where}[{index}]")
+            if found is not None:
+                return found
+    return None
 
 
 class DeliveryStatus(StrEnum):
@@ -134,9 +202,11 @@ class Webhook:
         )
 
     def masked(self) -> Webhook:
-        """A copy whose secrets are masked, for listings."""
+        """A copy whose secrets and receiver credentials are masked, for listings."""
         return dataclasses.replace(
             self,
+            url=mask_url(self.url),
+            headers=FrozenDict(mask_headers(self.headers)),
             secret=mask_secret(self.secret),
             previous_secrets=tuple(
                 dataclasses.replace(old, secret=mask_secret(old.secret))
@@ -145,14 +215,14 @@ class Webhook:
         )
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict with masked secrets (for APIs and the CLI)."""
+        """A JSON-ready dict with masked secrets and credentials (for APIs and the CLI)."""
         return {
             "id": self.id,
-            "url": self.url,
+            "url": mask_url(self.url),
             "events": list(self.events),
             "secret": mask_secret(self.secret),
             "secret_ref": self.secret_ref,
-            "headers": dict(self.headers),
+            "headers": mask_headers(self.headers),
             "enabled": self.enabled,
             "disabled_reason": self.disabled_reason,
             "retry_config": self.retry_config.model_dump(),
@@ -165,7 +235,7 @@ class Webhook:
 
     def __repr__(self) -> str:
         return (
-            f"Webhook(id={self.id!r}, url={self.url!r}, events={list(self.events)!r}, "
+            f"Webhook(id={self.id!r}, url={mask_url(self.url)!r}, events={list(self.events)!r}, "
             f"enabled={self.enabled!r}, secret={mask_secret(self.secret)!r}, "
             f"secret_ref={self.secret_ref!r}, signature_scheme={self.signature_scheme!r})"
         )

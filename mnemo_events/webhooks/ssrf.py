@@ -6,12 +6,17 @@ function over one IP address. :class:`GuardedResolver` applies it inside aiohttp
 the connector connects to exactly the addresses the resolver returned, so the vetted IP is the
 one used and DNS cannot change between the check and the connection. IP-literal hosts skip
 resolvers in aiohttp, so the sender checks them with :func:`literal_host_problem`.
+
+Numeric hosts are read the way ``inet_aton`` (and so ``getaddrinfo``) reads them before the
+policy applies: ``2130706433``, ``0177.0.0.1``, ``0x7f.1`` and ``127.1`` are all 127.0.0.1
+(:func:`numeric_ipv4`). A registered URL is stored with such a host written canonically.
 """
 
 from __future__ import annotations
 
 import asyncio
 import ipaddress
+import re
 import socket
 from typing import Final
 
@@ -19,6 +24,7 @@ from aiohttp.abc import AbstractResolver, ResolveResult
 from yarl import URL
 
 from mnemo_events.exceptions import UnsafeWebhookURLError, WebhookConfigError
+from mnemo_events.webhooks.models import mask_url
 
 __all__ = [
     "BlockedAddressError",
@@ -27,6 +33,7 @@ __all__ = [
     "blocked_message",
     "check_url",
     "literal_host_problem",
+    "numeric_ipv4",
     "parse_webhook_url",
     "vet_url",
 ]
@@ -69,6 +76,8 @@ _V6_BLOCKS: Final = tuple(
     )
 )
 _NAT64: Final = ipaddress.IPv6Network("64:ff9b::/96")
+# One part of a numeric IPv4 host as inet_aton reads it: hex (0x..), octal (0..), decimal.
+_V4_PART: Final = re.compile(r"0[xX][0-9a-fA-F]+|0[0-7]*|[1-9][0-9]*")
 _ALLOW_HINT: Final = (
     "pass allow_private_networks=True to WebhookManager "
     "(config: webhooks.allow_private_networks: true) to allow it, e.g. for local development"
@@ -123,47 +132,95 @@ def blocked_message(url: str, host: str, address: str, problem: str) -> str:
     """The refusal message: what was refused, why, and how to allow it."""
     verb = "is" if host == address else f"resolves to {address}, which is"
     return (
-        f"webhook URL {url!r} refused: host {host!r} {verb} a {problem} address, refused to "
-        f"prevent server-side request forgery; {_ALLOW_HINT}"
+        f"webhook URL {mask_url(url)!r} refused: host {host!r} {verb} a {problem} address, "
+        f"refused to prevent server-side request forgery; {_ALLOW_HINT}"
     )
+
+
+def numeric_ipv4(host: str) -> ipaddress.IPv4Address | None:
+    """The IPv4 address a numeric host names, read as ``inet_aton`` reads it, or ``None``.
+
+    One to four dot-separated parts, each decimal, octal (leading ``0``) or hex (``0x``); the
+    last part fills the remaining bytes: ``127.1`` is 127.0.0.1, ``2130706433`` and
+    ``0x7f000001`` too. Unlike the C function, trailing text (``"127.1 x"``) is not a number.
+    """
+    parts = host.split(".")
+    if not 1 <= len(parts) <= 4 or not all(_V4_PART.fullmatch(part) for part in parts):
+        return None
+    values = [
+        int(part, 0) if part[:2].lower() == "0x" else int(part, 8 if part[0] == "0" else 10)
+        for part in parts
+    ]
+    *head, last = values
+    if any(value > 0xFF for value in head) or last >= 1 << (8 * (5 - len(parts))):
+        return None
+    number = last
+    for index, value in enumerate(head):
+        number |= value << (8 * (3 - index))
+    return ipaddress.IPv4Address(number)
+
+
+def _literal(host: str) -> _IPAddress | None:
+    """The address an IP-literal host names (any numeric IPv4 form, or bracketed IPv6)."""
+    bare = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    try:
+        return ipaddress.ip_address(bare)
+    except ValueError:
+        return numeric_ipv4(bare)
+
+
+def _canonical(parsed: URL) -> URL:
+    """``parsed`` with a numeric IPv4 host written as a dotted quad (``127.1`` -> 127.0.0.1)."""
+    host = parsed.raw_host or ""
+    ip = _literal(host)
+    if isinstance(ip, ipaddress.IPv4Address) and str(ip) != host:
+        return parsed.with_host(str(ip))
+    return parsed
 
 
 def parse_webhook_url(url: str) -> URL:
     """Parse a webhook URL, accepting only absolute ``http``/``https`` URLs with a host.
 
+    A numeric IPv4 host in a legacy form (``2130706433``, ``0177.0.0.1``, ``127.1``) comes
+    back as the dotted quad it means, so what is checked and stored is what is reached.
+
     Raises:
         WebhookConfigError: the message names the URL and what is wrong with it.
     """
     if not isinstance(url, str) or not url.strip():
-        raise WebhookConfigError(f"webhook url must be a non-empty string, got {url!r}")
+        shown = mask_url(url) if isinstance(url, str) else url
+        raise WebhookConfigError(f"webhook url must be a non-empty string, got {shown!r}")
     try:
         parsed = URL(url.strip())
     except (ValueError, TypeError) as err:
-        raise WebhookConfigError(f"webhook url {url!r} is not a valid URL: {err}") from err
+        detail = "" if "@" in url else f": {err}"  # the error may echo a password
+        raise WebhookConfigError(
+            f"webhook url {mask_url(url)!r} is not a valid URL{detail}"
+        ) from None
     if parsed.scheme not in ("http", "https"):
         raise WebhookConfigError(
-            f"webhook url {url!r} must use http or https, not {parsed.scheme or '(none)'!r}"
+            f"webhook url {mask_url(url)!r} must use http or https, "
+            f"not {parsed.scheme or '(none)'!r}"
         )
     if not parsed.raw_host:
-        raise WebhookConfigError(f"webhook url {url!r} has no host")
+        raise WebhookConfigError(f"webhook url {mask_url(url)!r} has no host")
     if parsed.fragment:
-        raise WebhookConfigError(f"webhook url {url!r} must not have a #fragment")
-    return parsed
-
-
-def _literal(host: str) -> _IPAddress | None:
-    try:
-        return ipaddress.ip_address(host.strip("[]"))
-    except ValueError:
-        return None
+        raise WebhookConfigError(f"webhook url {mask_url(url)!r} must not have a #fragment")
+    return _canonical(parsed)
 
 
 def literal_host_problem(url: URL) -> str | None:
-    """The refusal message for a URL whose host is a blocked IP literal, else ``None``."""
+    """The refusal message for a URL whose host is a blocked IP literal, else ``None``.
+
+    Numeric hosts in any ``inet_aton`` form count as literals; a host with a ``:`` that is
+    not a valid IPv6 address is refused (the socket layer would take it as one).
+    """
     host = url.raw_host or ""
     ip = _literal(host)
     if ip is None:
-        return None
+        if ":" not in host:
+            return None
+        return blocked_message(str(url), host, host, "malformed IPv6")
     problem = address_problem(ip)
     return None if problem is None else blocked_message(str(url), host, str(ip), problem)
 
@@ -177,8 +234,9 @@ async def check_url(
 ) -> URL:
     """Validate a webhook URL at registration: syntax, then the address policy.
 
-    A host name is resolved; every address it resolves to must be public. A name that does not
-    resolve (yet), or whose lookup times out, is accepted: it is checked again at connection.
+    A host name is resolved for IPv4 and IPv6 (``AF_UNSPEC``); every address it resolves to
+    must be public. A name that does not resolve (yet), or whose lookup times out, is accepted:
+    it is checked again at connection.
 
     Raises:
         WebhookConfigError: the URL is malformed or not http(s).
@@ -194,7 +252,9 @@ async def check_url(
         return parsed
     try:
         async with asyncio.timeout(resolve_timeout):
-            results = await resolver.resolve(parsed.raw_host or "", parsed.port or 0)
+            results = await resolver.resolve(
+                parsed.raw_host or "", parsed.port or 0, family=socket.AF_UNSPEC
+            )
     except (OSError, TimeoutError):
         return parsed
     message = _first_blocked(str(parsed), results)
@@ -240,7 +300,9 @@ class GuardedResolver(AbstractResolver):
     """A resolver that refuses answers containing any non-public address.
 
     Wraps another resolver (aiohttp's default when none is given). A mixed answer (one public,
-    one private address) is refused whole: it is the shape of a DNS-rebinding attempt.
+    one private address) is refused whole: it is the shape of a DNS-rebinding attempt. A
+    numeric host (``0x7f.1``, which aiohttp hands to resolvers) is read here as ``inet_aton``
+    reads it, checked, and answered with that address, whatever the wrapped resolver would do.
     """
 
     def __init__(self, inner: AbstractResolver | None = None) -> None:
@@ -257,8 +319,21 @@ class GuardedResolver(AbstractResolver):
         self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
     ) -> list[ResolveResult]:
         """Resolve ``host`` and refuse the answer if any address is not public."""
-        results = await self._resolver().resolve(host, port, family)
         shown = f"{host}:{port}" if port else host
+        numeric = numeric_ipv4(host)
+        if numeric is not None:
+            results = [
+                ResolveResult(
+                    hostname=host,
+                    host=str(numeric),
+                    port=port,
+                    family=socket.AF_INET,
+                    proto=0,
+                    flags=socket.AI_NUMERICHOST,
+                )
+            ]
+        else:
+            results = await self._resolver().resolve(host, port, family)
         message = _first_blocked(shown, results)
         if message is not None:
             raise BlockedAddressError(message)

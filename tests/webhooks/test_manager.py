@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import sqlite3
 import time
@@ -19,15 +20,18 @@ from mnemo_events.exceptions import (
     UnsafeWebhookURLError,
     WebhookConfigError,
     WebhookError,
+    WebhookManagerNotRunningError,
     WebhookNotFoundError,
     WebhookPersistenceError,
 )
 from mnemo_events.webhook_manager import (
     WebhookManager,
+    WebhookManagerState,
     get_webhook_manager,
     reset_webhook_manager,
 )
-from mnemo_events.webhooks.models import DeliveryStatus
+from mnemo_events.webhooks.models import DeliveryStatus, Webhook
+from tests.helpers.files import unwritable
 from tests.helpers.managers import MakeManager, started_managers
 from tests.helpers.receiver import Receiver, Reply, eventually, stripe_verifies
 
@@ -512,3 +516,237 @@ class TestShared:
         wm = WebhookManager(config=config, retention_days=1, allow_private_networks=True)
         assert (wm.config.retention_days, wm.config.allow_private_networks) == (1, True)
         assert wm.config.delivery_store_path is None
+
+
+class TestHostileInput:
+    @pytest.mark.parametrize(
+        "fields",
+        [
+            {"description": "\ud800"},
+            {"headers": {"X-Team": "a\udc00b"}},
+            {"secret": "whsec_\ud800"},
+            {"events": ["memory.\ud800"]},
+        ],
+        ids=["description", "header-value", "secret", "pattern"],
+    )
+    async def test_lone_surrogates_are_refused_up_front(
+        self, make_manager: MakeManager, receiver: Receiver, tmp_path: Path, fields: dict[str, Any]
+    ) -> None:
+        """`"description": "\\ud800"` (or a surrogate anywhere) is a WebhookConfigError; the
+        registry is not poisoned: later changes are saved and a restart shows the same."""
+        wm = await make_manager()
+        args: dict[str, Any] = {"url": receiver.url(), "events": ["memory.*"]} | fields
+        with pytest.raises(WebhookConfigError, match="not valid Unicode") as caught:
+            await wm.register_webhook(**args)
+        assert "\ud800" not in str(caught.value)
+        assert wm.list_webhooks() == []
+        kept = await wm.register_webhook(receiver.url("/kept"), ["memory.*"])
+        gone = await wm.register_webhook(receiver.url("/gone"), ["memory.*"])
+        with pytest.raises(WebhookConfigError, match="description: not valid Unicode"):
+            await wm.update_webhook(kept.id, description="\ud800")
+        with pytest.raises(WebhookConfigError, match="secret: not valid Unicode"):
+            await wm.rotate_secret(kept.id, "whsec_\udfff")
+        await wm.delete_webhook(gone.id)
+        assert [w.id for w in WebhookManager(tmp_path / "webhooks.json").list_webhooks()] == [
+            kept.id
+        ]
+
+    async def test_failed_saves_change_nothing_and_a_restart_agrees(
+        self, tmp_path: Path, receiver: Receiver
+    ) -> None:
+        """With the webhook file's folder unwritable, register, update, rotate and delete all
+        raise WebhookPersistenceError and leave memory as it was; after a restart the same
+        webhooks come back (a failed delete is not half-done)."""
+        folder = tmp_path / "state"
+        path = folder / "webhooks.json"
+        settings: dict[str, Any] = {"allow_private_networks": True, "stop_timeout": 0.5}
+        async with WebhookManager(path, **settings) as wm:
+            hook = await wm.register_webhook(receiver.url(), ["memory.*"], description="v1")
+            assert hook.secret is not None
+            with unwritable(folder):
+                with pytest.raises(WebhookPersistenceError):
+                    await wm.register_webhook(receiver.url("/new"), ["memory.*"])
+                with pytest.raises(WebhookPersistenceError):
+                    await wm.update_webhook(hook.id, description="v2")
+                with pytest.raises(WebhookPersistenceError):
+                    await wm.rotate_secret(hook.id)
+                with pytest.raises(WebhookPersistenceError):
+                    await wm.delete_webhook(hook.id)
+            (still,) = wm.list_webhooks()
+            assert (still.id, still.description, still.previous_secrets) == (hook.id, "v1", ())
+            receiver.secrets["/hook"] = hook.secret
+            wm.deliver(_event())
+            await receiver.wait_for(1)
+            assert receiver.requests[0].stripe_ok
+        async with WebhookManager(path, **settings) as again:
+            assert [(w.id, w.description) for w in again.list_webhooks()] == [(hook.id, "v1")]
+
+    @pytest.mark.parametrize("grace", [float("inf"), float("nan"), 1e400])
+    async def test_non_finite_grace_is_refused(
+        self, make_manager: MakeManager, receiver: Receiver, grace: float
+    ) -> None:
+        """A grace of Infinity (`1e400`) or NaN is refused: the old secret cannot live forever."""
+        wm = await make_manager()
+        hook = await wm.register_webhook(receiver.url(), ["memory.*"])
+        with pytest.raises(WebhookConfigError, match="grace_seconds"):
+            await wm.rotate_secret(hook.id, grace_seconds=grace)
+
+
+CREDENTIALS = {
+    "Authorization": "Bearer tok-AUTH-123",
+    "Cookie": "session=cookie-456",
+    "X-Api-Key": "key-789",
+    "X-Auth-Token": "token-abc",
+}
+
+
+class TestCredentials:
+    async def test_receiver_credentials_are_masked_everywhere_but_sent_in_full(
+        self, make_manager: MakeManager, receiver: Receiver
+    ) -> None:
+        """Credential headers and URL passwords are masked in get/list/update/rotate results,
+        to_dict and repr, and still reach the receiver unmasked."""
+        wm = await make_manager()
+        headed = await wm.register_webhook(
+            receiver.url("/headers"), ["memory.*"], headers={**CREDENTIALS, "X-Team": "a"}
+        )
+        url = f"http://user:pw-SECRET-0@127.0.0.1:{receiver.port}/userinfo"
+        with_password = await wm.register_webhook(url, ["memory.*"])
+        shown: list[Webhook] = [headed, with_password, *wm.list_webhooks()]
+        for hook in (headed, with_password):
+            shown.append(await wm.rotate_secret(hook.id))
+            shown.append(await wm.update_webhook(hook.id, description="audit"))
+            shown.append(wm.get_webhook(hook.id))
+        texts = [repr(w) for w in shown] + [json.dumps(w.to_dict()) for w in shown]
+        for text in texts:
+            for value in (*CREDENTIALS.values(), "pw-SECRET-0"):
+                assert value not in text
+        assert wm.get_webhook(headed.id).headers == {
+            **dict.fromkeys(CREDENTIALS, "****"),
+            "X-Team": "a",
+        }
+        assert with_password.to_dict()["url"] == (
+            f"http://user:****@127.0.0.1:{receiver.port}/userinfo"
+        )
+        wm.deliver(_event())
+        await receiver.wait_for(2)
+        got = receiver.on("/headers")[0].headers
+        assert {name: got[name] for name in CREDENTIALS} == CREDENTIALS
+        assert got["X-Team"] == "a"
+        basic = receiver.on("/userinfo")[0].headers["Authorization"]
+        assert base64.b64decode(basic.removeprefix("Basic ")) == b"user:pw-SECRET-0"
+
+    async def test_url_credentials_with_an_authorization_header_are_refused(
+        self, make_manager: MakeManager, receiver: Receiver
+    ) -> None:
+        """`user:pass@` in the URL plus an Authorization header is refused at registration and
+        at update, with an error that names the conflict and no credential."""
+        wm = await make_manager()
+        url = f"http://user:pw-SECRET-1@127.0.0.1:{receiver.port}/hook"
+        with pytest.raises(WebhookConfigError, match="Authorization header") as caught:
+            await wm.register_webhook(url, ["memory.*"], headers={"authorization": "Basic eA=="})
+        assert "pw-SECRET-1" not in str(caught.value)
+        assert wm.list_webhooks() == []
+        plain = await wm.register_webhook(receiver.url(), ["memory.*"], headers=CREDENTIALS)
+        with pytest.raises(WebhookConfigError, match="Authorization header"):
+            await wm.update_webhook(plain.id, url=url)
+        assert wm.get_webhook(plain.id).url == receiver.url()
+
+    async def test_bad_header_values_are_not_echoed(self, make_manager: MakeManager) -> None:
+        """A refused header value (a credential, perhaps) is not repeated in the error."""
+        wm = await make_manager()
+        with pytest.raises(WebhookConfigError, match="single-line") as caught:
+            await wm.register_webhook(
+                "http://127.0.0.1:9/h", ["memory.*"], headers={"X-Api-Key": "k-SECRET\r\nX: y"}
+            )
+        assert "k-SECRET" not in str(caught.value)
+
+
+class TestLifecycle:
+    async def test_state_follows_start_and_stop(self, tmp_path: Path) -> None:
+        """The manager's state goes NEW, RUNNING, STOPPED, and RUNNING again on a restart."""
+        wm = WebhookManager(delivery_store_path=tmp_path / "d.sqlite3", stop_timeout=0.5)
+        seen = [wm.state]
+        for step in (wm.start, wm.stop, wm.start, wm.stop):
+            await step()
+            seen.append(wm.state)
+        assert seen == [
+            WebhookManagerState.NEW,
+            WebhookManagerState.RUNNING,
+            WebhookManagerState.STOPPED,
+            WebhookManagerState.RUNNING,
+            WebhookManagerState.STOPPED,
+        ]
+
+    async def test_not_started_and_stopped_managers_refuse_work(self, tmp_path: Path) -> None:
+        """Before start and after stop, queries, flush and redelivery raise
+        WebhookManagerNotRunningError (a WebhookError and a RuntimeError) naming the state."""
+        wm = WebhookManager(delivery_store_path=tmp_path / "d.sqlite3", stop_timeout=0.5)
+
+        def calls() -> list[Awaitable[Any]]:
+            return [
+                wm.get_delivery_history("wh_x"),
+                wm.get_delivery("dlv_x"),
+                wm.redeliver("dlv_x"),
+                wm.flush(),
+            ]
+
+        for call in calls():
+            with pytest.raises(WebhookManagerNotRunningError, match=r"'new'.*start"):
+                await call
+        await wm.start()
+        await wm.stop()
+        for call in calls():
+            with pytest.raises(WebhookManagerNotRunningError, match="stopped"):
+                await call
+        assert issubclass(WebhookManagerNotRunningError, WebhookError)
+        assert issubclass(WebhookManagerNotRunningError, RuntimeError)
+
+
+def _point_at(path: Path, urls: dict[str, str]) -> None:
+    """Rewrite the webhook file so each webhook id has the given URL (as an operator might)."""
+    document = json.loads(path.read_text())
+    for entry in document["webhooks"]:
+        entry["url"] = urls[entry["id"]]
+    path.write_text(json.dumps(document))
+
+
+class TestProductionResolver:
+    async def test_loopback_hosts_are_refused_at_connect_time(
+        self, tmp_path: Path, receiver: Receiver
+    ) -> None:
+        """With allow_private_networks off and the default resolver, webhooks on a loopback name
+        or numeric form (that reached the file without registration) end as one failed attempt
+        each, and the receiver records nothing; the same file with the policy off delivers."""
+        path = tmp_path / "webhooks.json"
+        store = tmp_path / "d.sqlite3"
+        hosts = ["localhost", "2130706433", "0177.0.0.1", "127.1", "0x7f.1"]
+        async with WebhookManager(path, allow_private_networks=True) as setup:
+            hooks = [
+                await setup.register_webhook(receiver.url(f"/{n}"), ["memory.*"], retry_config=FAST)
+                for n in range(len(hosts))
+            ]
+        _point_at(
+            path,
+            {
+                h.id: f"http://{host}:{receiver.port}/{n}"
+                for n, (h, host) in enumerate(zip(hooks, hosts, strict=True))
+            },
+        )
+        async with WebhookManager(path, delivery_store_path=store, stop_timeout=0.5) as wm:
+            assert wm.config.allow_private_networks is False
+            wm.deliver(_event())
+
+            async def all_failed() -> list[Any]:
+                found = [await wm.get_delivery_history(h.id) for h in hooks]
+                done = [d for ds in found for d in ds if d.status is DeliveryStatus.FAILED]
+                return done if len(done) == len(hooks) else []
+
+            failed = await eventually(all_failed)
+        assert receiver.requests == []
+        assert all(d.attempts == 1 for d in failed)
+        assert all("loopback" in (d.last_error or "") for d in failed)
+        # The control: the receiver is reachable, so the refusal above is the guard's doing.
+        async with WebhookManager(path, allow_private_networks=True, stop_timeout=0.5) as open_:
+            open_.deliver(_event(2))
+            await receiver.wait_for(1, path="/0")

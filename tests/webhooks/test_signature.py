@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import base64
 import time
+from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 import pytest
 import standardwebhooks
@@ -13,6 +14,8 @@ import stripe
 
 from mnemo_events.exceptions import WebhookConfigError
 from mnemo_events.webhook_manager import WebhookSignature
+from mnemo_events.webhooks._sender import Prepared
+from mnemo_events.webhooks.models import RetiredSecret, Webhook
 from mnemo_events.webhooks.signature import (
     StandardWebhookSignature,
     generate_secret,
@@ -232,3 +235,88 @@ class TestSecrets:
     def test_mask(self, secret: str | None, shown: str | None) -> None:
         """Masking keeps the prefix and hides the body; env references are shown."""
         assert mask_secret(secret) == shown
+
+
+class _ExplodingHeaders(Mapping[str, str]):
+    """Headers whose iteration fails, as a broken framework object might."""
+
+    def __getitem__(self, key: str) -> str:
+        raise RuntimeError("header store unavailable")
+
+    def __iter__(self) -> Iterator[str]:
+        raise RuntimeError("header store unavailable")
+
+    def __len__(self) -> int:
+        return 3
+
+
+class _Unencodable:
+    """A payload that cannot be turned into bytes."""
+
+    def __bytes__(self) -> bytes:
+        raise RuntimeError("payload unavailable")
+
+
+SW_HEADERS = {
+    "webhook-id": SW_ID,
+    "webhook-timestamp": str(SW_T),
+    "webhook-signature": SW_SIGNATURE,
+}
+STRIPE_HEADER = f"t={STRIPE_T},v1={STRIPE_V1}"
+
+
+class TestFailClosed:
+    """An internal error inside a verifier answers False, never True and never an exception."""
+
+    def test_controls_verify(self) -> None:
+        """The inputs the faults below are injected into do verify when nothing fails."""
+        assert StandardWebhookSignature.verify(SW_BODY, SW_KEY, SW_HEADERS, now=SW_T) is True
+        assert WebhookSignature.verify(STRIPE_BODY, STRIPE_SECRET, STRIPE_HEADER, now=STRIPE_T)
+
+    def test_standard_headers_that_fail_to_read(self) -> None:
+        """A headers mapping that raises while read gives False."""
+        assert StandardWebhookSignature.verify(SW_BODY, SW_KEY, _ExplodingHeaders()) is False
+
+    @pytest.mark.parametrize("secret", ["whsec_@@@@", "whsec_", "not base64 at all!"])
+    def test_standard_secret_that_cannot_key(self, secret: str) -> None:
+        """A secret standard_key refuses (it raises inside verify) gives False."""
+        assert StandardWebhookSignature.verify(SW_BODY, secret, SW_HEADERS, now=SW_T) is False
+
+    def test_standard_payload_that_cannot_be_read(self) -> None:
+        """A payload that raises when turned into bytes gives False."""
+        payload = cast(Any, _Unencodable())
+        assert StandardWebhookSignature.verify(payload, SW_KEY, SW_HEADERS, now=SW_T) is False
+
+    def test_standard_signature_of_the_wrong_type(self) -> None:
+        """A non-string webhook-signature value (it cannot be split) gives False."""
+        headers = cast(dict[str, str], {**SW_HEADERS, "webhook-signature": 12345})
+        assert StandardWebhookSignature.verify(SW_BODY, SW_KEY, headers, now=SW_T) is False
+
+    def test_mnemocore_payload_that_cannot_be_read(self) -> None:
+        """A payload that raises when turned into bytes gives False in the Stripe scheme too."""
+        payload = cast(Any, _Unencodable())
+        assert WebhookSignature.verify(payload, STRIPE_SECRET, STRIPE_HEADER, now=STRIPE_T) is False
+
+
+class TestRotationWindow:
+    """Which secrets sign at a given time, with the clock passed in."""
+
+    def test_old_secret_stops_signing_when_the_grace_runs_out(self) -> None:
+        """Before expiry both secrets sign; at and after it only the new one does."""
+        expires = 1_000_000.0
+        hook = Webhook(
+            id="wh_1",
+            url="https://hooks.example.com/",
+            events=("memory.*",),
+            secret="whsec_new",
+            previous_secrets=(RetiredSecret("whsec_old", None, expires),),
+        )
+        prepared = Prepared(hook, allow_private_networks=False)
+        assert prepared.secrets(expires - 0.001) == ["whsec_new", "whsec_old"]
+        assert prepared.secrets(expires) == ["whsec_new"]
+        assert prepared.secrets(expires + 3600) == ["whsec_new"]
+        assert hook.active_secrets(expires) == ["whsec_new"]
+        body = b'{"id":"evt_1"}'
+        late = WebhookSignature.sign(body, prepared.secrets(expires + 1), timestamp=int(expires))
+        assert not WebhookSignature.verify(body, "whsec_old", late, now=expires)
+        assert WebhookSignature.verify(body, "whsec_new", late, now=expires)

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import random
+import socket
+
 import pytest
+from aiohttp.abc import AbstractResolver, ResolveResult
+from yarl import URL
 
 from mnemo_events.exceptions import UnsafeWebhookURLError, WebhookConfigError
 from mnemo_events.webhooks.ssrf import (
@@ -10,6 +15,8 @@ from mnemo_events.webhooks.ssrf import (
     GuardedResolver,
     address_problem,
     check_url,
+    literal_host_problem,
+    numeric_ipv4,
     parse_webhook_url,
 )
 from tests.helpers.receiver import StaticResolver
@@ -166,3 +173,145 @@ class TestGuardedResolver:
         assert [r["host"] for r in results] == ["8.8.8.8", "8.8.4.4"]
         await guard.close()
         assert inner.closed
+
+
+class FamilyResolver(AbstractResolver):
+    """A DNS stand-in that answers only the address families asked for (as real DNS does)."""
+
+    def __init__(self, table: dict[str, list[str]]) -> None:
+        self.table = table
+        self.families: list[socket.AddressFamily] = []
+
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
+        self.families.append(family)
+        wanted = {
+            socket.AF_INET: (socket.AF_INET,),
+            socket.AF_INET6: (socket.AF_INET6,),
+        }.get(family, (socket.AF_INET, socket.AF_INET6))
+        found = [
+            ResolveResult(
+                hostname=host,
+                host=ip,
+                port=port,
+                family=socket.AF_INET6 if ":" in ip else socket.AF_INET,
+                proto=0,
+                flags=0,
+            )
+            for ip in self.table.get(host, [])
+            if (socket.AF_INET6 if ":" in ip else socket.AF_INET) in wanted
+        ]
+        if not found:
+            raise OSError(f"{host} has no address of family {family!r}")
+        return found
+
+    async def close(self) -> None:
+        pass
+
+
+# The exact inputs of issue 11, item 1, and hex forms of the same address.
+NUMERIC_LOOPBACK = ["2130706433", "0177.0.0.1", "127.1", "0x7f.1", "0x7f000001", "0X7F.0.0.01"]
+
+
+class TestNumericHosts:
+    @pytest.mark.parametrize(
+        ("host", "address"),
+        [
+            ("2130706433", "127.0.0.1"),
+            ("0177.0.0.1", "127.0.0.1"),
+            ("127.1", "127.0.0.1"),
+            ("0x7f.1", "127.0.0.1"),
+            ("127.0.1", "127.0.0.1"),
+            ("0xa9fea9fe", "169.254.169.254"),
+            ("10.1", "10.0.0.1"),
+            ("0", "0.0.0.0"),
+            ("4294967295", "255.255.255.255"),
+            ("8.8.8.8", "8.8.8.8"),
+        ],
+    )
+    def test_read_as_inet_aton_reads_them(self, host: str, address: str) -> None:
+        """Decimal, octal, hex and short forms name the address inet_aton gives them."""
+        assert str(numeric_ipv4(host)) == address
+        assert socket.inet_ntoa(socket.inet_aton(host)) == address
+
+    @pytest.mark.parametrize(
+        "host",
+        ["4294967296", "08.0.0.1", "0x", "1.2.3.4.5", "1.2.3.256", "1.2.65536", "127.1.", "a.b"],
+    )
+    def test_non_numbers_are_not_addresses(self, host: str) -> None:
+        """What inet_aton refuses is not read as an address either (it is a name)."""
+        assert numeric_ipv4(host) is None
+        with pytest.raises(OSError, match="illegal"):
+            socket.inet_aton(host)
+
+    def test_agrees_with_inet_aton_on_a_corpus(self) -> None:
+        """On 20,000 strings of digits, dots and hex letters, both readings agree exactly."""
+        rng = random.Random(11)
+        alphabet = "0123456789xXabcdefABCDEF."
+        for _ in range(20_000):
+            host = "".join(rng.choice(alphabet) for _ in range(rng.randint(1, 14)))
+            try:
+                expected: str | None = socket.inet_ntoa(socket.inet_aton(host))
+            except OSError:
+                expected = None
+            got = numeric_ipv4(host)
+            assert (None if got is None else str(got)) == expected, host
+
+    @pytest.mark.parametrize("host", NUMERIC_LOOPBACK)
+    async def test_refused_at_registration(self, host: str) -> None:
+        """`http://2130706433:PORT/` and its kin are refused as loopback with the policy on."""
+        with pytest.raises(UnsafeWebhookURLError, match="loopback"):
+            await check_url(f"http://{host}:8080/", allow_private_networks=False, resolver=None)
+
+    @pytest.mark.parametrize("host", NUMERIC_LOOPBACK)
+    def test_refused_at_connect_time(self, host: str) -> None:
+        """The sender's literal check reads the same forms, for URLs that skipped registration."""
+        problem = literal_host_problem(URL(f"http://{host}:8080/hook"))
+        assert problem is not None
+        assert "loopback" in problem
+
+    @pytest.mark.parametrize("host", NUMERIC_LOOPBACK)
+    async def test_guarded_resolver_answers_numeric_hosts_itself(self, host: str) -> None:
+        """A numeric host reaching the resolver is read, checked, and never passed on."""
+        inner = StaticResolver({host: ["93.184.216.34"]})  # a resolver that would lie
+        with pytest.raises(BlockedAddressError, match="loopback"):
+            await GuardedResolver(inner).resolve(host, 80)
+        public = await GuardedResolver(inner).resolve("0x08.0x08.0x08.0x08", 80)
+        assert [r["host"] for r in public] == ["8.8.8.8"]
+
+    async def test_stored_canonically_when_private_networks_are_allowed(self) -> None:
+        """With the policy off the URL is kept, its host written as the dotted quad it means."""
+        url = await check_url(
+            "http://user:pw@0177.0.0.1:8080/h?x=1", allow_private_networks=True, resolver=None
+        )
+        assert str(url) == "http://user:pw@127.0.0.1:8080/h?x=1"
+
+    def test_malformed_ipv6_hosts_are_refused_at_connect_time(self) -> None:
+        """A host with a colon that is not IPv6 is refused rather than handed to the socket."""
+        problem = literal_host_problem(URL("http://[::ffff:127.1]:80/"))
+        assert problem is not None
+
+
+class TestRegistrationLookup:
+    async def test_names_resolving_only_to_ipv6_loopback_are_refused(self) -> None:
+        """The registration lookup asks for IPv6 too: a name with only `::1` is refused."""
+        dns = FamilyResolver({"six.test": ["::1"]})
+        with pytest.raises(UnsafeWebhookURLError, match="loopback"):
+            await check_url("https://six.test/h", allow_private_networks=False, resolver=dns)
+        assert dns.families == [socket.AF_UNSPEC]
+
+    async def test_private_ipv6_behind_a_public_ipv4_is_refused(self) -> None:
+        """A public A record does not hide a private AAAA record."""
+        dns = FamilyResolver({"dual.test": ["93.184.216.34", "fd00::1"]})
+        with pytest.raises(UnsafeWebhookURLError, match="unique local"):
+            await check_url("https://dual.test/h", allow_private_networks=False, resolver=dns)
+
+    async def test_passwords_are_masked_in_refusals(self) -> None:
+        """A refused URL's password is not echoed in the error."""
+        with pytest.raises(UnsafeWebhookURLError) as caught:
+            await check_url(
+                "http://user:hunter2@127.1/", allow_private_networks=False, resolver=None
+            )
+        assert "hunter2" not in str(caught.value)
+        assert "user:****@" in str(caught.value)
