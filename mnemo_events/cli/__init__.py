@@ -11,7 +11,7 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 
-from mnemo_events.cli._parser import build_parser
+from mnemo_events.cli._parser import DEFAULT_LEVELS, build_parser
 from mnemo_events.config import Settings, load_config
 from mnemo_events.exceptions import ConfigError
 
@@ -54,7 +54,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     from mnemo_events.logging import configure_logging
 
-    configure_logging(json=args.json_logs, level=args.log_level, stream=sys.stderr)
+    level = args.log_level or DEFAULT_LEVELS.get(args.command, "warning")
+    configure_logging(json=args.json_logs, level=level, stream=sys.stderr)
     try:
         settings = load_config(args.config)
         return _command(args.command)(args, settings)

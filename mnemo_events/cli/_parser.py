@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
-__all__ = ["build_parser"]
+__all__ = ["DEFAULT_LEVELS", "build_parser"]
 
 _DESCRIPTION = """\
 The event system of a cognitive-memory engine: an event bus, reactive pipelines and
@@ -47,25 +48,40 @@ def _share(text: str) -> float:
     return value
 
 
-def _common(default_level: str) -> argparse.ArgumentParser:
+def _common(default_level: str, *, top: bool = False) -> argparse.ArgumentParser:
+    """The common options, accepted before the command and after it.
+
+    After the command they default to SUPPRESS, so a value given before the command is kept
+    (argparse copies a subcommand's defaults over the top-level ones otherwise); ``main``
+    fills in what neither gave (:data:`DEFAULT_LEVELS`).
+    """
     common = argparse.ArgumentParser(add_help=False)
     group = common.add_argument_group("common options")
+    unset: dict[str, Any] = {} if top else {"default": argparse.SUPPRESS}
     group.add_argument(
         "--config",
         metavar="PATH",
         help="configuration file (default: $MNEMO_EVENTS_CONFIG, else ./config.yaml if present, "
         "else built-in defaults)",
+        **unset,
     )
     group.add_argument(
         "--log-level",
-        default=default_level,
         choices=("debug", "info", "warning", "error", "critical"),
         help=f"show log lines at this level and above (default: {default_level})",
+        **unset,
     )
     group.add_argument(
-        "--json-logs", action="store_true", help="write log lines as JSON, one object per line"
+        "--json-logs",
+        action="store_true",
+        help="write log lines as JSON, one object per line",
+        **unset,
     )
     return common
+
+
+DEFAULT_LEVELS = {"serve": "info", "listen": "info"}
+"""Log level of each command when ``--log-level`` is not given (others: ``warning``)."""
 
 
 def _add_demo(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -227,6 +243,7 @@ def build_parser() -> argparse.ArgumentParser:
         description=_DESCRIPTION,
         epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
+        parents=[_common("warning, info for serve and listen", top=True)],
     )
     parser.add_argument("--version", action="store_true", help="print the version and exit")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
