@@ -55,7 +55,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     from mnemo_events.logging import configure_logging
 
     level = args.log_level or DEFAULT_LEVELS.get(args.command, "warning")
-    configure_logging(json=args.json_logs, level=level, stream=sys.stderr)
+    from mnemo_events.cli._render import LogStream
+
+    # Whole lines only, never written onto the demo's progress line.
+    configure_logging(json=args.json_logs, level=level, stream=LogStream(sys.stderr))  # type: ignore[arg-type]
     try:
         settings = load_config(args.config)
         return _command(args.command)(args, settings)
