@@ -7,6 +7,7 @@ the notebook read files. Unknown keys are refused with their full path and the f
 # No `from __future__ import annotations`: pydantic resolves these annotations at runtime.
 
 import difflib
+import functools
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -14,8 +15,6 @@ from typing import Any, Literal, get_args
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, model_validator
-from pydantic_settings import BaseSettings, EnvSettingsSource
-from pydantic_settings.sources.utils import parse_env_vars
 
 from mnemo_events.exceptions import ConfigError
 
@@ -140,17 +139,6 @@ def _format_errors(err: ValidationError, source: str) -> str:
     return f"invalid configuration in {source}: " + "; ".join(problems)
 
 
-class _Environment(EnvSettingsSource):
-    """pydantic-settings' environment source, reading a given mapping instead of os.environ."""
-
-    def __init__(self, settings_cls: type[BaseSettings], environ: Mapping[str, str]) -> None:
-        self._environ = environ  # read by _load_env_vars, which the base __init__ calls
-        super().__init__(settings_cls, case_sensitive=False, env_prefix=_ENV_PREFIX)
-
-    def _load_env_vars(self) -> Mapping[str, str | None]:
-        return parse_env_vars(self._environ, False, False, None)
-
-
 def _leaves(model: type[BaseModel], prefix: tuple[str, ...] = ()) -> dict[str, tuple[str, ...]]:
     """Every leaf key of ``model`` as ``{flat_name: key_path}`` (``events_max_queue_size``)."""
     found: dict[str, tuple[str, ...]] = {}
@@ -185,15 +173,39 @@ def _closest(loc: tuple[int | str, ...]) -> str | None:
 _LEAVES = _leaves(Settings)
 _NULLABLE = {flat for flat, path in _LEAVES.items() if _nullable(Settings, path)}
 _ENV_NAMES = {_ENV_PREFIX + flat.upper(): flat for flat in _LEAVES}
-# One string field per leaf: pydantic-settings matches the variable names and hands each
-# value over verbatim ('Tr0ub4dor #3', '~'); the section models then validate and convert.
-_FlatEnvironment = create_model(  # type: ignore[call-overload]
-    "_FlatEnvironment",
-    __base__=BaseSettings,
-    **dict.fromkeys(_LEAVES, (str | None, None)),
-)
-_EXEMPT = frozenset({CONFIG_ENV_VAR, "MNEMO_EVENTS_API_KEY"})
-"""Variables with the prefix that are not settings: the file's name, the default key's name."""
+
+
+@functools.cache
+def _environment_source() -> Any:
+    """pydantic-settings' environment source class over one flat settings model, built on
+    first use (importing pydantic-settings costs ~0.1 s, paid only when a variable is set).
+
+    The flat model has one string field per leaf key, so pydantic-settings matches the
+    variable names and hands each value over verbatim ('Tr0ub4dor #3', '~'); the section
+    models then validate and convert.
+    """
+    from pydantic_settings import BaseSettings, EnvSettingsSource
+    from pydantic_settings.sources.utils import parse_env_vars
+
+    flat = create_model(  # type: ignore[call-overload]
+        "_FlatEnvironment", __base__=BaseSettings, **dict.fromkeys(_LEAVES, (str | None, None))
+    )
+
+    class _Environment(EnvSettingsSource):
+        """The environment source, reading a given mapping instead of os.environ."""
+
+        def __init__(self, environ: Mapping[str, str]) -> None:
+            self._environ = environ  # read by _load_env_vars, which the base __init__ calls
+            super().__init__(flat, case_sensitive=False, env_prefix=_ENV_PREFIX)
+
+        def _load_env_vars(self) -> Mapping[str, str | None]:
+            return parse_env_vars(self._environ, False, False, None)
+
+    return _Environment
+
+
+_EXEMPT = frozenset({CONFIG_ENV_VAR, "MNEMO_EVENTS_API_KEY", "MNEMO_EVENTS_URL"})
+"""Variables with the prefix that are not settings: the file, the default key, the CLI's URL."""
 
 
 def _env_overrides(
@@ -207,7 +219,9 @@ def _env_overrides(
     server = raw.get("server")
     in_file = server.get("api_key") if isinstance(server, dict) else None
     _refuse_unknown(environ, [in_file, *environ.values()])
-    found = _Environment(_FlatEnvironment, environ)()
+    if not any(name.upper().startswith(_ENV_PREFIX) for name in environ):
+        return {}, []
+    found: dict[str, Any] = _environment_source()(environ)()
     nested: dict[str, Any] = {}
     for flat, value in found.items():
         if value is None:

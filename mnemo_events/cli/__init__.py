@@ -1,4 +1,5 @@
-"""The ``mnemo-events`` command: ``demo``, ``serve``, ``schemas``, ``verify``, ``tail``.
+"""The ``mnemo-events`` command: ``demo``, ``serve``, ``schemas``, ``verify``, ``tail``,
+``webhooks`` (an operator's client of a running service) and ``listen`` (a local receiver).
 
 The CLI is the one place that prints and configures logging; the library does neither.
 Exit codes: 0 success, 1 the command's check failed (``verify``, ``demo``, ``tail``),
@@ -30,6 +31,14 @@ def _command(name: str) -> _Command:
         from mnemo_events.cli._tail import run_tail
 
         return run_tail
+    if name == "webhooks":
+        from mnemo_events.cli._webhooks import run_webhooks
+
+        return run_webhooks
+    if name == "listen":
+        from mnemo_events.cli._listen import run_listen
+
+        return run_listen
     from mnemo_events.cli import _commands
 
     commands: dict[str, _Command] = {
