@@ -6,13 +6,15 @@ the notebook read files. Unknown keys are refused with their full path and the f
 
 # No `from __future__ import annotations`: pydantic resolves these annotations at runtime.
 
+import difflib
+import functools
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, model_validator
 
 from mnemo_events.exceptions import ConfigError
 
@@ -23,11 +25,13 @@ __all__ = [
     "ServerConfig",
     "Settings",
     "WebhooksConfig",
+    "check_api_key",
     "load_config",
 ]
 
 CONFIG_ENV_VAR = "MNEMO_EVENTS_CONFIG"
 _ENV_PREFIX = "MNEMO_EVENTS_"
+MIN_API_KEY_LENGTH = 12
 
 ValidationMode = Literal["strict", "warn", "off"]
 
@@ -124,31 +128,153 @@ def _format_errors(err: ValidationError, source: str) -> str:
     for item in err.errors():
         path = ".".join(str(part) for part in item["loc"]) or "(top level)"
         if item["type"] == "extra_forbidden":
-            problems.append(f"unknown key {path!r}")
+            close = _closest(item["loc"])
+            problems.append(
+                f"unknown key {path!r}" + (f" (did you mean {close!r}?)" if close else "")
+            )
+        elif item["loc"][-1:] == ("api_key",):  # never echo a key
+            problems.append(f"{path}: {item['msg']}")
         else:
             problems.append(f"{path}: {item['msg']} (got {item.get('input')!r})")
     return f"invalid configuration in {source}: " + "; ".join(problems)
 
 
-def _env_overrides(environ: Mapping[str, str]) -> dict[str, dict[str, Any]]:
-    sections = {name: set(model.model_fields) for name, model in _SECTIONS.items()}
-    overrides: dict[str, dict[str, Any]] = {}
-    for name, raw in environ.items():
-        if not name.startswith(_ENV_PREFIX) or name == CONFIG_ENV_VAR:
+def _leaves(model: type[BaseModel], prefix: tuple[str, ...] = ()) -> dict[str, tuple[str, ...]]:
+    """Every leaf key of ``model`` as ``{flat_name: key_path}`` (``events_max_queue_size``)."""
+    found: dict[str, tuple[str, ...]] = {}
+    for name, info in model.model_fields.items():
+        path = (*prefix, name)
+        annotation = info.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            found |= _leaves(annotation, path)
+        else:
+            found["_".join(path)] = path
+    return found
+
+
+def _nullable(model: type[BaseModel], path: tuple[str, ...]) -> bool:
+    for key in path[:-1]:
+        model = model.model_fields[key].annotation  # type: ignore[assignment]
+    return type(None) in get_args(model.model_fields[path[-1]].annotation)
+
+
+def _closest(loc: tuple[int | str, ...]) -> str | None:
+    """The known key closest to a mistyped one at ``loc``, as a dotted path."""
+    model: type[BaseModel] = Settings
+    for key in loc[:-1]:
+        field = model.model_fields.get(str(key))
+        if field is None or not isinstance(field.annotation, type):
+            return None
+        model = field.annotation
+    close = difflib.get_close_matches(str(loc[-1]), list(model.model_fields), n=1, cutoff=0.6)
+    return ".".join([*(str(k) for k in loc[:-1]), close[0]]) if close else None
+
+
+_LEAVES = _leaves(Settings)
+_NULLABLE = {flat for flat, path in _LEAVES.items() if _nullable(Settings, path)}
+_ENV_NAMES = {_ENV_PREFIX + flat.upper(): flat for flat in _LEAVES}
+
+
+@functools.cache
+def _environment_source() -> Any:
+    """pydantic-settings' environment source class over one flat settings model, built on
+    first use (importing pydantic-settings costs ~0.1 s, paid only when a variable is set).
+
+    The flat model has one string field per leaf key, so pydantic-settings matches the
+    variable names and hands each value over verbatim ('Tr0ub4dor #3', '~'); the section
+    models then validate and convert.
+    """
+    from pydantic_settings import BaseSettings, EnvSettingsSource
+    from pydantic_settings.sources.utils import parse_env_vars
+
+    flat = create_model(  # type: ignore[call-overload]
+        "_FlatEnvironment", __base__=BaseSettings, **dict.fromkeys(_LEAVES, (str | None, None))
+    )
+
+    class _Environment(EnvSettingsSource):
+        """The environment source, reading a given mapping instead of os.environ."""
+
+        def __init__(self, environ: Mapping[str, str]) -> None:
+            self._environ = environ  # read by _load_env_vars, which the base __init__ calls
+            super().__init__(flat, case_sensitive=False, env_prefix=_ENV_PREFIX)
+
+        def _load_env_vars(self) -> Mapping[str, str | None]:
+            return parse_env_vars(self._environ, False, False, None)
+
+    return _Environment
+
+
+_EXEMPT = frozenset({CONFIG_ENV_VAR, "MNEMO_EVENTS_API_KEY", "MNEMO_EVENTS_URL"})
+"""Variables with the prefix that are not settings: the file, the default key, the CLI's URL."""
+
+
+def _env_overrides(
+    environ: Mapping[str, str], raw: Mapping[str, Any]
+) -> tuple[dict[str, Any], list[str]]:
+    """The settings the environment overrides, nested, and the variable names used.
+
+    Raises:
+        ConfigError: a ``MNEMO_EVENTS_*`` variable names no setting (the closest is named).
+    """
+    server = raw.get("server")
+    in_file = server.get("api_key") if isinstance(server, dict) else None
+    _refuse_unknown(environ, [in_file, *environ.values()])
+    if not any(name.upper().startswith(_ENV_PREFIX) for name in environ):
+        return {}, []
+    found: dict[str, Any] = _environment_source()(environ)()
+    nested: dict[str, Any] = {}
+    for flat, value in found.items():
+        if value is None:
             continue
-        rest = name[len(_ENV_PREFIX) :].lower()
-        section, _, key = rest.partition("_")
-        if section not in sections or key not in sections[section]:
-            continue  # e.g. MNEMO_EVENTS_API_KEY is a secret's name, not a setting
-        overrides.setdefault(section, {})[key] = yaml.safe_load(raw) if raw else None
-    return overrides
+        *parents, last = _LEAVES[flat]
+        target = nested
+        for key in parents:
+            target = target.setdefault(key, {})
+        target[last] = None if value == "" and flat in _NULLABLE else value
+    return nested, sorted(_ENV_PREFIX + flat.upper() for flat in found)
 
 
-_SECTIONS: dict[str, type[BaseModel]] = {
-    "events": EventsConfig,
-    "webhooks": WebhooksConfig,
-    "server": ServerConfig,
-}
+def _refuse_unknown(environ: Mapping[str, str], values: list[Any]) -> None:
+    # A variable named by an `env:NAME` reference holds a key, not a setting.
+    referenced = {v[4:] for v in values if isinstance(v, str) and v.startswith("env:")}
+    for name in sorted(environ):
+        upper = name.upper()
+        if not upper.startswith(_ENV_PREFIX) or upper in _ENV_NAMES or upper in _EXEMPT:
+            continue
+        if name in referenced:
+            continue
+        close = difflib.get_close_matches(upper, list(_ENV_NAMES), n=1, cutoff=0.6)
+        hint = f"; did you mean {close[0]}?" if close else ""
+        raise ConfigError(
+            f"unknown environment variable {name}: it names no setting{hint} (each setting "
+            f"is MNEMO_EVENTS_<SECTION>_<KEY>, e.g. MNEMO_EVENTS_SERVER_PORT)"
+        )
+
+
+def _merge(raw: dict[str, Any], overrides: Mapping[str, Any]) -> None:
+    for key, value in overrides.items():
+        current = raw.get(key)
+        if isinstance(value, dict) and isinstance(current, dict):
+            _merge(current, value)
+        elif isinstance(value, dict) and current is not None:
+            continue  # a bad section in the file: validation reports it
+        else:
+            raw[key] = value
+
+
+def check_api_key(key: str, where: str) -> None:
+    """Refuse an API key shorter than 12 characters or not printable ASCII, never echoing it.
+
+    Raises:
+        ConfigError: naming ``where`` the key came from and what is wrong with it.
+    """
+    if len(key) < MIN_API_KEY_LENGTH:
+        problem = f"is {len(key)} characters long; use at least {MIN_API_KEY_LENGTH}"
+    elif not all(" " <= char <= "~" for char in key):
+        problem = "holds characters that are not printable ASCII"
+    else:
+        return
+    raise ConfigError(f"the API key from {where} {problem} (the key itself is not shown)")
 
 
 def load_config(
@@ -159,7 +285,14 @@ def load_config(
     """Load settings from YAML, then apply ``MNEMO_EVENTS_<SECTION>_<KEY>`` overrides.
 
     With no ``path``, the file named by ``MNEMO_EVENTS_CONFIG`` is read, else ``config.yaml``
-    in the working directory if it exists, else the defaults apply.
+    in the working directory if it exists, else the defaults apply. Nested keys join with
+    ``_`` (``MNEMO_EVENTS_WEBHOOKS_DEFAULT_RETRY_MAX_ATTEMPTS``). Values are taken verbatim
+    (``'Tr0ub4dor #3'`` stays whole, ``~`` is the string ``~``) and converted by the models;
+    an empty value sets a nullable key to null.
+
+    Raises:
+        ConfigError: an unreadable or invalid file, a bad value, or a ``MNEMO_EVENTS_*``
+            variable that names no setting (the closest one is named).
     """
     env = os.environ if environ is None else environ
     source = "defaults"
@@ -181,12 +314,10 @@ def load_config(
             raise ConfigError(
                 f"configuration file {source} must hold a mapping, not {type(raw).__name__}"
             )
-    for section, values in _env_overrides(env).items():
-        current = raw.get(section) or {}
-        if not isinstance(current, dict):
-            break  # let validation report the bad section
-        raw[section] = {**current, **values}
-        source += f" + environment overrides ({', '.join(sorted(values))})"
+    overrides, names = _env_overrides(env, raw)
+    if names:
+        _merge(raw, overrides)
+        source += f" + environment ({', '.join(names)})"
     try:
         return Settings.model_validate(raw)
     except ValidationError as err:

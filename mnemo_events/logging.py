@@ -1,8 +1,10 @@
 """structlog set-up for applications and the CLI, and a pipeline step that logs events.
 
-The library never configures logging: an application calls :func:`configure_logging` once at
-start-up (the CLI does it for ``--log-level``/``--log-json``). :func:`log_events` is an
-operator for ``.pipe(...)`` that logs each event it passes on.
+The library never configures logging. Its lines reach the standard library's ``logging``
+(loggers ``mnemo_events.<component>``) until structlog is configured; an application on
+structlog calls :func:`configure_logging` once at start-up (the CLI does it for
+``--log-level``/``--json-logs``). :func:`log_events` is an operator for ``.pipe(...)`` that
+logs each event it passes on.
 """
 
 from __future__ import annotations
@@ -75,7 +77,8 @@ def get_logger(component: str, **bound: Any) -> LibraryLogger:
     """The library's quiet logger for ``component``, for extensions such as ``pipelines``.
 
     Its lines below ``warning`` are dropped unless :func:`configure_logging` (or the CLI's
-    ``--log-level``) lowered the bar.
+    ``--log-level``) lowered the bar, or, while structlog is not configured, the standard
+    library's ``mnemo_events`` logger is enabled for them.
     """
     return logger(component, **bound)
 

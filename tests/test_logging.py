@@ -6,6 +6,8 @@ import asyncio
 import io
 import json
 import logging
+import subprocess
+import sys
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -281,3 +283,103 @@ def test_get_logger_is_the_quiet_library_logger() -> None:
         set_library_level("info")
         log.info("ext.shown")
     assert logs == [{"event": "ext.shown", "log_level": "info", "component": "ext", "part": "x"}]
+
+
+@pytest.fixture
+def unconfigured_structlog() -> Iterator[None]:
+    """structlog as an application that never configured it has it (other tests may have)."""
+    structlog.reset_defaults()
+    yield
+    structlog.reset_defaults()
+
+
+_STDLIB_SCRIPT = """
+import asyncio, logging, sys
+{setup}
+from mnemo_events.event_bus import EventBus
+
+async def main():
+    async with EventBus(enabled=False) as bus:
+        await bus.publish("memory.created", {{"memory_id": "m", "content": "c", "tier": "hot"}})
+
+asyncio.run(main())
+"""
+
+
+def _run_script(setup: str) -> subprocess.CompletedProcess[str]:
+    code = _STDLIB_SCRIPT.format(setup=setup)
+    return subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+
+
+class TestStandardLibraryLogging:
+    def test_basic_config_at_info_shows_the_librarys_info_lines(self) -> None:
+        """After logging.basicConfig(level=INFO) the library's info lines reach that handler."""
+        done = _run_script("logging.basicConfig(level=logging.INFO, format='%(name)s|%(message)s')")
+        assert "mnemo_events.bus|bus.started" in done.stderr
+        assert "mnemo_events.bus|bus.disabled" in done.stderr
+        assert done.stdout == ""
+
+    def test_unconfigured_shows_warnings_only_and_never_on_stdout(self) -> None:
+        """Unconfigured, warnings go to stderr, info lines nowhere, and stdout stays empty."""
+        done = _run_script("")
+        assert "bus.disabled" in done.stderr
+        assert "bus.started" not in done.stderr
+        assert done.stdout == ""
+
+    @pytest.mark.usefixtures("unconfigured_structlog")
+    def test_lines_carry_fields_for_handlers(self, caplog: pytest.LogCaptureFixture) -> None:
+        """A stdlib record names the component's logger and carries the event and its fields."""
+        caplog.set_level(logging.INFO, logger="mnemo_events")
+        logger("webhooks").info("webhooks.test_line", webhook_id="wh_1", note="two words")
+        (record,) = [r for r in caplog.records if r.name.startswith("mnemo_events")]
+        assert record.name == "mnemo_events.webhooks"
+        assert record.levelno == logging.INFO
+        assert record.getMessage() == (
+            "webhooks.test_line component=webhooks webhook_id=wh_1 note='two words'"
+        )
+        assert getattr(record, "mnemo_event", None) == "webhooks.test_line"
+        assert getattr(record, "mnemo_fields", {}).get("webhook_id") == "wh_1"
+        assert record.pathname == __file__  # the caller, not the library's plumbing
+
+    @pytest.mark.usefixtures("unconfigured_structlog")
+    def test_stdlib_level_filters_without_configure_logging(
+        self, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        """Below the stdlib logger's level nothing is emitted; at it, lines pass."""
+        caplog.set_level(logging.ERROR, logger="mnemo_events")
+        log = logger("bus")
+        log.info("quiet.info")
+        log.warning("quiet.warning")
+        log.error("loud.error")
+        assert [r.getMessage().split()[0] for r in caplog.records] == ["loud.error"]
+
+    @pytest.mark.usefixtures("unconfigured_structlog")
+    def test_exceptions_keep_their_traceback(self, caplog: pytest.LogCaptureFixture) -> None:
+        """An exception logged through the stdlib route keeps its traceback (without locals)."""
+        caplog.set_level(logging.ERROR, logger="mnemo_events")
+        try:
+            raise RuntimeError("boom")
+        except RuntimeError as err:
+            logger("bus").error("bus.handler_failed", exc_info=err)
+        (record,) = caplog.records
+        assert record.exc_info is not None
+        assert record.exc_info[0] is RuntimeError
+
+
+class TestRoundedFloats:
+    @pytest.mark.usefixtures("debug_logs")
+    def test_float_fields_are_rounded(self) -> None:
+        """Float fields keep three decimals; ints, strings and timestamps stay as they are."""
+        with capture_logs() as logs:
+            logger("webhooks").info(
+                "webhooks.retry_scheduled",
+                retry_in=0.22923892017164815,
+                attempt=2,
+                at=1.7e9 + 0.12345,
+            )
+        (line,) = logs
+        assert line["retry_in"] == 0.229
+        assert line["attempt"] == 2
+        assert line["at"] == 1_700_000_000.123

@@ -78,6 +78,10 @@ def _name_of(handler: Callable[..., Any]) -> str:
     return f"{module}.{name}" if module else str(name)
 
 
+HANDLER_OBSERVERS: list[Callable[[SubscriptionActor, Event, float], None]] = []
+"""Called with each handler call's seconds (the service's metrics); each must not raise."""
+
+
 class SubscriptionActor:
     """One subscription: pattern, enabled flag, predicate, handler, mailbox and task."""
 
@@ -248,6 +252,7 @@ class SubscriptionActor:
                     except Exception as err:
                         self._record_error(event, "bus.filter_failed", err)
                         continue
+                    began = time.perf_counter() if HANDLER_OBSERVERS else 0.0
                     try:
                         if is_coroutine:
                             self.busy_since = loop.time()
@@ -267,6 +272,8 @@ class SubscriptionActor:
                         continue
                     finally:
                         self.busy_since = None
+                        for observe in HANDLER_OBSERVERS:
+                            observe(self, event, time.perf_counter() - began)
                     if self._timed_out:  # the handler swallowed the cancellation: a time-out
                         self._record_timeout(event)
                         continue

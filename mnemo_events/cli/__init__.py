@@ -1,4 +1,5 @@
-"""The ``mnemo-events`` command: ``demo``, ``serve``, ``schemas``, ``verify``, ``tail``.
+"""The ``mnemo-events`` command: ``demo``, ``serve``, ``schemas``, ``verify``, ``tail``,
+``webhooks`` (an operator's client of a running service) and ``listen`` (a local receiver).
 
 The CLI is the one place that prints and configures logging; the library does neither.
 Exit codes: 0 success, 1 the command's check failed (``verify``, ``demo``, ``tail``),
@@ -11,7 +12,7 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 
-from mnemo_events.cli._parser import build_parser
+from mnemo_events.cli._parser import DEFAULT_LEVELS, build_parser
 from mnemo_events.config import Settings, load_config
 from mnemo_events.exceptions import ConfigError
 
@@ -30,6 +31,14 @@ def _command(name: str) -> _Command:
         from mnemo_events.cli._tail import run_tail
 
         return run_tail
+    if name == "webhooks":
+        from mnemo_events.cli._webhooks import run_webhooks
+
+        return run_webhooks
+    if name == "listen":
+        from mnemo_events.cli._listen import run_listen
+
+        return run_listen
     from mnemo_events.cli import _commands
 
     commands: dict[str, _Command] = {
@@ -54,7 +63,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     from mnemo_events.logging import configure_logging
 
-    configure_logging(json=args.json_logs, level=args.log_level, stream=sys.stderr)
+    level = args.log_level or DEFAULT_LEVELS.get(args.command, "warning")
+    from mnemo_events.cli._render import LogStream
+
+    # Whole lines only, never written onto the demo's progress line.
+    configure_logging(json=args.json_logs, level=level, stream=LogStream(sys.stderr))  # type: ignore[arg-type]
     try:
         settings = load_config(args.config)
         return _command(args.command)(args, settings)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import errno
 import json
 import os
 import sys
@@ -12,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from mnemo_events.cli._render import table
-from mnemo_events.config import Settings
+from mnemo_events.config import Settings, check_api_key
 from mnemo_events.schemas import export_openapi_spec, get_json_schema, list_event_types
 from mnemo_events.webhook_manager import WebhookSignature
 
@@ -40,7 +41,7 @@ def run_schemas(args: argparse.Namespace, settings: Settings) -> int:
             schema = get_json_schema(args.event_type)
         except KeyError as err:
             print(f"mnemo-events schemas show: {err.args[0]}", file=sys.stderr)
-            return 1
+            return 2
         print(_dump(schema))
         return 0
     if args.service:
@@ -114,20 +115,40 @@ def run_serve(args: argparse.Namespace, settings: Settings) -> int:
         raw = settings.model_dump()
         raw["server"].update(changes)
         settings = Settings.model_validate(raw)
+    key = _checked_key(settings)  # raises ConfigError: a short or non-printable key
     app = create_app(settings)  # may raise ConfigError: no key and not loopback
     server = settings.server
-    auth = "API key required" if _has_key(settings) else "no API key: loopback only"
+    auth = "API key required" if key is not None else "no API key: loopback only"
 
     def _ready(url: str) -> None:
         print(f"mnemo-events serve: listening on {url} ({auth}); Ctrl-C or SIGTERM to stop")
         sys.stdout.flush()
 
-    asyncio.run(run_server(app, server.host, server.port, on_ready=_ready))
+    try:
+        asyncio.run(run_server(app, server.host, server.port, on_ready=_ready))
+    except OSError as err:
+        if err.errno not in _BIND_ERRORS:
+            raise
+        reason = err.strerror or str(err)
+        print(
+            f"mnemo-events serve: cannot listen on {server.host}:{server.port}: {reason} "
+            "(choose another with --port or server.port)",
+            file=sys.stderr,
+        )
+        return 2
     print("mnemo-events serve: stopped")
     return 0
 
 
-def _has_key(settings: Settings) -> bool:
+_BIND_ERRORS = frozenset({errno.EADDRINUSE, errno.EADDRNOTAVAIL, errno.EACCES})
+
+
+def _checked_key(settings: Settings) -> str | None:
+    """The service's API key, refused (exit 2) when too short or not printable ASCII."""
     from mnemo_events.server import resolve_api_key
 
-    return resolve_api_key(settings.server) is not None
+    key = resolve_api_key(settings.server)
+    if key is not None:
+        ref = settings.server.api_key or ""
+        check_api_key(key, ref[4:] if ref.startswith("env:") else "server.api_key")
+    return key

@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import TextIO
 
-__all__ = ["Progress", "format_ms", "percentile", "table"]
+__all__ = ["LogStream", "Progress", "format_ms", "percentile", "table"]
 
 
 def percentile(values: Sequence[float], q: float) -> float | None:
@@ -76,6 +76,7 @@ class Progress:
         self._tty = _isatty(stream)
         self._last = 0.0
         self._width = 0
+        self._shown = ""
 
     @property
     def interval(self) -> float:
@@ -89,6 +90,8 @@ class Progress:
             pad = " " * max(self._width - len(text), 0)
             self._stream.write(f"\r{text}{pad}")
             self._width = len(text)
+            self._shown = text
+            _ACTIVE[:] = [self]
         else:
             now = time.monotonic()
             if now - self._last < self._every:
@@ -99,6 +102,8 @@ class Progress:
 
     def close(self) -> None:
         """Draw the final state and leave the cursor on a fresh line."""
+        if self in _ACTIVE:
+            _ACTIVE.clear()
         text = self._render()
         if self._tty:
             pad = " " * max(self._width - len(text), 0)
@@ -106,6 +111,50 @@ class Progress:
         else:
             self._stream.write(text + "\n")
         self._stream.flush()
+
+    def redraw(self) -> None:
+        """Draw the last line again (after a log line took its place)."""
+        self._stream.write(self._shown)
+        self._width = len(self._shown)
+        self._stream.flush()
+
+
+_ACTIVE: list[Progress] = []
+"""The progress line drawn in place on a terminal right now, if any."""
+_CLEAR_LINE = "\r\x1b[K"
+
+
+class LogStream:
+    """Where the CLI writes log lines: a whole line at a time, never onto a progress line.
+
+    While a :class:`Progress` line is drawn in place, each log line first clears it, then
+    the progress line is drawn again below the log line.
+    """
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+        self._pending = ""
+
+    def write(self, text: str) -> int:
+        """Buffer ``text``; write every complete line it finishes."""
+        self._pending += text
+        if "\n" in self._pending:
+            done, _, self._pending = self._pending.rpartition("\n")
+            progress = _ACTIVE[0] if _ACTIVE else None
+            if progress is not None and progress._stream is self._stream:
+                self._stream.write(f"{_CLEAR_LINE}{done}\n")
+                progress.redraw()
+            else:
+                self._stream.write(done + "\n")
+        return len(text)
+
+    def flush(self) -> None:
+        """Flush the underlying stream (a partial line stays buffered)."""
+        self._stream.flush()
+
+    def isatty(self) -> bool:
+        """Whether the underlying stream is a terminal (for colours)."""
+        return _isatty(self._stream)
 
 
 def _isatty(stream: TextIO) -> bool:

@@ -19,7 +19,7 @@ from aiohttp import web
 from mnemo_events._log import logger
 from mnemo_events.config import Settings
 from mnemo_events.event_bus import EventBus
-from mnemo_events.server import _events, _metrics, _openapi, _webhooks
+from mnemo_events.server import _events, _metrics, _openapi, _operator, _webhooks
 from mnemo_events.server._middleware import (
     auth_middleware,
     body_limit_middleware,
@@ -81,6 +81,7 @@ def create_app(
         client_max_size=limit,
     )
     app[SERVICE] = service
+    _operator.install(app)  # metrics registry, request timing, POST /webhooks/{id}/test
     for table in (_events.routes, _webhooks.routes, _metrics.routes, _openapi.routes):
         app.router.add_routes(table)
     app.cleanup_ctx.append(_lifecycle)

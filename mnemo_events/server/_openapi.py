@@ -176,6 +176,20 @@ def _paths() -> dict[str, Any]:
                 body=_ref("RotateSecretIn"),
             ),
         },
+        "/webhooks/{webhook_id}/test": {
+            "parameters": _WH,
+            "post": _op(
+                "Send a signed sample event of a chosen type to this webhook only",
+                "testWebhook",
+                {"202": ok(_OBJ, "Queued; `delivery_id` names the delivery.")}
+                | _errors(400, 404, 409, 422),
+                body={
+                    "type": "object",
+                    "additionalProperties": False,
+                    "properties": {"event_type": _STR, "data": _OBJ},
+                },
+            ),
+        },
         "/webhooks/{webhook_id}/deliveries": {
             "parameters": _WH,
             "get": _op(
@@ -230,7 +244,7 @@ def _paths() -> dict[str, Any]:
         },
         "/metrics": {
             "get": _op(
-                "Metrics as JSON, or Prometheus text with `Accept: text/plain`",
+                "Prometheus text (OpenMetrics on request), or JSON with `Accept: application/json`",
                 "getMetrics",
                 {
                     "200": {

@@ -26,6 +26,7 @@ import asyncio
 import logging
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -56,6 +57,8 @@ if TYPE_CHECKING:
 
 __all__ = ["RetryScheduled", "WebhookActor"]
 
+ATTEMPT_OBSERVERS: list[Callable[[DeliveryJob, AttemptResult], None]] = []
+"""Called with every attempt result (the service's metrics); each must not raise."""
 _log = logger("webhooks")
 
 
@@ -366,6 +369,8 @@ class WebhookActor:
             job.retrying,
         )
         job.retrying = outcome == "retry"
+        for observe in ATTEMPT_OBSERVERS:
+            observe(job, result)
         self._emit(entry, result, retry_in)
 
     def _emit(self, entry: _Entry, result: AttemptResult, retry_in: float | None) -> None:
@@ -406,4 +411,6 @@ class WebhookActor:
             job.retrying,
             attempted=False,
         )
+        for observe in ATTEMPT_OBSERVERS:
+            observe(job, result)
         self._emit(entry, result, None)

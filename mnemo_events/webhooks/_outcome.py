@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 from mnemo_events._log import logger
@@ -68,6 +68,8 @@ class DeliveryJob:
     persisted: asyncio.Future[None] | None = None
     """Resolves once the store has the delivery; the first attempt waits for it."""
     retrying: bool = False
+    queued_at: float = field(default_factory=time.monotonic)
+    """When this process queued (or resumed) the delivery, for the delivery-latency histogram."""
 
     @classmethod
     def from_stored(cls, stored: StoredJob, *, now: float, new_round: bool = False) -> DeliveryJob:

@@ -281,8 +281,8 @@ class TestSchemas:
         assert schema["required"] == ["session_id", "duration_seconds"]
 
     def test_show_unknown_type_suggests(self, capsys: pytest.CaptureFixture[str]) -> None:
-        """An unknown type exits 1 and suggests the closest names."""
-        assert main(["schemas", "show", "dream.complete"]) == 1
+        """An unknown type is bad usage: exit 2, suggesting the closest names."""
+        assert main(["schemas", "show", "dream.complete"]) == 2
         assert "did you mean 'dream.completed'" in capsys.readouterr().err
 
 

@@ -19,7 +19,7 @@ from openapi_spec_validator import validate
 from mnemo_events.config import Settings, load_config
 from mnemo_events.event_bus import EventBus
 from mnemo_events.exceptions import ConfigError
-from mnemo_events.server import create_app, is_loopback, prometheus_text, resolve_api_key
+from mnemo_events.server import create_app, is_loopback, resolve_api_key
 from mnemo_events.server._events import HEARTBEAT_SECONDS
 from mnemo_events.server._state import SERVICE
 from mnemo_events.webhook_manager import WebhookManager
@@ -27,6 +27,7 @@ from tests.helpers.receiver import Receiver, Reply, eventually
 
 API_KEY = "test-key-0123456789"
 AUTH = {"Authorization": f"Bearer {API_KEY}"}
+JSON = {"Accept": "application/json"}
 MEMORY = {"memory_id": "mem_1", "content": "the cat is called Miso", "tier": "hot"}
 
 
@@ -158,7 +159,7 @@ class TestAuth:
         self, service: Running, method: str, path: str
     ) -> None:
         """With the configured key the route answers 200."""
-        status, _ = await service.call(method, path)
+        status, _ = await service.call(method, path, headers=JSON)
         assert status == 200
 
     async def test_no_key_configured_leaves_loopback_open(
@@ -430,7 +431,7 @@ class TestStream:
         ):
             await first.content.readline()
             await second.content.readline()
-            _, metrics = await service.call("GET", "/metrics")
+            _, metrics = await service.call("GET", "/metrics", headers=JSON)
             assert metrics["server"]["stream_clients"] == 2
             await service.call("POST", "/events", json={"type": "memory.created", "data": MEMORY})
             got = [await _read_messages(first, 1), await _read_messages(second, 1)]
@@ -563,49 +564,6 @@ class TestWebhooks:
 async def _status_of(service: Running, delivery_id: str, wanted: str) -> tuple[int, Any] | None:
     status, body = await service.call("GET", f"/deliveries/{delivery_id}")
     return (status, body) if body["status"] == wanted else None
-
-
-_SAMPLE = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*(\{[^}]*\})? -?[0-9.e+-]+$")
-
-
-class TestMetrics:
-    async def test_json_metrics(self, service: Running) -> None:
-        """GET /metrics returns the bus, webhook and service figures as JSON."""
-        await service.call("POST", "/events", json={"type": "memory.created", "data": MEMORY})
-        await eventually(lambda: service.bus.get_metrics()["queue_size"] == 0)
-        await service.call("GET", "/nowhere")
-        status, body = await service.call("GET", "/metrics")
-        assert status == 200
-        assert body["bus"]["total_published"] == 1
-        assert body["bus"]["events_by_type"] == {"memory.created": 1}
-        assert body["webhooks"]["running"] is True
-        assert body["server"]["responses_by_status"] == {"202": 1, "404": 1}
-
-    async def test_prometheus_text_on_accept_text_plain(self, service: Running) -> None:
-        """With Accept: text/plain the same metrics come in the Prometheus text format."""
-        await service.call("POST", "/events", json={"type": "memory.created", "data": MEMORY})
-        await eventually(lambda: service.bus.get_metrics()["queue_size"] == 0)
-        async with service.session.get(
-            service.url + "/metrics", headers={**AUTH, "Accept": "text/plain"}
-        ) as r:
-            assert r.status == 200
-            assert r.headers["Content-Type"].startswith("text/plain; version=0.0.4")
-            text = await r.text()
-        lines = text.splitlines()
-        samples = [line for line in lines if not line.startswith("#")]
-        assert samples
-        assert all(_SAMPLE.match(line) for line in samples), samples
-        families = {line.split()[2] for line in lines if line.startswith("# TYPE")}
-        for sample in samples:
-            assert re.split(r"[{ ]", sample)[0] in families
-        assert 'mnemo_events_bus_events_total{type="memory.created"} 1' in lines
-        assert "mnemo_events_bus_published_total 1" in lines
-        assert "mnemo_events_up 1" in lines
-
-    def test_prometheus_label_values_are_escaped(self) -> None:
-        """Quotes, backslashes and newlines in label values are escaped."""
-        text = prometheus_text({"events_by_type": {'a"b\\c\nd': 2}}, {}, {})
-        assert 'mnemo_events_bus_events_total{type="a\\"b\\\\c\\nd"} 2' in text.splitlines()
 
 
 class TestOpenAPI:
