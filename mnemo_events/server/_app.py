@@ -19,7 +19,7 @@ from aiohttp import web
 from mnemo_events._log import logger
 from mnemo_events.config import Settings
 from mnemo_events.event_bus import EventBus
-from mnemo_events.server import _events, _metrics, _openapi, _webhooks
+from mnemo_events.server import _dashboard, _docs, _events, _metrics, _openapi, _sse, _webhooks
 from mnemo_events.server._middleware import (
     auth_middleware,
     body_limit_middleware,
@@ -83,6 +83,9 @@ def create_app(
     app[SERVICE] = service
     for table in (_events.routes, _webhooks.routes, _metrics.routes, _openapi.routes):
         app.router.add_routes(table)
+    _sse.setup(app)
+    _dashboard.setup(app)
+    _docs.setup(app)
     app.cleanup_ctx.append(_lifecycle)
     app.on_shutdown.append(_end_streams)
     return app

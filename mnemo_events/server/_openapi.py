@@ -8,6 +8,7 @@ from typing import Any
 from aiohttp import web
 
 from mnemo_events.schemas import export_openapi_spec
+from mnemo_events.server._dashboard import openapi_paths
 from mnemo_events.server._openapi_schemas import service_schemas
 from mnemo_events.server._state import SERVICE
 
@@ -269,7 +270,7 @@ def service_openapi() -> dict[str, Any]:
         "`webhooks` describes what each registered endpoint receives. "
         + doc["info"].get("description", "")
     )
-    doc["paths"] = _paths()
+    doc["paths"] = _paths() | openapi_paths()  # the dashboard's pages and files
     components = doc.setdefault("components", {})
     components.setdefault("schemas", {}).update(service_schemas())
     components["securitySchemes"] = {
