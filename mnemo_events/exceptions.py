@@ -11,6 +11,7 @@ can catch either::
     ├── ConfigError                (ValueError)
     ├── BusClosedError             (RuntimeError)
     ├── QueueFullError             (RuntimeError)
+    ├── RemoteStreamError          (ConnectionError)
     └── WebhookError
         ├── WebhookNotFoundError   (KeyError)
         ├── WebhookConfigError     (ValueError)
@@ -30,6 +31,7 @@ __all__ = [
     "InvalidPatternError",
     "MnemoEventsError",
     "QueueFullError",
+    "RemoteStreamError",
     "SchemaRegistrationError",
     "UnsafeWebhookURLError",
     "WebhookConfigError",
@@ -99,3 +101,7 @@ class UnsafeWebhookURLError(WebhookConfigError):
 
 class WebhookPersistenceError(WebhookError, OSError):
     """The webhook configuration file cannot be read or written; the message names the path."""
+
+
+class RemoteStreamError(MnemoEventsError, ConnectionError):
+    """A service's event stream refused this client or stayed unreachable past its retries."""

@@ -18,8 +18,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from aiohttp import web
 
@@ -115,7 +116,7 @@ def _message(event: Event, *, retry: bool = False) -> bytes:
     return f"{head}id: {event.id}\nevent: {event.type}\ndata: {data}\n\n".encode()
 
 
-def _control(name: str, detail: dict[str, object], last_id: str | None) -> bytes:
+def _control(name: str, detail: Mapping[str, object], last_id: str | None) -> bytes:
     id_line = f"id: {last_id}\n" if last_id else ""
     data = json.dumps(detail, ensure_ascii=False)
     return f"retry: {RETRY_MILLISECONDS}\n{id_line}event: {name}\ndata: {data}\n\n".encode()
@@ -202,7 +203,7 @@ class _Writer:
             await self.event(event)
 
 
-async def _until_first(*aws: asyncio.Future[object]) -> None:
+async def _until_first(*aws: asyncio.Future[Any]) -> None:
     await asyncio.wait(aws, return_when=asyncio.FIRST_COMPLETED)
 
 
@@ -248,7 +249,7 @@ async def stream(request: web.Request) -> web.StreamResponse:
     writer.last_id = last_id
     service.stream_clients += 1
     pump: asyncio.Task[None] | None = None
-    waiters: list[asyncio.Task[object]] = []
+    waiters: list[asyncio.Task[Any]] = []
     try:
         await response.prepare(request)
         await response.write(f": streaming {pattern}\n\n".encode())
