@@ -126,12 +126,26 @@ def _paths() -> dict[str, Any]:
                 {
                     "200": {
                         "description": "`text/event-stream`: each message has `id` (event id), "
-                        "`event` (type) and `data` (the event JSON).",
+                        "`event` (type) and `data` (the event JSON); the first has `retry`. "
+                        "A client that falls `server.stream_queue_size` events behind gets "
+                        "`event: mnemo:resume` and is disconnected; `mnemo:gap` says a "
+                        "`Last-Event-ID` is no longer in the history.",
                         "content": {"text/event-stream": {"schema": _STR}},
                     }
                 }
                 | _errors(400),
-                params=[_PATTERN_Q, _TYPE_Q],
+                params=[
+                    _PATTERN_Q,
+                    _TYPE_Q,
+                    {
+                        "name": "Last-Event-ID",
+                        "in": "header",
+                        "required": False,
+                        "description": "Resume after this event: the matching events "
+                        "published since are replayed from the history first.",
+                        "schema": {"type": "string", "maxLength": 200, "pattern": "^[ -~]*$"},
+                    },
+                ],
             )
         },
         "/webhooks": {
