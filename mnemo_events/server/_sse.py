@@ -136,7 +136,7 @@ def _stream_pattern(request: web.Request) -> str:
 
 def _last_event_id(request: web.Request) -> str | None:
     raw = request.headers.get("Last-Event-ID", "").strip()
-    if len(raw) > 200 or not raw.isprintable():
+    if len(raw) > 200 or not (raw.isascii() and raw.isprintable()):
         raise ApiError(400, "header 'Last-Event-ID' must be an event id such as 'evt_…'")
     return raw or None
 

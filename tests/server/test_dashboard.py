@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,7 @@ from tests.helpers.receiver import Receiver, Reply, eventually
 API_KEY = "test-key-0123456789"
 AUTH = {"Authorization": f"Bearer {API_KEY}"}
 MEMORY = {"memory_id": "mem_1", "content": "the cat is called Miso", "tier": "hot"}
-CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_FLAGS = [
     "--headless",
     "--no-sandbox",
@@ -84,13 +85,17 @@ async def service(tmp_path: Path) -> AsyncIterator[Service]:
     await runner.cleanup()
 
 
+def _installed(path: str) -> bool:
+    return os.path.exists(path)
+
+
 @pytest.fixture
 async def browser() -> AsyncIterator[Browser]:
     """Debian's Chromium, headless, driven by Playwright (which downloads no browser)."""
-    assert CHROMIUM.exists(), "install Debian's chromium (.ci/run does)"
+    assert _installed(CHROMIUM), "install Debian's chromium (.ci/run does)"
     async with async_playwright() as playwright:
         launched = await playwright.chromium.launch(
-            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_FLAGS
+            executable_path=CHROMIUM, headless=True, args=CHROMIUM_FLAGS
         )
         yield launched
         await launched.close()

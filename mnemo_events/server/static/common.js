@@ -51,7 +51,7 @@ const Mnemo = (() => {
     return data;
   }
 
-  // Build an element without innerHTML: every value from the service is text.
+  // Build an element from text nodes only: no value from the service is parsed as HTML.
   function el(tag, attrs, ...children) {
     const node = document.createElement(tag);
     for (const [name, value] of Object.entries(attrs || {})) {
