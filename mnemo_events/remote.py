@@ -95,6 +95,7 @@ class RemoteStream:
         self._retry = _DEFAULT_RETRY_SECONDS
         self._events: AsyncIterator[Event] | None = None
         self._resume_now = False
+        self._closed = False
         self.last_event_id = last_event_id
         """The id of the last event received: where a reconnection resumes."""
         self.reconnects = 0
@@ -109,12 +110,15 @@ class RemoteStream:
         return self
 
     async def __anext__(self) -> Event:
+        if self._closed:
+            raise StopAsyncIteration
         if self._events is None:
             self._events = self._run()
         return await self._events.__anext__()
 
     async def aclose(self) -> None:
-        """Close the connection; iteration ends."""
+        """Close the connection; iteration ends for good."""
+        self._closed = True
         events, self._events = self._events, None
         close = getattr(events, "aclose", None)
         if close is not None:

@@ -90,6 +90,18 @@ class TestRemoteStream:
         assert all(isinstance(e, Event) and e.type == "load.tick" for e in got)
         await eventually(lambda: service.clients() == 0)
 
+    async def test_a_closed_stream_stays_closed(self, service: Service) -> None:
+        """After aclose() iteration ends instead of reconnecting, and the service sees the
+        client leave."""
+        events = RemoteStream(service.url, api_key=API_KEY)
+        first = asyncio.ensure_future(_take(events, 1))
+        await eventually(lambda: service.clients() == 1)
+        await service.publish(_batch(1))
+        await first
+        await events.aclose()
+        assert [e async for e in events] == []
+        await eventually(lambda: service.clients() == 0)
+
     async def test_a_wrong_key_raises_at_once(self, service: Service) -> None:
         """A 401 is not retried: the iterator raises RemoteStreamError naming the status,
         and the key is not in the message."""

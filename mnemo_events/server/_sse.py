@@ -267,6 +267,7 @@ async def stream(request: web.Request) -> web.StreamResponse:
         ]
         await _until_first(pump, *waiters)
         if client.stalled.is_set() and not pump.done():
+            subscription.dispose()  # drop nothing more on the floor while it is cut off
             pump.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await pump
@@ -285,8 +286,7 @@ async def stream(request: web.Request) -> web.StreamResponse:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
-    with contextlib.suppress(ConnectionResetError):
-        await response.write_eof()
+    await _finish(request, writer.response)
     return response
 
 
@@ -316,11 +316,22 @@ async def _cut_off(
     with contextlib.suppress(TimeoutError, ConnectionError):
         async with asyncio.timeout(_LAST_WRITE_SECONDS):
             await writer.write(_control(RESUME_EVENT, detail, writer.last_id))
-    with contextlib.suppress(TimeoutError, ConnectionError):
+    await _finish(request, writer.response, close=True)
+
+
+async def _finish(
+    request: web.Request, response: web.StreamResponse, *, close: bool = False
+) -> None:
+    """End the response; a client that does not read is closed instead of waited for."""
+    try:
         async with asyncio.timeout(_LAST_WRITE_SECONDS):
-            await writer.response.write_eof()
+            await response.write_eof()
+    except ConnectionError:
+        return
+    except TimeoutError:
+        close = True
     transport = request.transport
-    if transport is not None and not transport.is_closing():
+    if close and transport is not None and not transport.is_closing():
         # close() sends what is buffered first; abort() bounds how long that may take.
         transport.close()
         asyncio.get_running_loop().call_later(_LINGER_SECONDS, transport.abort)

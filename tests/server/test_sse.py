@@ -62,9 +62,10 @@ def _settings(tmp_path: Path, **server: Any) -> Settings:
 async def service(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[Service]:
     """A running service; ``@pytest.mark.parametrize('service', [{...}], indirect=True)``
     passes server settings."""
-    server: dict[str, Any] = getattr(request, "param", {})
+    server: dict[str, Any] = dict(getattr(request, "param", {}))
+    grace = server.pop("shutdown_timeout", 2.0)
     app = create_app(_settings(tmp_path, **server))
-    runner = web.AppRunner(app, access_log=None, shutdown_timeout=2.0)
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=grace)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", 0).start()
     running = Service(app, runner)
@@ -232,6 +233,28 @@ class TestStalledClient:
         async with service.session.get(url, headers=headers) as stream:
             rest = await _messages(stream, len(published) - len(sent))
         assert sent + [m["id"] for m in rest] == published
+
+    @pytest.mark.parametrize(
+        "service", [{"stream_queue_size": 100_000, "shutdown_timeout": 30.0}], indirect=True
+    )
+    async def test_shutdown_does_not_wait_for_a_client_that_does_not_read(
+        self, service: Service
+    ) -> None:
+        """With a stream blocked on a full socket (its queue not yet full), stopping the
+        service ends within seconds, well before aiohttp's 30 s shutdown timeout: the
+        connection is closed, not drained."""
+        sock = await _raw_stream(service.port)
+        try:
+            for round_ in range(50):  # 10 MiB: more than the socket buffers hold
+                await service.publish(_batch(100, round_ * 100, pad=2048))
+            await asyncio.sleep(0.2)
+            assert service.app[SSE_STATS].stalled == 0
+            loop = asyncio.get_running_loop()
+            started = loop.time()
+            await service.runner.cleanup()
+            assert loop.time() - started < 8
+        finally:
+            sock.close()
 
 
 class TestHealthyClients:
