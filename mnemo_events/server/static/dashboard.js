@@ -198,6 +198,33 @@
     return rate === null || rate === undefined ? "–" : (rate * 100).toFixed(1) + " %";
   }
 
+  // The pattern grammar of the service: `*` is one segment, `>` one or more trailing ones.
+  function matches(pattern, type) {
+    const want = pattern.split("."), have = type.split(".");
+    for (let i = 0; i < want.length; i++) {
+      if (want[i] === ">") return have.length > i;
+      if (i >= have.length || (want[i] !== "*" && want[i] !== have[i])) return false;
+    }
+    return want.length === have.length;
+  }
+
+  let eventTypes = null;
+  async function testType(hook) {
+    if (eventTypes === null) {
+      const doc = await call("GET", "/openapi.json");
+      eventTypes = Object.keys(doc.webhooks || {}).sort();
+    }
+    const preferred = ["memory.created", ...eventTypes];
+    return preferred.find((type) => (hook.events || []).some((p) => matches(p, type)));
+  }
+
+  async function sendTest(hook) {
+    const type = await testType(hook);
+    const body = type ? { event_type: type } : {};
+    const sent = await call("POST", `/webhooks/${encodeURIComponent(hook.id)}/test`, body);
+    return `test ${sent.event_type || type || "event"} sent to ${hook.id} (${sent.delivery_id || "queued"})`;
+  }
+
   function button(label, action, attrs) {
     return el("button", Object.assign({ type: "button", onclick: action }, attrs || {}), label);
   }
@@ -239,8 +266,8 @@
           button("Deliveries", () => openDeliveries(id), { "data-action": "deliveries" }),
           button("Replay failed", () => act((r) => `${r.replayed} failed deliveries queued again`,
             call("POST", path + "/replay-failed")), { "data-action": "replay" }),
-          button("Send test", () => act(() => `test event sent to ${id}`,
-            call("POST", path + "/test", {})), { "data-action": "test" }),
+          button("Send test", () => act((text) => text, sendTest(hook)),
+            { "data-action": "test" }),
           hook.enabled
             ? button("Disable", () => act(() => `${id} disabled`,
               call("PATCH", path, { enabled: false })), { "data-action": "disable" })
