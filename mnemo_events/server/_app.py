@@ -19,13 +19,14 @@ from aiohttp import web
 from mnemo_events._log import logger
 from mnemo_events.config import Settings
 from mnemo_events.event_bus import EventBus
-from mnemo_events.server import _dashboard, _docs, _events, _metrics, _openapi, _sse, _webhooks
+from mnemo_events.server import _events, _metrics, _openapi, _webhooks
 from mnemo_events.server._middleware import (
     auth_middleware,
     body_limit_middleware,
     error_middleware,
 )
 from mnemo_events.server._state import SERVICE, Service, check_exposure, resolve_api_key
+from mnemo_events.server._ui import install as install_ui
 from mnemo_events.webhook_manager import WebhookManager
 
 __all__ = ["create_app", "run_server"]
@@ -83,9 +84,7 @@ def create_app(
     app[SERVICE] = service
     for table in (_events.routes, _webhooks.routes, _metrics.routes, _openapi.routes):
         app.router.add_routes(table)
-    _sse.setup(app)
-    _dashboard.setup(app)
-    _docs.setup(app)
+    install_ui(app)  # the event stream, the dashboard, /docs
     app.cleanup_ctx.append(_lifecycle)
     app.on_shutdown.append(_end_streams)
     return app
