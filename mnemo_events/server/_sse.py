@@ -275,7 +275,10 @@ async def stream(request: web.Request) -> web.StreamResponse:
             return response
         if pump.done():
             pump.result()  # a write error surfaces here
-    except (ConnectionResetError, asyncio.CancelledError):
+    except ConnectionResetError:  # the client went away while events were being written
+        _log.debug("server.stream_closed", pattern=pattern)
+        return response
+    except asyncio.CancelledError:
         _log.debug("server.stream_closed", pattern=pattern)
         raise
     finally:

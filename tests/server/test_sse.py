@@ -271,6 +271,19 @@ class TestHealthyClients:
         assert [m["id"] for m in got] == published
         assert service.app[SSE_STATS].stalled == 0
 
+    async def test_a_client_leaving_mid_burst_is_not_an_error(
+        self, service: Service, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        """A client that disconnects while events are still being written ends its stream
+        quietly: no error is logged and the client count goes back to 0."""
+        async with service.session.get(service.url + "/events/stream", headers=AUTH) as stream:
+            await stream.content.readline()
+            await service.publish(_batch(3000, pad=512))
+            await _messages(stream, 1)
+        await eventually(lambda: service.app[SERVICE].stream_clients == 0)
+        await asyncio.sleep(0.1)
+        assert [r.getMessage() for r in caplog.records if r.levelname == "ERROR"] == []
+
 
 def test_event_names_of_control_messages_cannot_be_event_types() -> None:
     """The control messages' names contain a colon, which no event type may contain."""
