@@ -65,6 +65,9 @@ from .exceptions import (
     QueueFullError as QueueFullError,
 )
 from .exceptions import (
+    RemoteStreamError as RemoteStreamError,
+)
+from .exceptions import (
     SchemaRegistrationError as SchemaRegistrationError,
 )
 from .exceptions import (

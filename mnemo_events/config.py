@@ -113,6 +113,8 @@ class ServerConfig(_Section):
     """The bearer key, inline or as ``env:NAME``; with none, only loopback binds are allowed."""
     max_body_bytes: int = Field(1_048_576, ge=1)
     """Request bodies larger than this are refused with 413."""
+    stream_queue_size: int = Field(1_000, ge=1)
+    """Events that may wait for one ``/events/stream`` client; beyond that it is disconnected."""
 
 
 class Settings(_Section):

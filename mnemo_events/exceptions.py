@@ -11,6 +11,7 @@ can catch either::
     ├── ConfigError                (ValueError)
     ├── BusClosedError             (RuntimeError)
     ├── QueueFullError             (RuntimeError)
+    ├── RemoteStreamError          (ConnectionError)
     └── WebhookError
         ├── WebhookNotFoundError   (KeyError)
         ├── WebhookConfigError     (ValueError)
@@ -31,6 +32,7 @@ __all__ = [
     "InvalidPatternError",
     "MnemoEventsError",
     "QueueFullError",
+    "RemoteStreamError",
     "SchemaRegistrationError",
     "UnsafeWebhookURLError",
     "WebhookConfigError",
@@ -105,3 +107,7 @@ class WebhookPersistenceError(WebhookError, OSError):
 
 class WebhookManagerNotRunningError(WebhookError, RuntimeError):
     """The webhook manager is not started yet, or was stopped: ``await wm.start()`` first."""
+
+
+class RemoteStreamError(MnemoEventsError, ConnectionError):
+    """A service's event stream refused this client or stayed unreachable past its retries."""

@@ -26,6 +26,7 @@ from mnemo_events.server._middleware import (
     error_middleware,
 )
 from mnemo_events.server._state import SERVICE, Service, check_exposure, resolve_api_key
+from mnemo_events.server._ui import install as install_ui
 from mnemo_events.webhook_manager import WebhookManager
 
 __all__ = ["create_app", "run_server"]
@@ -84,6 +85,7 @@ def create_app(
     _operator.install(app)  # metrics registry, request timing, POST /webhooks/{id}/test
     for table in (_events.routes, _webhooks.routes, _metrics.routes, _openapi.routes):
         app.router.add_routes(table)
+    install_ui(app)  # the event stream, the dashboard, /docs
     app.cleanup_ctx.append(_lifecycle)
     app.on_shutdown.append(_end_streams)
     return app

@@ -1,10 +1,8 @@
-"""``/events``: publish (one or a batch), history, and the live stream as server-sent events."""
+"""``/events``: publish (one or a batch) and history; the live stream is in ``_sse``."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from aiohttp import web
@@ -15,6 +13,7 @@ from mnemo_events.exceptions import InvalidPatternError
 from mnemo_events.patterns import parse_pattern
 from mnemo_events.schemas import is_registered, suggest_event_types
 from mnemo_events.server._middleware import ApiError, read_json
+from mnemo_events.server._sse import HEARTBEAT_SECONDS
 from mnemo_events.server._state import SERVICE
 
 __all__ = ["HEARTBEAT_SECONDS", "routes"]
@@ -22,10 +21,6 @@ __all__ = ["HEARTBEAT_SECONDS", "routes"]
 _log = logger("server")
 _EVENT_KEYS = frozenset({"type", "data", "metadata"})
 _MAX_HISTORY = 10_000
-HEARTBEAT_SECONDS = 15.0
-"""Seconds between keep-alive comments on an idle stream."""
-_POLL_SECONDS = 0.5
-"""How often an idle stream checks whether its client went away."""
 
 routes = web.RouteTableDef()
 
@@ -134,91 +129,3 @@ async def history(request: web.Request) -> web.Response:
     pattern = _pattern(request, "type", "pattern")
     events = await bus.get_history(pattern, limit=_limit(request, 50))
     return web.json_response({"count": len(events), "events": [e.to_dict() for e in events]})
-
-
-def _sse(event: Event) -> bytes:
-    data = event.to_json().decode("utf-8")
-    return f"id: {event.id}\nevent: {event.type}\ndata: {data}\n\n".encode()
-
-
-async def _next_or_none(
-    pending: asyncio.Task[Event], closing: asyncio.Event, wait: float
-) -> tuple[bool, Event | None]:
-    """Wait for the next event; ``(True, None)`` when the service closes, ``(False, None)`` on
-    a heartbeat timeout."""
-    closed = asyncio.ensure_future(closing.wait())
-    try:
-        done, _ = await asyncio.wait(
-            {pending, closed}, timeout=wait, return_when=asyncio.FIRST_COMPLETED
-        )
-    finally:
-        closed.cancel()
-    if pending in done:
-        return False, pending.result()
-    return closing.is_set(), None
-
-
-def _disconnected(request: web.Request) -> bool:
-    transport = request.transport
-    return transport is None or transport.is_closing()
-
-
-@routes.get("/events/stream")
-async def stream(request: web.Request) -> web.StreamResponse:
-    """The live stream of events matching ``pattern`` (default all) as ``text/event-stream``.
-
-    Each message has ``id`` (the event id), ``event`` (its type) and ``data`` (the event's
-    JSON); an idle stream gets a ``: keep-alive`` comment every 15 s. The stream ends when the
-    client disconnects or the service shuts down.
-    """
-    service = request.app[SERVICE]
-    pattern = _pattern(request, "pattern", "type") or ">"
-    response = web.StreamResponse(
-        headers={
-            "Content-Type": "text/event-stream",
-            "Cache-Control": "no-cache",
-            "X-Accel-Buffering": "no",
-        }
-    )
-    events: AsyncIterator[Event] = service.bus.stream(pattern).__aiter__()
-    # Subscribe before telling the client it is streaming: what it publishes next is seen.
-    pending: asyncio.Task[Event] | None = asyncio.ensure_future(events.__anext__())
-    await asyncio.sleep(0)
-    service.stream_clients += 1
-    try:
-        await response.prepare(request)
-        await response.write(f": streaming {pattern}\n\n".encode())
-        loop = asyncio.get_running_loop()
-        last_write = loop.time()
-        while not service.closing.is_set():
-            if pending is None:
-                pending = asyncio.ensure_future(events.__anext__())
-            closed, event = await _next_or_none(pending, service.closing, _POLL_SECONDS)
-            if closed or (event is None and _disconnected(request)):
-                break
-            if event is None:
-                if loop.time() - last_write >= HEARTBEAT_SECONDS:
-                    await response.write(b": keep-alive\n\n")
-                    last_write = loop.time()
-                continue
-            pending = None
-            await response.write(_sse(event))
-            last_write = loop.time()
-    except StopAsyncIteration:
-        pass  # the bus stopped
-    except (ConnectionResetError, asyncio.CancelledError):
-        _log.debug("server.stream_closed", pattern=pattern)
-        raise
-    finally:
-        service.stream_clients -= 1
-        if pending is not None and not pending.done():
-            pending.cancel()
-            with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration):
-                await pending
-        close = getattr(events, "aclose", None)
-        if close is not None:
-            with contextlib.suppress(Exception):
-                await close()
-    with contextlib.suppress(ConnectionResetError):
-        await response.write_eof()
-    return response

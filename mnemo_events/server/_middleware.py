@@ -32,6 +32,7 @@ from mnemo_events.exceptions import (
 
 __all__ = [
     "OPEN_PATHS",
+    "OPEN_PREFIXES",
     "ApiError",
     "auth_middleware",
     "body_limit_middleware",
@@ -43,8 +44,10 @@ __all__ = [
 _log = logger("server")
 _Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
-OPEN_PATHS = frozenset({"/healthz"})
-"""Paths served without an API key."""
+OPEN_PATHS = frozenset({"/healthz", "/", "/docs"})
+"""Paths served without an API key (the dashboard and docs pages ask for it themselves)."""
+OPEN_PREFIXES = ("/ui/",)
+"""Path prefixes served without an API key: the dashboard's static files."""
 
 
 class ApiError(Exception):
@@ -185,7 +188,8 @@ def auth_middleware(api_key: str | None) -> Any:
 
     @web.middleware
     async def _auth(request: web.Request, handler: _Handler) -> web.StreamResponse:
-        if expected is None or request.path in OPEN_PATHS:
+        path = request.path
+        if expected is None or path in OPEN_PATHS or path.startswith(OPEN_PREFIXES):
             return await handler(request)
         scheme, _, given = request.headers.get("Authorization", "").partition(" ")
         challenge = {"WWW-Authenticate": 'Bearer realm="mnemo-events"'}

@@ -8,6 +8,7 @@ from typing import Any
 from aiohttp import web
 
 from mnemo_events.schemas import export_openapi_spec
+from mnemo_events.server._dashboard import openapi_paths
 from mnemo_events.server._openapi_schemas import service_schemas
 from mnemo_events.server._state import SERVICE
 
@@ -125,12 +126,26 @@ def _paths() -> dict[str, Any]:
                 {
                     "200": {
                         "description": "`text/event-stream`: each message has `id` (event id), "
-                        "`event` (type) and `data` (the event JSON).",
+                        "`event` (type) and `data` (the event JSON); the first has `retry`. "
+                        "A client that falls `server.stream_queue_size` events behind gets "
+                        "`event: mnemo:resume` and is disconnected; `mnemo:gap` says a "
+                        "`Last-Event-ID` is no longer in the history.",
                         "content": {"text/event-stream": {"schema": _STR}},
                     }
                 }
                 | _errors(400),
-                params=[_PATTERN_Q, _TYPE_Q],
+                params=[
+                    _PATTERN_Q,
+                    _TYPE_Q,
+                    {
+                        "name": "Last-Event-ID",
+                        "in": "header",
+                        "required": False,
+                        "description": "Resume after this event: the matching events "
+                        "published since are replayed from the history first.",
+                        "schema": {"type": "string", "maxLength": 200, "pattern": "^[ -~]*$"},
+                    },
+                ],
             )
         },
         "/webhooks": {
@@ -283,7 +298,7 @@ def service_openapi() -> dict[str, Any]:
         "`webhooks` describes what each registered endpoint receives. "
         + doc["info"].get("description", "")
     )
-    doc["paths"] = _paths()
+    doc["paths"] = _paths() | openapi_paths()  # the dashboard's pages and files
     components = doc.setdefault("components", {})
     components.setdefault("schemas", {}).update(service_schemas())
     components["securitySchemes"] = {
