@@ -15,7 +15,10 @@ can catch either::
         ├── WebhookNotFoundError   (KeyError)
         ├── WebhookConfigError     (ValueError)
         │   └── UnsafeWebhookURLError
-        └── WebhookPersistenceError (OSError)
+        ├── WebhookPersistenceError (OSError)
+        │   ├── WebhookPersistenceCommittedError
+        │   └── UnsafeWebhookPersistenceError
+        └── SensitiveWebhookHeaderError (WebhookConfigError, WebhookPersistenceError)
 """
 
 from __future__ import annotations
@@ -31,10 +34,13 @@ __all__ = [
     "MnemoEventsError",
     "QueueFullError",
     "SchemaRegistrationError",
+    "SensitiveWebhookHeaderError",
+    "UnsafeWebhookPersistenceError",
     "UnsafeWebhookURLError",
     "WebhookConfigError",
     "WebhookError",
     "WebhookNotFoundError",
+    "WebhookPersistenceCommittedError",
     "WebhookPersistenceError",
 ]
 
@@ -99,3 +105,18 @@ class UnsafeWebhookURLError(WebhookConfigError):
 
 class WebhookPersistenceError(WebhookError, OSError):
     """The webhook configuration file cannot be read or written; the message names the path."""
+
+
+class WebhookPersistenceCommittedError(WebhookPersistenceError):
+    """MnemoCore's "written but directory sync failed" error, importable for its callers.
+
+    Not raised by mnemo-events: a failed sync is reported as :class:`WebhookPersistenceError`.
+    """
+
+
+class UnsafeWebhookPersistenceError(WebhookPersistenceError):
+    """A webhook file holds what must not be stored (a credential header in plaintext)."""
+
+
+class SensitiveWebhookHeaderError(WebhookConfigError, WebhookPersistenceError):
+    """A credential header (``Authorization``, ``*-Token``, ...) would be stored in plaintext."""

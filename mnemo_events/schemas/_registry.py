@@ -216,6 +216,10 @@ class SchemaRegistry:
         entry = self._entries.get(event_type)
         return entry.model if entry is not None else None
 
+    def event_types_for(self, model: type[BaseModel]) -> list[str]:
+        """The event types registered with exactly this pydantic model class."""
+        return [name for name, entry in self._entries.items() if entry.model is model]
+
     def validate(self, event_type: str, data: Any) -> tuple[bool, list[str]]:
         """Check ``data`` against the schema of ``event_type``.
 
