@@ -79,6 +79,7 @@ __all__ = [
     "WebhookManager",
     "WebhookPersistenceCommittedError",
     "WebhookPersistenceError",
+    "WebhookRetryConfig",
     "WebhookSecretResolver",
     "WebhookSignature",
     "WebhookStatus",
@@ -95,6 +96,8 @@ ALL_EVENTS = (">",)
 WebhookConfig = Webhook
 """MnemoCore's name for a registered webhook: the same :class:`Webhook` (frozen; MnemoCore's
 ``matches_event`` is :meth:`Webhook.matches`, its ``to_dict`` is :meth:`Webhook.to_dict`)."""
+WebhookRetryConfig = RetryConfig
+"""MnemoCore's top-level name for :class:`~mnemo_events.config.RetryConfig`."""
 WebhookDelivery = Delivery
 """MnemoCore's name for a delivery record: the same :class:`Delivery` (one record across all
 attempts; MnemoCore's ``http_status`` is ``last_status_code``, ``attempt`` is ``attempts``)."""

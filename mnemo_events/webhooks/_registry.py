@@ -26,6 +26,11 @@ from mnemo_events._frozen import FrozenDict
 from mnemo_events._log import logger
 from mnemo_events.config import RetryConfig
 from mnemo_events.exceptions import WebhookNotFoundError, WebhookPersistenceError
+from mnemo_events.webhooks._mnemocore_file import (
+    is_mnemocore_document,
+    keep_original,
+    load_mnemocore,
+)
 from mnemo_events.webhooks.models import RetiredSecret, Webhook
 
 __all__ = ["FILE_FORMAT", "WebhookRegistry", "webhook_from_json", "webhook_to_json"]
@@ -119,6 +124,8 @@ def _load(path: Path) -> dict[str, Webhook]:
         raise WebhookPersistenceError(
             f"the webhook file {path} is not valid JSON ({err}); {fix}"
         ) from err
+    if is_mnemocore_document(raw):
+        return load_mnemocore(raw, path)
     if not isinstance(raw, dict) or not isinstance(raw.get("webhooks"), list):
         raise WebhookPersistenceError(
             f"the webhook file {path} does not hold a 'webhooks' list; {fix}"
@@ -133,6 +140,13 @@ def _load(path: Path) -> dict[str, Webhook]:
             ) from err
         webhooks[webhook.id] = webhook
     return webhooks
+
+
+def _holds_mnemocore(path: Path) -> bool:
+    try:
+        return is_mnemocore_document(json.loads(path.read_text(encoding="utf-8")))
+    except (OSError, ValueError):
+        return False
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
@@ -166,6 +180,8 @@ class WebhookRegistry:
     def __init__(self, path: str | os.PathLike[str] | None) -> None:
         self._path = None if path is None else Path(path)
         self._webhooks: dict[str, Webhook] = {} if self._path is None else _load(self._path)
+        self._mnemocore_original = self._path is not None and _holds_mnemocore(self._path)
+        """The file is MnemoCore's: keep it beside ours before the first save rewrites it."""
         self._lock = asyncio.Lock()
         self.version = 0
         """Bumped on every change, so readers can cache derived data."""
@@ -246,6 +262,9 @@ class WebhookRegistry:
         }
         data = json.dumps(document, indent=2, ensure_ascii=False).encode("utf-8") + b"\n"
         try:
+            if self._mnemocore_original:
+                await asyncio.to_thread(keep_original, self._path)
+                self._mnemocore_original = False
             await asyncio.to_thread(_write_atomic, self._path, data)
         except OSError as err:
             self._webhooks = before
