@@ -41,6 +41,7 @@ from tests.helpers.docblocks import (
     undefined_names,
 )
 from tests.helpers.payloads import VALID_PAYLOADS
+from tests.helpers.receiver import eventually
 
 ROOT = Path(__file__).resolve().parents[2]
 REFERENCE = ROOT / "docs" / "reference" / "EVENTS.md"
@@ -87,9 +88,7 @@ async def _provided(world: World, needed: set[str]) -> dict[str, Any]:
     async def a_webhook() -> Any:
         wm = get_webhook_manager()
         webhook = await wm.register_webhook(world.receiver.url(), ["memory.*"])
-        async with asyncio.timeout(10):
-            while not wm.is_running:
-                await asyncio.sleep(0.01)
+        await eventually(lambda: wm.is_running)
         return webhook
 
     makers: dict[str, Callable[[], Any]] = {
