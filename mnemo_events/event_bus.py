@@ -19,7 +19,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from typing import Any, TypeVar, overload
 
 from pydantic import BaseModel
 from reactivex import Observable
@@ -62,6 +62,9 @@ _log = logger("bus")
 _running_loop = asyncio.get_running_loop
 _YIELD_EVERY = 256
 
+TypedHandler = Callable[[Any], Any]
+"""A handler taking a registered payload model (``def h(payload: MemoryCreated)``)."""
+_H = TypeVar("_H", bound=Callable[..., Any])
 EventHandler = Handler
 """A subscriber: ``handler(event)``, a plain or a coroutine function (MnemoCore's name)."""
 EventFilter = Callable[[Event], bool]
@@ -140,7 +143,7 @@ class EventBus:
     def subscribe(
         self,
         event_pattern: str,
-        handler: Handler,
+        handler: Handler | TypedHandler,
         event_filter: Callable[[Event], bool] | None = None,
         enabled: bool = True,
     ) -> str:
@@ -162,10 +165,28 @@ class EventBus:
             actor.enabled = False
         return actor.id
 
+    @overload
     def on(
         self,
         event_pattern: str,
-        handler: Handler | None = None,
+        handler: None = None,
+        *,
+        event_filter: Callable[[Event], bool] | None = None,
+    ) -> Callable[[_H], _H]: ...
+
+    @overload
+    def on(
+        self,
+        event_pattern: str,
+        handler: _H,
+        *,
+        event_filter: Callable[[Event], bool] | None = None,
+    ) -> _H: ...
+
+    def on(
+        self,
+        event_pattern: str,
+        handler: _H | None = None,
         *,
         event_filter: Callable[[Event], bool] | None = None,
     ) -> Any:
@@ -175,22 +196,40 @@ class EventBus:
         callable; ``bus.list_subscriptions(pattern)`` finds the subscription.
         """
 
-        def register(function: Handler) -> Handler:
+        def register(function: _H) -> _H:
             self.subscribe(event_pattern, function, event_filter)
             return function
 
         return register if handler is None else register(handler)
 
+    @overload
     def once(
         self,
         event_pattern: str,
-        handler: Handler | None = None,
+        handler: None = None,
+        *,
+        event_filter: Callable[[Event], bool] | None = None,
+    ) -> Callable[[_H], _H]: ...
+
+    @overload
+    def once(
+        self,
+        event_pattern: str,
+        handler: _H,
+        *,
+        event_filter: Callable[[Event], bool] | None = None,
+    ) -> _H: ...
+
+    def once(
+        self,
+        event_pattern: str,
+        handler: _H | None = None,
         *,
         event_filter: Callable[[Event], bool] | None = None,
     ) -> Any:
         """Like :meth:`on`, for the first matching event only: then the subscription ends."""
 
-        def register(function: Handler) -> Handler:
+        def register(function: _H) -> _H:
             ids: list[str] = []
             wrapper = once_handler(lambda: self.unsubscribe(ids[0]), typed_handler(function))
             ids.append(self._add(event_pattern, wrapper, event_filter).id)
