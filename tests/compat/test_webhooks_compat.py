@@ -163,7 +163,6 @@ class TestSessionAndSecrets:
             log["event"] == "webhooks.secret_unavailable" and log["error"] == "RuntimeError"
             for log in logs
         )
-        }.items()
 
     async def test_resolver_reference_needs_a_resolver(
         self, make_manager: MakeManager, receiver: Receiver
