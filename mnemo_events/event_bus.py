@@ -18,6 +18,7 @@ import concurrent.futures
 import logging
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TypeVar, overload
 
@@ -114,7 +115,7 @@ class EventBus:
         self._subject.subscribe(self._router.on_next, on_error=self._on_reducer_error)
         self._companions: list[Any] = []
         self._companion_tasks: set[asyncio.Task[None]] = set()
-        self._feeds: list[BusObserver] = []
+        self._feeds: weakref.WeakSet[BusObserver] = weakref.WeakSet()
 
     # -- properties ----------------------------------------------------------------------------
 
@@ -246,7 +247,7 @@ class EventBus:
         goes on; ``stop()`` publishes what was observed before it. Call it in the bus's loop.
         """
         observer = BusObserver(self, event_type)
-        self._feeds = [feed for feed in self._feeds if feed.statistics().pending] + [observer]
+        self._feeds.add(observer)
         return observer
 
     def add_companion(self, companion: Any) -> None:

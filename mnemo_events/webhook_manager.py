@@ -121,6 +121,12 @@ class WebhookManager:
     resolver used for the SSRF checks and connections (tests use a static one). Call the
     methods from the event loop that runs the manager.
 
+    MnemoCore's two arguments: ``http_session`` is an application's aiohttp session, used for
+    every attempt and never closed here (its connector resolves names, so the connection-time
+    SSRF guard is the application's; URLs are still vetted at registration and IP literals
+    at each attempt). ``secret_resolver(ref) -> str`` resolves every ``secret_ref`` (and
+    credential header) that is not ``env:NAME``, when an attempt is signed.
+
     Raises:
         WebhookConfigError: an unknown or invalid setting.
         WebhookPersistenceError: the webhook file exists but cannot be loaded.
