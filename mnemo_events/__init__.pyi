@@ -268,4 +268,5 @@ from .webhook_manager import (
     reset_webhook_manager as reset_webhook_manager,
 )
 
+__all__: list[str]
 __version__: str

@@ -56,7 +56,9 @@ class TestRegistration:
         assert hook.secret is not None
         assert hook.secret.startswith("whsec_")
         assert len(hook.secret) == 50
-        shown = [wm.get_webhook(hook.id), *wm.list_webhooks()]
+        found = wm.get_webhook(hook.id)
+        assert found is not None
+        shown = [found, *wm.list_webhooks()]
         assert all(w.secret == "whsec_****" for w in shown)
         for text in (repr(hook), json.dumps(hook.to_dict()), repr(wm.list_webhooks())):
             assert hook.secret not in text
@@ -165,7 +167,9 @@ class TestChanges:
         hook = await wm.register_webhook(receiver.url(), ["memory.*"])
         with pytest.raises(error, match=message):
             await wm.update_webhook(hook.id, **fields)
-        assert wm.get_webhook(hook.id).events == ("memory.*",)
+        found = wm.get_webhook(hook.id)
+        assert found is not None
+        assert found.events == ("memory.*",)
 
     async def test_unknown_ids_raise_not_found(self, make_manager: MakeManager) -> None:
         """Every id-taking method raises WebhookNotFoundError (a KeyError) for unknown ids,
