@@ -4,6 +4,8 @@
 and to build ``__all__``; type checkers read it as the package's interface.
 """
 
+# MnemoCore's names (issue 14): thin views of the types above.
+from . import integration as integration
 from .bus._stream import (
     EventStream as EventStream,
 )
@@ -32,10 +34,22 @@ from .event import (
     Event as Event,
 )
 from .event_bus import (
+    BusObserver as BusObserver,
+)
+from .event_bus import (
     BusState as BusState,
 )
 from .event_bus import (
     EventBus as EventBus,
+)
+from .event_bus import (
+    EventFilter as EventFilter,
+)
+from .event_bus import (
+    EventHandler as EventHandler,
+)
+from .event_bus import (
+    Subscription as Subscription,
 )
 from .event_bus import (
     get_event_bus as get_event_bus,
@@ -71,6 +85,12 @@ from .exceptions import (
     SchemaRegistrationError as SchemaRegistrationError,
 )
 from .exceptions import (
+    SensitiveWebhookHeaderError as SensitiveWebhookHeaderError,
+)
+from .exceptions import (
+    UnsafeWebhookPersistenceError as UnsafeWebhookPersistenceError,
+)
+from .exceptions import (
     UnsafeWebhookURLError as UnsafeWebhookURLError,
 )
 from .exceptions import (
@@ -86,7 +106,58 @@ from .exceptions import (
     WebhookNotFoundError as WebhookNotFoundError,
 )
 from .exceptions import (
+    WebhookPersistenceCommittedError as WebhookPersistenceCommittedError,
+)
+from .exceptions import (
     WebhookPersistenceError as WebhookPersistenceError,
+)
+from .integration import (
+    emit_consolidation_completed as emit_consolidation_completed,
+)
+from .integration import (
+    emit_consolidation_started as emit_consolidation_started,
+)
+from .integration import (
+    emit_contradiction_detected as emit_contradiction_detected,
+)
+from .integration import (
+    emit_contradiction_resolved as emit_contradiction_resolved,
+)
+from .integration import (
+    emit_dream_completed as emit_dream_completed,
+)
+from .integration import (
+    emit_dream_failed as emit_dream_failed,
+)
+from .integration import (
+    emit_dream_started as emit_dream_started,
+)
+from .integration import (
+    emit_event as emit_event,
+)
+from .integration import (
+    emit_gap_detected as emit_gap_detected,
+)
+from .integration import (
+    emit_gap_filled as emit_gap_filled,
+)
+from .integration import (
+    emit_memory_accessed as emit_memory_accessed,
+)
+from .integration import (
+    emit_memory_consolidated as emit_memory_consolidated,
+)
+from .integration import (
+    emit_memory_created as emit_memory_created,
+)
+from .integration import (
+    emit_memory_deleted as emit_memory_deleted,
+)
+from .integration import (
+    emit_synapse_fired as emit_synapse_fired,
+)
+from .integration import (
+    emit_synapse_formed as emit_synapse_formed,
 )
 from .logging import (
     configure_logging as configure_logging,
@@ -104,10 +175,58 @@ from .patterns import (
     validate_event_type as validate_event_type,
 )
 from .schemas import (
+    ConsolidationCompletedSchema as ConsolidationCompletedSchema,
+)
+from .schemas import (
+    ContradictionDetectedSchema as ContradictionDetectedSchema,
+)
+from .schemas import (
+    ContradictionResolvedSchema as ContradictionResolvedSchema,
+)
+from .schemas import (
+    DreamCompletedSchema as DreamCompletedSchema,
+)
+from .schemas import (
+    DreamFailedSchema as DreamFailedSchema,
+)
+from .schemas import (
+    DreamStartedSchema as DreamStartedSchema,
+)
+from .schemas import (
+    EventSchema as EventSchema,
+)
+from .schemas import (
+    GapDetectedSchema as GapDetectedSchema,
+)
+from .schemas import (
+    GapFilledSchema as GapFilledSchema,
+)
+from .schemas import (
+    MemoryAccessedSchema as MemoryAccessedSchema,
+)
+from .schemas import (
+    MemoryConsolidatedSchema as MemoryConsolidatedSchema,
+)
+from .schemas import (
+    MemoryCreatedSchema as MemoryCreatedSchema,
+)
+from .schemas import (
+    MemoryDeletedSchema as MemoryDeletedSchema,
+)
+from .schemas import (
+    SynapseFiredSchema as SynapseFiredSchema,
+)
+from .schemas import (
+    SynapseFormedSchema as SynapseFormedSchema,
+)
+from .schemas import (
     export_openapi_spec as export_openapi_spec,
 )
 from .schemas import (
     get_json_schema as get_json_schema,
+)
+from .schemas import (
+    get_schema_for_event_type as get_schema_for_event_type,
 )
 from .schemas import (
     list_event_types as list_event_types,
@@ -128,7 +247,19 @@ from .webhook_manager import (
     Webhook as Webhook,
 )
 from .webhook_manager import (
+    WebhookConfig as WebhookConfig,
+)
+from .webhook_manager import (
+    WebhookDelivery as WebhookDelivery,
+)
+from .webhook_manager import (
     WebhookManager as WebhookManager,
+)
+from .webhook_manager import (
+    WebhookRetryConfig as WebhookRetryConfig,
+)
+from .webhook_manager import (
+    WebhookSecretResolver as WebhookSecretResolver,
 )
 from .webhook_manager import (
     WebhookSignature as WebhookSignature,
@@ -143,4 +274,5 @@ from .webhook_manager import (
     reset_webhook_manager as reset_webhook_manager,
 )
 
+__all__: list[str]
 __version__: str

@@ -55,7 +55,9 @@ class Event:
     """One published event. Immutable: ``data`` and ``metadata`` are read-only copies.
 
     Build one with :meth:`create` (fresh id and timestamp) or :meth:`from_dict`; the
-    constructor validates and copies what it is given.
+    constructor validates and copies what it is given, and (as MnemoCore's dataclass) needs
+    only ``type``: ``id``, ``data``, ``metadata`` and ``published_at`` default to a fresh id,
+    ``{}``, ``{}`` and now.
 
     Attributes:
         id: ``"evt_"`` and a uuid4 in hex.
@@ -78,12 +80,21 @@ class Event:
 
     def __init__(
         self,
-        id: str,
-        type: str,
-        data: Mapping[str, Any],
-        metadata: Mapping[str, Any] | None,
-        published_at: datetime,
+        id: str | None = None,
+        type: str | None = None,
+        data: Mapping[str, Any] | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        published_at: datetime | None = None,
     ) -> None:
+        if type is None:
+            raise EventValidationError("?", ["type: missing"])
+        # MnemoCore's dataclass defaults: Event(type=..., data=...) gets an id and "now".
+        if id is None:
+            id = new_event_id()
+        if data is None:
+            data = _EMPTY
+        if published_at is None:
+            published_at = datetime.now(UTC)
         validate_event_type(type)
         if published_at.tzinfo is None:
             raise EventValidationError(type, ["published_at: must be timezone-aware"])

@@ -18,9 +18,11 @@ import concurrent.futures
 import logging
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from typing import Any, TypeVar, overload
 
+from pydantic import BaseModel
 from reactivex import Observable
 from reactivex import operators as ops
 from reactivex.scheduler.eventloop import AsyncIOScheduler
@@ -31,20 +33,27 @@ from mnemo_events._log import logger
 from mnemo_events.bus._batch import BatchItem, batch_event
 from mnemo_events.bus._dispatch import BusState, BusTasks
 from mnemo_events.bus._mailbox import Mailbox
+from mnemo_events.bus._observer import BusObserver
 from mnemo_events.bus._publish_checks import PayloadChecker
 from mnemo_events.bus._reducers import StreamState, recent_events, record_batch
 from mnemo_events.bus._router import Batch, LoopSubject, Router
 from mnemo_events.bus._stream import EventStream, observable_of, open_stream
 from mnemo_events.bus._subscription import Handler, SubscriptionActor, SubscriptionInfo
 from mnemo_events.bus._subscriptions import SubscriptionTable, new_subscription_id
+from mnemo_events.bus._typed import model_payload, once_handler, typed_handler
 from mnemo_events.config import EventsConfig, load_config
 from mnemo_events.event import Event, fresh_event
 from mnemo_events.exceptions import BusClosedError, QueueFullError
 from mnemo_events.patterns import parse_pattern
 
 __all__ = [
+    "BusObserver",
     "BusState",
+    "Event",
     "EventBus",
+    "EventFilter",
+    "EventHandler",
+    "Subscription",
     "SubscriptionInfo",
     "get_event_bus",
     "reset_event_bus",
@@ -53,6 +62,17 @@ __all__ = [
 _log = logger("bus")
 _running_loop = asyncio.get_running_loop
 _YIELD_EVERY = 256
+
+TypedHandler = Callable[[Any], Any]
+"""A handler taking a registered payload model (``def h(payload: MemoryCreated)``)."""
+_H = TypeVar("_H", bound=Callable[..., Any])
+EventHandler = Handler
+"""A subscriber: ``handler(event)``, a plain or a coroutine function (MnemoCore's name)."""
+EventFilter = Callable[[Event], bool]
+"""A predicate an event must also satisfy (MnemoCore's name)."""
+Subscription = SubscriptionInfo
+"""MnemoCore's name for a subscription record: here the snapshot :class:`SubscriptionInfo`,
+also readable with MnemoCore's keys (``s["error_count"]``)."""
 
 
 class EventBus:
@@ -93,6 +113,9 @@ class EventBus:
             on_error=self._on_reducer_error
         )
         self._subject.subscribe(self._router.on_next, on_error=self._on_reducer_error)
+        self._companions: list[Any] = []
+        self._companion_tasks: set[asyncio.Task[None]] = set()
+        self._feeds: weakref.WeakSet[BusObserver] = weakref.WeakSet()
 
     # -- properties ----------------------------------------------------------------------------
 
@@ -121,20 +144,155 @@ class EventBus:
     def subscribe(
         self,
         event_pattern: str,
-        handler: Handler,
+        handler: Handler | TypedHandler,
         event_filter: Callable[[Event], bool] | None = None,
+        enabled: bool = True,
     ) -> str:
         """Call ``handler(event)`` for every event whose type matches ``event_pattern``.
 
         ``handler`` may be a plain or a coroutine function; ``event_filter`` a predicate that
-        must also hold. Returns the subscription id (``"sub_..."``).
+        must also hold; ``enabled=False`` subscribes disabled (see ``enable_subscription``).
+        A handler whose first parameter is annotated with a registered payload model
+        (``def h(p: MemoryCreated)``) receives that model instead of the event. Returns the
+        subscription id (``"sub_..."``).
 
         Raises:
             InvalidPatternError: the pattern is malformed; the message names it.
             TypeError: ``handler`` or ``event_filter`` is not callable.
             BusClosedError: the bus was shut down.
         """
-        return self._add(event_pattern, handler, event_filter).id
+        actor = self._add(event_pattern, typed_handler(handler), event_filter)
+        if not enabled:
+            actor.enabled = False
+        return actor.id
+
+    @overload
+    def on(
+        self,
+        event_pattern: str,
+        handler: None = None,
+        *,
+        event_filter: Callable[[Event], bool] | None = None,
+    ) -> Callable[[_H], _H]: ...
+
+    @overload
+    def on(
+        self,
+        event_pattern: str,
+        handler: _H,
+        *,
+        event_filter: Callable[[Event], bool] | None = None,
+    ) -> _H: ...
+
+    def on(
+        self,
+        event_pattern: str,
+        handler: _H | None = None,
+        *,
+        event_filter: Callable[[Event], bool] | None = None,
+    ) -> Any:
+        """Subscribe ``handler``, or, as ``@bus.on("memory.created")``, the decorated function.
+
+        Returns the handler itself (not the subscription id), so decorated functions stay
+        callable; ``bus.list_subscriptions(pattern)`` finds the subscription.
+        """
+
+        def register(function: _H) -> _H:
+            self.subscribe(event_pattern, function, event_filter)
+            return function
+
+        return register if handler is None else register(handler)
+
+    @overload
+    def once(
+        self,
+        event_pattern: str,
+        handler: None = None,
+        *,
+        event_filter: Callable[[Event], bool] | None = None,
+    ) -> Callable[[_H], _H]: ...
+
+    @overload
+    def once(
+        self,
+        event_pattern: str,
+        handler: _H,
+        *,
+        event_filter: Callable[[Event], bool] | None = None,
+    ) -> _H: ...
+
+    def once(
+        self,
+        event_pattern: str,
+        handler: _H | None = None,
+        *,
+        event_filter: Callable[[Event], bool] | None = None,
+    ) -> Any:
+        """Like :meth:`on`, for the first matching event only: then the subscription ends."""
+
+        def register(function: _H) -> _H:
+            ids: list[str] = []
+            wrapper = once_handler(lambda: self.unsubscribe(ids[0]), typed_handler(function))
+            ids.append(self._add(event_pattern, wrapper, event_filter).id)
+            return function
+
+        return register if handler is None else register(handler)
+
+    def as_observer(self, event_type: str | None = None) -> BusObserver:
+        """An RxPY observer publishing each element it observes, in order.
+
+        ``engine_events.subscribe(bus.as_observer())``: elements are Events, payload models,
+        ``{"type", "data"}`` dicts or ``(type, data)`` tuples (any payload when
+        ``event_type`` is given). A failing element is logged and counted, and the stream
+        goes on; ``stop()`` publishes what was observed before it. Call it in the bus's loop.
+        """
+        observer = BusObserver(self, event_type)
+        self._feeds.add(observer)
+        return observer
+
+    def add_companion(self, companion: Any) -> None:
+        """Start and stop ``companion`` (its ``start()``/``stop()`` coroutines) with this bus.
+
+        Started at once when the bus is already running on the current loop. Used by
+        ``get_webhook_manager()`` so the shared manager follows the shared bus.
+        """
+        if companion in self._companions:
+            return
+        self._companions.append(companion)
+        if not self.is_running:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return  # no loop here: the next start() starts it
+        task = loop.create_task(companion.start(), name="mnemo-events companion start")
+        self._companion_tasks.add(task)
+        task.add_done_callback(self._companion_started)
+
+    def remove_companion(self, companion: Any) -> None:
+        """Stop following ``companion`` (it is not stopped)."""
+        if companion in self._companions:
+            self._companions.remove(companion)
+
+    def _companion_started(self, task: asyncio.Task[None]) -> None:
+        self._companion_tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            self._tasks.internal_errors += 1
+            _log.error("bus.companion_failed", error=repr(task.exception()))
+
+    async def _start_companions(self) -> None:
+        for companion in list(self._companions):
+            await companion.start()
+
+    async def _stop_companions(self) -> None:
+        if self._companion_tasks:
+            await asyncio.gather(*self._companion_tasks, return_exceptions=True)
+        for companion in reversed(self._companions):
+            await companion.stop()
+
+    async def _drain_feeds(self) -> None:
+        for feed in list(self._feeds):
+            await feed.drain()
 
     def _add(
         self,
@@ -190,10 +348,16 @@ class EventBus:
         return self._subscriptions.set_enabled(subscription_id, True)
 
     def list_subscriptions(
-        self, event_pattern: str | None = None, *, enabled: bool | None = None
+        self,
+        event_pattern: str | None = None,
+        enabled_only: bool = False,
+        *,
+        enabled: bool | None = None,
     ) -> list[SubscriptionInfo]:
         """Snapshots of the subscriptions, optionally only those with exactly this pattern
-        or this enabled state."""
+        or this enabled state (``enabled_only=True``, MnemoCore's form, is ``enabled=True``)."""
+        if enabled_only and enabled is None:
+            enabled = True
         return self._subscriptions.snapshot(event_pattern, enabled)
 
     # -- streams for reactive and async code ---------------------------------------------------
@@ -240,13 +404,14 @@ class EventBus:
 
     async def publish(
         self,
-        event_type: str,
-        data: Mapping[str, Any],
+        event_type: str | BaseModel,
+        data: Mapping[str, Any] | BaseModel | None = None,
         metadata: Mapping[str, Any] | None = None,
     ) -> Event:
         """Validate, freeze and queue one event; returns it.
 
-        Waits up to ``publish_timeout`` while the mailbox is full.
+        Waits up to ``publish_timeout`` while the mailbox is full. A registered payload model
+        may stand for both (``publish(MemoryCreated(...))``) or for ``data``.
 
         Raises:
             InvalidEventTypeError: the type is not a well-formed dotted name.
@@ -255,6 +420,8 @@ class EventBus:
             QueueFullError: the mailbox stayed full for ``publish_timeout`` seconds.
             BusClosedError: the bus was shut down.
         """
+        if type(event_type) is not str or type(data) is not dict:
+            event_type, data = model_payload(event_type, data)
         if self._state is BusState.CLOSED:
             self._refuse_if_closed()
         if self._validating:
@@ -368,6 +535,7 @@ class EventBus:
         self._started_at = time.monotonic()
         self._tasks.launch(loop)
         _log.info("bus.started", subscriptions=len(self._subscriptions), queued=len(self._mailbox))
+        await self._start_companions()
 
     async def stop(self) -> None:
         """Stop after delivering every event published before this call (idempotent).
@@ -384,6 +552,7 @@ class EventBus:
         self._state = BusState.STOPPING
         self._stopped = asyncio.get_running_loop().create_future()
         try:
+            await self._drain_feeds()
             await self._tasks.dispatched_up_to(self._stream.dispatched + len(self._mailbox))
             await self._tasks.halt_pump()
             await self._subscriptions.drain(stream_timeout=self.config.delivery_timeout)
@@ -395,6 +564,7 @@ class EventBus:
             self._state = BusState.STOPPED
             self._stopped.set_result(None)
             self._stopped = None
+        await self._stop_companions()
         _log.info("bus.stopped", dispatched=self._stream.dispatched, queued=len(self._mailbox))
 
     async def shutdown(self) -> None:

@@ -17,6 +17,9 @@ can catch either::
         ├── WebhookConfigError     (ValueError)
         │   └── UnsafeWebhookURLError
         ├── WebhookPersistenceError (OSError)
+        │   ├── WebhookPersistenceCommittedError
+        │   └── UnsafeWebhookPersistenceError
+        ├── SensitiveWebhookHeaderError (WebhookConfigError, WebhookPersistenceError)
         └── WebhookManagerNotRunningError (RuntimeError)
 """
 
@@ -34,11 +37,14 @@ __all__ = [
     "QueueFullError",
     "RemoteStreamError",
     "SchemaRegistrationError",
+    "SensitiveWebhookHeaderError",
+    "UnsafeWebhookPersistenceError",
     "UnsafeWebhookURLError",
     "WebhookConfigError",
     "WebhookError",
     "WebhookManagerNotRunningError",
     "WebhookNotFoundError",
+    "WebhookPersistenceCommittedError",
     "WebhookPersistenceError",
 ]
 
@@ -111,3 +117,18 @@ class WebhookManagerNotRunningError(WebhookError, RuntimeError):
 
 class RemoteStreamError(MnemoEventsError, ConnectionError):
     """A service's event stream refused this client or stayed unreachable past its retries."""
+
+
+class WebhookPersistenceCommittedError(WebhookPersistenceError):
+    """MnemoCore's "written but directory sync failed" error, importable for its callers.
+
+    Not raised by mnemo-events: a failed sync is reported as :class:`WebhookPersistenceError`.
+    """
+
+
+class UnsafeWebhookPersistenceError(WebhookPersistenceError):
+    """A webhook file holds what must not be stored (a credential header in plaintext)."""
+
+
+class SensitiveWebhookHeaderError(WebhookConfigError, WebhookPersistenceError):
+    """A credential header (``Authorization``, ``*-Token``, ...) would be stored in plaintext."""

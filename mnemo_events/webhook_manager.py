@@ -27,6 +27,7 @@ from datetime import UTC, datetime
 from enum import Enum
 from typing import Any
 
+import aiohttp
 from aiohttp.abc import AbstractResolver
 from pydantic import ValidationError
 from reactivex import abc
@@ -35,14 +36,25 @@ from mnemo_events._log import logger
 from mnemo_events.config import RetryConfig, WebhooksConfig, load_config
 from mnemo_events.event import Event
 from mnemo_events.exceptions import (
+    SensitiveWebhookHeaderError,
+    UnsafeWebhookPersistenceError,
     WebhookConfigError,
     WebhookError,
     WebhookManagerNotRunningError,
     WebhookNotFoundError,
+    WebhookPersistenceCommittedError,
+    WebhookPersistenceError,
 )
 from mnemo_events.webhooks import _validation, ssrf
 from mnemo_events.webhooks._registry import WebhookRegistry
 from mnemo_events.webhooks._runtime import DeliveryRuntime
+from mnemo_events.webhooks._secret_refs import (
+    WebhookSecretResolver,
+    is_credential_header,
+    is_reference,
+    refuse_url_credentials,
+    resolve_webhook_secret_from_environment,
+)
 from mnemo_events.webhooks._store import DeliveryStore
 from mnemo_events.webhooks.models import (
     Delivery,
@@ -60,18 +72,38 @@ __all__ = [
     "Delivery",
     "DeliveryStatus",
     "RetryConfig",
+    "SensitiveWebhookHeaderError",
     "StandardWebhookSignature",
+    "UnsafeWebhookPersistenceError",
     "Webhook",
+    "WebhookConfig",
+    "WebhookDelivery",
     "WebhookManager",
     "WebhookManagerState",
+    "WebhookPersistenceCommittedError",
+    "WebhookPersistenceError",
+    "WebhookRetryConfig",
+    "WebhookSecretResolver",
     "WebhookSignature",
     "WebhookStatus",
     "get_webhook_manager",
     "reset_webhook_manager",
+    "resolve_webhook_secret_from_environment",
 ]
 
 _log = logger("webhooks")
 _BACKLOG_LIMIT = 10_000
+ALL_EVENTS = (">",)
+"""What ``register_webhook(url, events=None)`` subscribes to: every event."""
+
+WebhookConfig = Webhook
+"""MnemoCore's name for a registered webhook: the same :class:`Webhook` (frozen; MnemoCore's
+``matches_event`` is :meth:`Webhook.matches`, its ``to_dict`` is :meth:`Webhook.to_dict`)."""
+WebhookRetryConfig = RetryConfig
+"""MnemoCore's top-level name for :class:`~mnemo_events.config.RetryConfig`."""
+WebhookDelivery = Delivery
+"""MnemoCore's name for a delivery record: the same :class:`Delivery` (one record across all
+attempts; MnemoCore's ``http_status`` is ``last_status_code``, ``attempt`` is ``attempts``)."""
 
 
 class WebhookManagerState(Enum):
@@ -107,6 +139,12 @@ class WebhookManager:
     resolver used for the SSRF checks and connections (tests use a static one). Call the
     methods from the event loop that runs the manager.
 
+    MnemoCore's two arguments: ``http_session`` is an application's aiohttp session, used for
+    every attempt and never closed here (its connector resolves names, so the connection-time
+    SSRF guard is the application's; URLs are still vetted at registration and IP literals
+    at each attempt). ``secret_resolver(ref) -> str`` resolves every ``secret_ref`` (and
+    credential header) that is not ``env:NAME``, when an attempt is signed.
+
     Raises:
         WebhookConfigError: an unknown or invalid setting.
         WebhookPersistenceError: the webhook file exists but cannot be loaded.
@@ -120,6 +158,8 @@ class WebhookManager:
         allow_private_networks: bool | None = None,
         config: WebhooksConfig | None = None,
         resolver: AbstractResolver | None = None,
+        http_session: aiohttp.ClientSession | None = None,
+        secret_resolver: WebhookSecretResolver | None = None,
         **settings: Any,
     ) -> None:
         base = config or WebhooksConfig(persistence_path=None, delivery_store_path=None)
@@ -146,6 +186,9 @@ class WebhookManager:
         self._backlog: list[Event] = []
         self._tasks: set[asyncio.Task[Any]] = set()
         self._dropped = 0
+        self._http_session = http_session
+        self._secret_resolver = secret_resolver
+        self._follows_bus = False
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -171,6 +214,8 @@ class WebhookManager:
             store,
             resolver=self._resolver,
             on_disable=self._disable_soon,
+            session=self._http_session,
+            secret_resolver=self._secret_resolver,
         )
         try:
             resumed = await runtime.start()
@@ -228,20 +273,31 @@ class WebhookManager:
 
     # -- events in ---------------------------------------------------------------------------
 
-    def attach(self, bus: Any) -> None:
+    def attach(self, bus: Any, *, lifecycle: bool = False) -> None:
         """Deliver every event published on ``bus`` (an ``EventBus``) that matches a webhook.
 
-        Events arriving before ``start()`` wait (up to 10,000) and go out when it runs.
+        Events arriving before ``start()`` wait (up to 10,000) and go out when it runs. With
+        ``lifecycle`` the manager also starts and stops with the bus (what
+        ``get_webhook_manager()`` does, so the reference's examples need no ``start()``).
         """
         if self._bus is bus:
+            if lifecycle and not self._follows_bus:
+                self._follows_bus = True
+                bus.add_companion(self)
             return
         self.detach()
         self._bus = bus
+        if lifecycle:
+            self._follows_bus = True
+            bus.add_companion(self)
         if self._state is not _State.STOPPED:
             self._subscribe_bus()
 
     def detach(self) -> None:
-        """Stop receiving events from the attached bus."""
+        """Stop receiving events from the attached bus (and following its lifecycle)."""
+        if self._follows_bus and self._bus is not None:
+            self._bus.remove_companion(self)
+        self._follows_bus = False
         if self._bus_subscription is not None:
             self._bus_subscription.dispose()
             self._bus_subscription = None
@@ -278,7 +334,7 @@ class WebhookManager:
     async def register_webhook(
         self,
         url: str,
-        events: Sequence[str],
+        events: Sequence[str] | None = None,
         secret: str | None = None,
         headers: Mapping[str, str] | None = None,
         enabled: bool = True,
@@ -290,8 +346,12 @@ class WebhookManager:
     ) -> Webhook:
         """Register an endpoint for the events matching ``events`` (bus patterns).
 
-        Without ``secret`` or ``secret_ref`` (``"env:NAME"``) a secret is generated; the
-        returned webhook is the only place it is shown.
+        ``events=None`` means every event (stored as ``[">"]``), as in MnemoCore. Without
+        ``secret`` or ``secret_ref`` (``"env:NAME"``, a bare variable name, or a reference the
+        ``secret_resolver`` understands) a secret is generated; the returned webhook is the
+        only place it is shown. With persistence on, a credential header must be given as a
+        reference (:class:`SensitiveWebhookHeaderError` otherwise); an inline ``secret`` is
+        still accepted there, as in the reference (the file is owner-only).
 
         Strings that are not valid Unicode (a lone surrogate) are refused, and so is a URL with
         credentials (``user:pass@``) together with an ``Authorization`` header.
@@ -299,7 +359,9 @@ class WebhookManager:
         Raises:
             WebhookConfigError: a field is invalid (the message names it).
             UnsafeWebhookURLError: the URL points at a private network (SSRF guard).
+            SensitiveWebhookHeaderError: a credential header in plaintext with persistence on.
         """
+        refuse_url_credentials(url)
         _validation.validate_unicode(
             {
                 "url": url,
@@ -312,14 +374,17 @@ class WebhookManager:
             }
         )
         scheme = _validation.validate_scheme(signature_scheme)
-        patterns = _validation.validate_events(events)
+        patterns = _validation.validate_events(ALL_EVENTS if events is None else events)
         clean_headers = _validation.validate_headers(headers)
         description = _validation.validate_description(description)
+        self._refuse_plaintext_credentials(clean_headers)
         retry = self.config.default_retry if retry_config is None else retry_config
         retry = _validation.validate_retry_config(retry)
         if secret is None and secret_ref is None:
             secret = generate_secret()
-        _validation.validate_secret(secret, secret_ref, scheme)
+        _validation.validate_secret(
+            secret, secret_ref, scheme, custom_resolver=self._secret_resolver is not None
+        )
         parsed = await self._check_url(url)
         _validation.validate_credentials(str(parsed), clean_headers)
         webhook = Webhook(
@@ -357,8 +422,13 @@ class WebhookManager:
             WebhookConfigError: an unknown field or an invalid value.
         """
         current = self._registry.get(webhook_id)
-        changes = _validation.validate_changes(current, fields)
+        changes = _validation.validate_changes(
+            current, fields, custom_resolver=self._secret_resolver is not None
+        )
+        if "headers" in changes:
+            self._refuse_plaintext_credentials(changes["headers"])
         if "url" in fields:
+            refuse_url_credentials(fields["url"])
             changes["url"] = str(await self._check_url(fields["url"]))
         _validation.validate_credentials(
             changes.get("url", current.url), changes.get("headers", current.headers)
@@ -411,24 +481,42 @@ class WebhookManager:
         _log.info("webhooks.secret_rotated", webhook_id=webhook_id, grace_seconds=grace_seconds)
         return rotated
 
-    async def delete_webhook(self, webhook_id: str) -> None:
+    async def delete_webhook(self, webhook_id: str) -> bool:
         """Remove a webhook; its unfinished deliveries are marked failed.
 
-        Raises:
-            WebhookNotFoundError: no such webhook.
+        Returns ``False`` when no webhook has that id, as in MnemoCore: of two concurrent
+        deletes of one webhook exactly one returns ``True`` (removal runs under the
+        registry's lock).
         """
-        await self._registry.remove(webhook_id)
+        try:
+            await self._registry.remove(webhook_id)
+        except WebhookNotFoundError:
+            return False
         if self._runtime is not None:
             await self._runtime.remove(webhook_id)
         _log.info("webhooks.deleted", webhook_id=webhook_id)
+        return True
 
-    def get_webhook(self, webhook_id: str) -> Webhook:
-        """One webhook, secrets masked.
+    def get_webhook(self, webhook_id: str) -> Webhook | None:
+        """One webhook, secrets masked; ``None`` for an unknown id (as in MnemoCore)."""
+        found = self._registry.find(webhook_id)
+        return None if found is None else found.masked()
 
-        Raises:
-            WebhookNotFoundError: no such webhook.
-        """
-        return self._registry.get(webhook_id).masked()
+    def _refuse_plaintext_credentials(self, headers: Mapping[str, str]) -> None:
+        path = self.config.persistence_path
+        if path is None:
+            return
+        custom = self._secret_resolver is not None
+        for name, value in headers.items():
+            if is_credential_header(name) and not is_reference(value, custom_resolver=custom):
+                forms = "'env:NAME'" + (
+                    " or a reference your secret_resolver reads" if custom else ""
+                )
+                raise SensitiveWebhookHeaderError(
+                    f"header {name!r} looks like a credential and would be stored in plaintext "
+                    f"in {path}; give its value as one of the secret references ({forms}) or "
+                    "register without persistence_path"
+                )
 
     def list_webhooks(self, enabled_only: bool = False) -> list[Webhook]:
         """Every webhook (or only the enabled ones), secrets masked."""
@@ -518,17 +606,19 @@ _shared_lock = threading.Lock()
 def get_webhook_manager() -> WebhookManager:
     """The shared manager, configured from ``config.yaml`` and attached to ``get_event_bus()``.
 
-    ``await get_webhook_manager().start()`` to begin sending.
+    It starts and stops with that bus (at once if the bus is already running), so the
+    reference's examples deliver without a ``start()`` call; a new shared bus (after
+    ``reset_event_bus()`` or a shutdown) is followed on the next call.
     """
     global _shared
+    from mnemo_events.event_bus import get_event_bus
+
     with _shared_lock:
         if _shared is None:
-            from mnemo_events.event_bus import get_event_bus
-
-            manager = WebhookManager(config=load_config().webhooks)
-            manager.attach(get_event_bus())
-            _shared = manager
-        return _shared
+            _shared = WebhookManager(config=load_config().webhooks)
+        manager = _shared
+    manager.attach(get_event_bus(), lifecycle=True)
+    return manager
 
 
 def reset_webhook_manager() -> None:

@@ -45,7 +45,7 @@ class PayloadChecker:
         if seen is not None and not schemas.is_registered(event_type):
             self._unregistered_seen[event_type] = seen + 1
             return
-        valid, errors = schemas.validate_event(event_type, data)
+        valid, errors = schemas.default_registry.validate(event_type, data)
         if valid:
             return  # the common case: one registry lookup
         if not schemas.is_registered(event_type):

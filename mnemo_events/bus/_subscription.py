@@ -18,6 +18,7 @@ from typing import Any
 
 from reactivex import abc
 
+from mnemo_events._compat import MnemoCoreKeys
 from mnemo_events._log import logger
 from mnemo_events.bus._aio import wake
 from mnemo_events.bus._mailbox import Mailbox
@@ -35,8 +36,13 @@ _BATCH = 256
 
 
 @dataclass(frozen=True, slots=True)
-class SubscriptionInfo:
-    """A snapshot of one subscription and its counters."""
+class SubscriptionInfo(MnemoCoreKeys):
+    """A snapshot of one subscription and its counters.
+
+    Also readable as a mapping with MnemoCore's keys (``info["error_count"]``,
+    ``"event_pattern"``, ``"delivery_count"``, ``"has_filter"``, ...) and those of
+    :meth:`to_dict`.
+    """
 
     id: str
     pattern: str
@@ -53,6 +59,18 @@ class SubscriptionInfo:
     """Events waiting in this subscription's mailbox."""
     last_delivery_at: datetime | None
     last_error: str | None
+    created_at: datetime | None = None
+    has_filter: bool = False
+
+    def _mnemocore_items(self) -> dict[str, Any]:
+        shown = self.to_dict()
+        return shown | {
+            "event_pattern": self.pattern,
+            "delivery_count": self.delivered,
+            "error_count": self.errors,
+            "created_at": self.created_at.isoformat() if self.created_at else None,
+            "has_filter": self.has_filter,
+        }
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict."""
@@ -99,6 +117,7 @@ class SubscriptionActor:
         self.handler = handler
         self.event_filter = event_filter
         self.enabled = True
+        self.created_at = time.time()
         self.timed = timed
         """False exempts the handler from ``delivery_timeout`` (used by ``bus.stream``)."""
         self.delivered = 0
@@ -212,6 +231,8 @@ class SubscriptionActor:
             pending=len(self._mailbox),
             last_delivery_at=datetime.fromtimestamp(last, UTC) if last is not None else None,
             last_error=self.last_error,
+            created_at=datetime.fromtimestamp(self.created_at, UTC),
+            has_filter=self.event_filter is not None,
         )
 
     # -- the task ----------------------------------------------------------------------------

@@ -26,6 +26,7 @@ from pydantic.errors import PydanticUserError
 from pydantic.json_schema import GenerateJsonSchema, JsonSchemaValue
 from pydantic_core import core_schema
 
+from mnemo_events._log import logger
 from mnemo_events.exceptions import SchemaRegistrationError
 from mnemo_events.patterns import validate_event_type
 from mnemo_events.schemas._fastpath import TYPE_PREDICATES, Check, compile_check
@@ -216,6 +217,10 @@ class SchemaRegistry:
         entry = self._entries.get(event_type)
         return entry.model if entry is not None else None
 
+    def event_types_for(self, model: type[BaseModel]) -> list[str]:
+        """The event types registered with exactly this pydantic model class."""
+        return [name for name, entry in self._entries.items() if entry.model is model]
+
     def validate(self, event_type: str, data: Any) -> tuple[bool, list[str]]:
         """Check ``data`` against the schema of ``event_type``.
 
@@ -254,11 +259,39 @@ class SchemaRegistry:
 
 default_registry = SchemaRegistry()
 """The process-wide registry the module functions (and the bus) use."""
+_unregistered_warned: set[str] = set()
+_log = logger("schemas")
 
 
 def validate_event(event_type: str, data: Any) -> tuple[bool, list[str]]:
-    """Check a payload against its type's schema; see :meth:`SchemaRegistry.validate`."""
+    """Check a payload against its type's schema; see :meth:`SchemaRegistry.validate`.
+
+    A well-formed type with no registered schema is valid, ``(True, [])``, as in MnemoCore
+    and as ``publish`` treats it; its first check logs ``schemas.unregistered_type`` with
+    the closest registered names. ``default_registry.validate`` is the strict form.
+    """
+    if (
+        isinstance(event_type, str)
+        and not default_registry.is_registered(event_type)
+        and _well_formed(event_type)
+    ):
+        if event_type not in _unregistered_warned and len(_unregistered_warned) < 1_000:
+            _unregistered_warned.add(event_type)
+            _log.warning(
+                "schemas.unregistered_type",
+                event_type=event_type,
+                closest=default_registry.suggest(event_type),
+            )
+        return True, []
     return default_registry.validate(event_type, data)
+
+
+def _well_formed(event_type: str) -> bool:
+    try:
+        validate_event_type(event_type)
+    except ValueError:
+        return False
+    return True
 
 
 def is_registered(event_type: str) -> bool:

@@ -250,11 +250,7 @@ class ServiceMetrics:
             self._observer_failed(err)
 
     def _owns_webhook(self, webhook_id: str) -> bool:
-        try:
-            self.service.webhooks.get_webhook(webhook_id)
-        except KeyError:
-            return False
-        return True
+        return self.service.webhooks.get_webhook(webhook_id) is not None
 
     def _observer_failed(self, err: Exception) -> None:
         self.observer_errors += 1

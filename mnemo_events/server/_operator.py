@@ -28,6 +28,7 @@ from mnemo_events.schemas import (
 from mnemo_events.server._metrics import METRICS, ServiceMetrics, metrics_middleware
 from mnemo_events.server._middleware import ApiError, read_json
 from mnemo_events.server._state import SERVICE
+from mnemo_events.server._webhooks import webhook_or_404
 from mnemo_events.webhook_manager import WebhookManager
 
 __all__ = ["install", "routes", "sample_payload"]
@@ -116,7 +117,7 @@ async def test_webhook(request: web.Request) -> web.Response:
     if not manager.is_running:
         raise ApiError(503, "the webhook manager is not running", headers={"Retry-After": "1"})
     webhook_id = request.match_info["webhook_id"]
-    webhook = manager.get_webhook(webhook_id)  # 404
+    webhook = webhook_or_404(manager, webhook_id)  # 404
     body: Any = await read_json(request)  # the document requires a body; `{}` takes defaults
     if not isinstance(body, Mapping):
         raise ApiError(422, "invalid request body", ["body: expected a JSON object"])

@@ -7,6 +7,7 @@ from typing import Any
 
 from aiohttp import web
 
+from mnemo_events.exceptions import WebhookNotFoundError
 from mnemo_events.server._middleware import ApiError, read_json
 from mnemo_events.server._state import SERVICE
 from mnemo_events.webhook_manager import DeliveryStatus, Webhook, WebhookManager
@@ -107,12 +108,20 @@ async def list_webhooks(request: web.Request) -> web.Response:
     return web.json_response({"count": len(webhooks), "webhooks": [w.to_dict() for w in webhooks]})
 
 
+def webhook_or_404(manager: WebhookManager, webhook_id: str) -> Webhook:
+    """The webhook, or the 404 (``get_webhook`` answers ``None`` for an unknown id)."""
+    webhook = manager.get_webhook(webhook_id)
+    if webhook is None:
+        raise WebhookNotFoundError(f"no webhook with id {webhook_id!r}")
+    return webhook
+
+
 @routes.get("/webhooks/{webhook_id}")
 async def get_webhook(request: web.Request) -> web.Response:
     """One webhook with its delivery status (counts, success rate, last delivery times)."""
     manager = _manager(request)
     webhook_id = request.match_info["webhook_id"]
-    shown = manager.get_webhook(webhook_id).to_dict()
+    shown = webhook_or_404(manager, webhook_id).to_dict()
     shown["status"] = (await manager.get_webhook_status(webhook_id)).to_dict()
     return web.json_response(shown)
 
@@ -122,7 +131,7 @@ async def update(request: web.Request) -> web.Response:
     """Change some fields; ``enabled: true`` re-enables a webhook disabled after failures."""
     manager = _manager(request)
     webhook_id = request.match_info["webhook_id"]
-    manager.get_webhook(webhook_id)  # 404 before 422
+    webhook_or_404(manager, webhook_id)  # 404 before 422
     body = _checked(await read_json(request), _FIELDS)
     if not body:
         raise ApiError(422, "nothing to update", [f"send one or more of {sorted(_FIELDS)}"])
@@ -134,7 +143,9 @@ async def update(request: web.Request) -> web.Response:
 async def delete(request: web.Request) -> web.Response:
     """Remove a webhook; its unfinished deliveries are marked failed."""
     manager = _manager(request)
-    await manager.delete_webhook(request.match_info["webhook_id"])
+    webhook_id = request.match_info["webhook_id"]
+    if not await manager.delete_webhook(webhook_id):
+        raise WebhookNotFoundError(f"no webhook with id {webhook_id!r}")
     return web.Response(status=204)
 
 
@@ -144,7 +155,7 @@ async def rotate_secret(request: web.Request) -> web.Response:
     ``grace_seconds`` (default one day); the response shows the new secret once."""
     manager = _manager(request)
     webhook_id = request.match_info["webhook_id"]
-    manager.get_webhook(webhook_id)
+    webhook_or_404(manager, webhook_id)
     raw = await request.read()
     body = _checked(await read_json(request) if raw.strip() else {}, _ROTATE_FIELDS)
     webhook = await manager.rotate_secret(
@@ -169,7 +180,7 @@ async def deliveries(request: web.Request) -> web.Response:
     filters, ``limit`` (100) bounds."""
     manager = _manager(request)
     webhook_id = request.match_info["webhook_id"]
-    manager.get_webhook(webhook_id)
+    webhook_or_404(manager, webhook_id)
     status = request.query.get("status")
     if status is not None and status not in {s.value for s in DeliveryStatus}:
         choices = ", ".join(s.value for s in DeliveryStatus)

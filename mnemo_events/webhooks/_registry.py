@@ -37,6 +37,11 @@ from mnemo_events.exceptions import (
     WebhookPersistenceError,
 )
 from mnemo_events.patterns import parse_pattern
+from mnemo_events.webhooks._mnemocore_file import (
+    is_mnemocore_document,
+    keep_original,
+    load_mnemocore,
+)
 from mnemo_events.webhooks._validation import validate_credentials
 from mnemo_events.webhooks.models import RetiredSecret, Webhook, unencodable
 
@@ -143,6 +148,8 @@ def _load(path: Path) -> dict[str, Webhook]:
         raise WebhookPersistenceError(
             f"the webhook file {path} is not valid JSON ({err}); {fix}"
         ) from err
+    if is_mnemocore_document(raw):
+        return load_mnemocore(raw, path)
     if not isinstance(raw, dict) or not isinstance(raw.get("webhooks"), list):
         raise WebhookPersistenceError(
             f"the webhook file {path} does not hold a 'webhooks' list; {fix}"
@@ -171,8 +178,13 @@ def _encode(webhooks: list[Webhook], now: float) -> bytes:
     return json.dumps(document, indent=2, ensure_ascii=False).encode("utf-8") + b"\n"
 
 
-def _persist(path: Path, webhooks: list[Webhook], now: float) -> None:
-    """Encode and write in one frame, so no caller's frame holds the encoded secrets."""
+def _persist(path: Path, webhooks: list[Webhook], now: float, *, keep_mnemocore: bool) -> None:
+    """Encode and write in one frame, so no caller's frame holds the encoded secrets.
+
+    With ``keep_mnemocore`` the MnemoCore file being replaced is first kept beside it.
+    """
+    if keep_mnemocore:
+        keep_original(path)
     _write_atomic(path, _encode(webhooks, now))
 
 
@@ -199,6 +211,13 @@ def describe_failure(err: BaseException, webhooks: list[Webhook]) -> str:
         text = text.replace(value, "****")
     text = text if len(text) <= 300 else text[:300] + "..."
     return f"{type(err).__name__}: {text}" if text else type(err).__name__
+
+
+def _holds_mnemocore(path: Path) -> bool:
+    try:
+        return is_mnemocore_document(json.loads(path.read_text(encoding="utf-8")))
+    except (OSError, ValueError):
+        return False
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
@@ -232,6 +251,8 @@ class WebhookRegistry:
     def __init__(self, path: str | os.PathLike[str] | None) -> None:
         self._path = None if path is None else Path(path)
         self._webhooks: dict[str, Webhook] = {} if self._path is None else _load(self._path)
+        self._mnemocore_original = self._path is not None and _holds_mnemocore(self._path)
+        """The file is MnemoCore's: keep it beside ours before the first save rewrites it."""
         self._lock = asyncio.Lock()
         self.version = 0
         """Bumped on every change, so readers can cache derived data."""
@@ -309,7 +330,13 @@ class WebhookRegistry:
             return
         snapshot = list(self._webhooks.values())
         write = asyncio.ensure_future(
-            asyncio.to_thread(_persist, self._path, snapshot, time.time())
+            asyncio.to_thread(
+                _persist,
+                self._path,
+                snapshot,
+                time.time(),
+                keep_mnemocore=self._mnemocore_original,
+            )
         )
         cancelled = False
         while not write.done():
@@ -334,5 +361,6 @@ class WebhookRegistry:
             )
             del failed, write, snapshot  # nor does this frame keep them for a renderer
             raise error
+        self._mnemocore_original = False
         if cancelled:
             raise asyncio.CancelledError

@@ -72,6 +72,8 @@ class DeliveryRuntime:
         *,
         resolver: AbstractResolver | None,
         on_disable: Callable[[str, str], None],
+        session: aiohttp.ClientSession | None = None,
+        secret_resolver: Callable[[str], str] | None = None,
     ) -> None:
         self._config = config
         self._registry = registry
@@ -87,6 +89,9 @@ class DeliveryRuntime:
         self._session: aiohttp.ClientSession | None = None
         self._context: ActorContext | None = None
         self._maintenance: asyncio.Task[None] | None = None
+        self._given_session = session
+        """An application's session (MnemoCore's ``http_session``): used, never closed here."""
+        self._secret_resolver = secret_resolver
 
     @property
     def counters(self) -> dict[str, int]:
@@ -104,14 +109,18 @@ class DeliveryRuntime:
         resolver = self._resolver
         if not self._config.allow_private_networks:
             resolver = GuardedResolver(resolver)
-        connector = aiohttp.TCPConnector(limit=0, limit_per_host=0, resolver=resolver)
-        self._session = aiohttp.ClientSession(
-            connector=connector,
+        self._session = self._given_session or aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=0, limit_per_host=0, resolver=resolver),
             cookie_jar=aiohttp.DummyCookieJar(),  # no cookie travels between endpoints
         )
         self._context = ActorContext(
             store=self.store,
-            sender=Sender(self._session, body_limit=self._config.response_body_limit),
+            sender=Sender(
+                self._session,
+                body_limit=self._config.response_body_limit,
+                resolve_refs=True,
+                secret_resolver=self._secret_resolver,
+            ),
             scheduler=AsyncIOScheduler(loop),
             results=self._results,
             max_in_flight=self._config.max_in_flight_per_endpoint,
@@ -212,9 +221,9 @@ class DeliveryRuntime:
             try:
                 await self.store.close()
             finally:
-                if self._session is not None:
+                if self._session is not None and self._session is not self._given_session:
                     await self._session.close()
-                    self._session = None
+                self._session = None
 
     def report(self, *, events_dropped: int) -> dict[str, Any]:
         """The runtime's part of ``get_metrics()``."""

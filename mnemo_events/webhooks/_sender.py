@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import hmac
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import aiohttp
 from yarl import URL
 
 from mnemo_events import __version__
+from mnemo_events.webhooks._secret_refs import resolve_header_refs, resolve_ref
 from mnemo_events.webhooks.backoff import RETRY_AFTER_STATUSES, parse_retry_after
 from mnemo_events.webhooks.models import Webhook
 from mnemo_events.webhooks.signature import (
@@ -146,22 +148,56 @@ def _blocked_cause(err: BaseException) -> BlockedAddressError | None:
 class Sender:
     """Sends signed attempts through one ``ClientSession``."""
 
-    def __init__(self, session: aiohttp.ClientSession, *, body_limit: int) -> None:
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        *,
+        body_limit: int,
+        resolve_refs: bool = False,
+        secret_resolver: Callable[[str], str] | None = None,
+    ) -> None:
         self._session = session
         self._body_limit = body_limit
+        self._resolve_refs = resolve_refs
+        """Resolve bare-name and resolver references (MnemoCore's forms) at send time."""
+        self._secret_resolver = secret_resolver
+
+    def _signing_secrets(self, prepared: Prepared, now: float) -> list[str]:
+        webhook = prepared.webhook
+        if not self._resolve_refs or (
+            webhook.secret_ref is None
+            and all(old.secret_ref is None for old in webhook.previous_secrets)
+        ):
+            return prepared.secrets(now)
+        pairs = [(webhook.secret, webhook.secret_ref)]
+        pairs += [(o.secret, o.secret_ref) for o in webhook.previous_secrets if o.expires_at > now]
+        values: list[str] = []
+        for secret, ref in pairs:
+            value = secret
+            if value is None and ref is not None:
+                value = resolve_ref(ref, self._secret_resolver, webhook.id)
+            if value:
+                values.append(value)
+        return values
 
     def headers(
         self, prepared: Prepared, delivery_id: str, event_type: str, body: bytes, number: int
     ) -> dict[str, str] | str:
         """The request headers, or an error message when no secret is available."""
         now = time.time()
-        secrets = prepared.secrets(now)
+        secrets = self._signing_secrets(prepared, now)
         if not secrets:
             ref = prepared.webhook.secret_ref or "(inline)"
             return f"no signing secret: {ref} is not set"
         stamp = int(now)
         macs, standard = prepared.keys(secrets)
         headers = prepared.base_headers.copy()
+        if self._resolve_refs and prepared.webhook.headers:
+            problem = resolve_header_refs(
+                headers, prepared.webhook.headers, self._secret_resolver, prepared.webhook.id
+            )
+            if problem is not None:
+                return problem
         headers["X-MnemoCore-Event"] = event_type
         headers["X-MnemoCore-Delivery"] = delivery_id
         headers["X-MnemoCore-Attempt"] = str(number)

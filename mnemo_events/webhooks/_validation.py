@@ -18,6 +18,7 @@ from mnemo_events._frozen import FrozenDict
 from mnemo_events.config import RetryConfig
 from mnemo_events.exceptions import InvalidPatternError, WebhookConfigError
 from mnemo_events.patterns import parse_pattern
+from mnemo_events.webhooks._secret_refs import is_reference
 from mnemo_events.webhooks._sender import RESERVED_HEADERS
 from mnemo_events.webhooks.models import SignatureScheme, Webhook, unencodable
 from mnemo_events.webhooks.signature import standard_key
@@ -144,9 +145,28 @@ def validate_scheme(scheme: str) -> SignatureScheme:
 
 
 def validate_secret(
-    secret: str | None, secret_ref: str | None, scheme: SignatureScheme, *, field: str = "secret"
+    secret: str | None,
+    secret_ref: str | None,
+    scheme: SignatureScheme,
+    *,
+    field: str = "secret",
+    custom_resolver: bool = False,
 ) -> None:
-    """A secret given inline or as ``env:NAME`` (set now), fit for the signature scheme."""
+    """A secret given inline or as ``env:NAME`` (set now), fit for the signature scheme.
+
+    MnemoCore's forms pass too, resolved only at send time: a bare environment variable name,
+    and (with a ``secret_resolver`` injected) any ``scheme://`` reference.
+    """
+    if (
+        isinstance(secret_ref, str)
+        and not secret_ref.startswith("env:")
+        and secret is None
+        and (
+            _ENV_NAME.fullmatch(secret_ref)
+            or (custom_resolver and is_reference(secret_ref, custom_resolver=True))
+        )
+    ):
+        return  # MnemoCore's forms: resolved at send time, not now
     if secret is not None and secret_ref is not None:
         raise WebhookConfigError(f"give either {field} or {field}_ref, not both")
     value = secret
@@ -160,8 +180,8 @@ def validate_secret(
             or not (_ENV_NAME.fullmatch(name))
         ):
             raise WebhookConfigError(
-                f"{field}_ref must look like 'env:NAME' (an environment variable), "
-                f"got {secret_ref!r}"
+                f"{field}_ref must look like 'env:NAME' or NAME (an environment variable), "
+                f"or be a reference an injected secret_resolver reads, got {secret_ref!r}"
             )
         value = os.environ.get(name)
         if not value:
@@ -172,7 +192,9 @@ def validate_secret(
         standard_key(value)
 
 
-def validate_changes(current: Webhook, fields: Mapping[str, Any]) -> dict[str, Any]:
+def validate_changes(
+    current: Webhook, fields: Mapping[str, Any], *, custom_resolver: bool = False
+) -> dict[str, Any]:
     """The normalised changes of an ``update_webhook`` call (all but ``url``, which needs the
     asynchronous SSRF check), with the resulting secret checked against the scheme.
 
@@ -208,6 +230,7 @@ def validate_changes(current: Webhook, fields: Mapping[str, Any]) -> dict[str, A
         changes.get("secret", current.secret),
         changes.get("secret_ref", current.secret_ref),
         changes.get("signature_scheme", current.signature_scheme),
+        custom_resolver=custom_resolver,
     )
     return changes
 

@@ -20,6 +20,7 @@ from typing import Any, Literal
 
 from yarl import URL
 
+from mnemo_events._compat import MnemoCoreKeys
 from mnemo_events._frozen import FrozenDict
 from mnemo_events.config import RetryConfig
 from mnemo_events.patterns import parse_pattern
@@ -170,6 +171,10 @@ class Webhook:
         """Whether an event type matches one of this webhook's patterns."""
         return any(parse_pattern(pattern).matches(event_type) for pattern in self.events)
 
+    def matches_event(self, event_type: str) -> bool:
+        """MnemoCore's name for :meth:`matches`."""
+        return self.matches(event_type)
+
     def active_secrets(self, now: float) -> list[str]:
         """The secret values to sign with at ``now``: the current one, then unexpired old ones."""
         values = [resolve_secret(self.secret, self.secret_ref)]
@@ -296,8 +301,13 @@ class Delivery:
 
 
 @dataclass(frozen=True, slots=True)
-class WebhookStatus:
-    """The health of one webhook, from the delivery store."""
+class WebhookStatus(MnemoCoreKeys):
+    """The health of one webhook, from the delivery store.
+
+    Also readable as a mapping with MnemoCore's keys (``status["total_deliveries"]``,
+    ``"successful_deliveries"``, ``"failed_deliveries"``, ``"pending_deliveries"``,
+    ``"success_rate"``: 0.0 before any finished) and those of :meth:`to_dict`.
+    """
 
     webhook_id: str
     enabled: bool
@@ -319,3 +329,13 @@ class WebhookStatus:
                 raw[key] = value.isoformat()
         raw["deliveries"] = dict(self.deliveries)
         return raw
+
+    def _mnemocore_items(self) -> dict[str, Any]:
+        counts = self.deliveries
+        return self.to_dict() | {
+            "total_deliveries": counts.get("total", 0),
+            "successful_deliveries": counts.get("success", 0),
+            "failed_deliveries": counts.get("failed", 0),
+            "pending_deliveries": counts.get("pending", 0) + counts.get("retrying", 0),
+            "success_rate": self.success_rate or 0.0,
+        }

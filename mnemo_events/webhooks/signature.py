@@ -110,6 +110,10 @@ class WebhookSignature:
     """The ``X-MnemoCore-Signature`` scheme (Stripe-compatible)."""
 
     HEADER = SIGNATURE_HEADER
+    SIGNATURE_HEADER = SIGNATURE_HEADER
+    """MnemoCore's name for :attr:`HEADER`."""
+    TOLERANCE_SECONDS = DEFAULT_TOLERANCE
+    """MnemoCore's name for the default timestamp tolerance."""
 
     @staticmethod
     def sign(

@@ -27,6 +27,7 @@ from mnemo_events.schemas import (
     DIALECT,
     MemoryCreated,
     SchemaRegistry,
+    default_registry,
     export_openapi_spec,
     get_json_schema,
     get_model,
@@ -190,13 +191,13 @@ class TestRegistry:
         """Each public model accepts the full payload and dumps it back, Nones omitted."""
         model = get_model(event_type)
         assert model is BUILTIN_MODELS[event_type]
-        assert model.model_validate(FULL[event_type]).to_data() == FULL[event_type]  # type: ignore[attr-defined]
-        assert model.model_validate(_minimal(event_type)).to_data() == _minimal(event_type)  # type: ignore[attr-defined]
+        assert model.model_validate(FULL[event_type]).to_data() == FULL[event_type]
+        assert model.model_validate(_minimal(event_type)).to_data() == _minimal(event_type)
 
     def test_models_are_strict_closed_and_frozen(self) -> None:
         """Models refuse booleans as numbers, unknown fields and mutation."""
         with pytest.raises(pydantic.ValidationError, match="eig"):
-            MemoryCreated(memory_id="m", content="c", tier="hot", eig=True)  # type: ignore[arg-type]
+            MemoryCreated(memory_id="m", content="c", tier="hot", eig=True)
         with pytest.raises(pydantic.ValidationError, match="extra"):
             MemoryCreated.model_validate({**_minimal("memory.created"), "extra": 1})
         payload = MemoryCreated(memory_id="m", content="c", tier="hot")
@@ -351,19 +352,26 @@ class TestValidation:
         ],
     )
     def test_unknown_types_suggest_the_closest(self, typo: str, suggested: str) -> None:
-        """An unregistered type is invalid, with the closest registered names suggested."""
+        """The strict check finds an unregistered type invalid, suggesting the closest names."""
         assert is_registered(typo) is False
         assert suggest_event_types(typo)[0] == suggested
-        valid, errors = validate_event(typo, {})
+        valid, errors = default_registry.validate(typo, {})
         assert valid is False
         assert errors == [errors[0]]
         assert f"event type {typo!r} has no registered schema; did you mean " in errors[0]
         assert repr(suggested) in errors[0]
 
+    def test_validate_event_passes_an_unregistered_type(self) -> None:
+        """``validate_event`` of a well-formed type with no schema is ``(True, [])`` (MnemoCore's
+        answer, as publish treats it); a malformed type stays invalid."""
+        assert validate_event("memory.craeted", {"anything": 1}) == (True, [])
+        assert validate_event("billing.paid", {}) == (True, [])
+        assert validate_event("memory..created", {})[0] is False
+
     def test_unknown_type_without_a_close_name(self) -> None:
         """A type unlike any registered one points at ``list_event_types()``."""
         assert suggest_event_types("billing.paid") == []
-        assert validate_event("billing.paid", {})[1] == [
+        assert default_registry.validate("billing.paid", {})[1] == [
             "event type 'billing.paid' has no registered schema; "
             "see list_event_types() for the registered ones"
         ]
@@ -412,7 +420,7 @@ class TestAgreement:
         assert validate_event(event_type, data)[0] is stock
 
 
-FAST_PATH_CASES: list[tuple[dict[str, Any], list[Any]]] = [
+FAST_PATH_CASES: list[tuple[dict[str, Any] | bool, list[Any]]] = [
     ({"type": ["string", "null"]}, ["a", None, 1, True]),
     ({"properties": {"a": {"type": "integer"}}}, [{}, {"a": 1}, {"a": 1.0}, {"a": True}, "s", [1]]),
     ({"type": "array", "items": {"enum": ["x", "y"]}}, [[], ["x"], ["z"], "x", [1]]),
@@ -543,7 +551,7 @@ class TestRegistration:
         register_event_type("app.gone", {"type": "object"})
         assert unregister_event_type("app.gone") is True
         assert unregister_event_type("app.gone") is False
-        assert validate_event("app.gone", {})[0] is False
+        assert default_registry.validate("app.gone", {})[0] is False
 
     def test_separate_registries_do_not_share_types(self) -> None:
         """A ``SchemaRegistry`` of its own leaves the default one untouched."""

@@ -294,7 +294,7 @@ class TestRetries:
         hook = await _hook(wm, receiver, retry_config=FAST.model_copy(update={"max_attempts": 1}))
         wm.deliver(_event(1))
         wm.deliver(_event(2))
-        await eventually(lambda: not wm.get_webhook(hook.id).enabled)
+        await eventually(lambda: (w := wm.get_webhook(hook.id)) is not None and not w.enabled)
         status = await wm.get_webhook_status(hook.id)
         assert status.disabled_reason == "2 consecutive failed deliveries"
         assert status.consecutive_failures == 2
