@@ -53,6 +53,7 @@ __all__ = [
 
 _log = logger("bus")
 _running_loop = asyncio.get_running_loop
+_DEBUG = logging.DEBUG
 
 
 class EventBus:
@@ -291,7 +292,7 @@ class EventBus:
         else:
             await self._follow_loop()
             await self._transport.accept(event)
-        if _log_debug():
+        if _log.is_enabled_for(_DEBUG):  # a tenth of what building the no-op call's kwargs costs
             _log.debug("bus.published", event_id=event.id, event_type=event.type)
         return event
 
@@ -559,10 +560,6 @@ def _resolve_transport(transport: object, config: EventsConfig) -> Transport:
     raise ConfigError(
         f"transport must be None (in-process) or a Transport object, got {transport!r}"
     )
-
-
-def _log_debug() -> bool:
-    return _log.is_enabled_for(logging.DEBUG)
 
 
 _shared: EventBus | None = None
