@@ -91,6 +91,7 @@ class EventBus:
         self._stream = StreamState.empty(cfg.history_size)
         self._checker = PayloadChecker(cfg.validation)
         self._validating = cfg.validation != "off"
+        self._max_bytes = cfg.max_payload_bytes
         self._skipped_disabled = 0
         self._dispatcher = Dispatcher(self._subject.on_next, self._subscriptions.congested)
         self._watchdog = Watchdog(self._subscriptions.actors, cfg.delivery_timeout)
@@ -269,20 +270,25 @@ class EventBus:
     ) -> Event:
         """Validate, freeze and queue one event; returns it.
 
-        Waits up to ``publish_timeout`` while the mailbox is full.
+        Waits up to ``publish_timeout`` while the mailbox (or a subscriber's mailbox, through
+        the bus task) is full. ``data`` and ``metadata`` must be strict RFC 8259 JSON: no NaN
+        or infinity, no lone surrogate, integers within 64 bits, nesting at most 64 levels,
+        at most ``max_payload_bytes`` of UTF-8 JSON each.
 
         Raises:
             InvalidEventTypeError: the type is not a well-formed dotted name.
-            EventValidationError: ``data`` is not a dict, or (``validation: strict``) breaks
-                the schema of a registered type; nothing is published.
-            QueueFullError: the mailbox stayed full for ``publish_timeout`` seconds.
+            EventValidationError: ``data`` is not a dict or not such JSON, or (``validation:
+                strict``) breaks the schema of a registered type; nothing is published.
+            QueueFullError: the event could not be queued for ``publish_timeout`` seconds.
             BusClosedError: the bus was shut down.
         """
         if self._state is BusState.CLOSED:
             self._refuse_if_closed()
+        # Strict JSON first (bounded depth and size, refused in linear time), then the
+        # schema, which then never sees a hostile shape.
+        event = fresh_event(event_type, data, metadata, self._max_bytes)
         if self._validating:
-            self._checker.check(event_type, data)
-        event = fresh_event(event_type, data, metadata)
+            self._checker.check(event_type, event.data)
         if not self._enabled:
             self._skip_disabled(event)
             return event
@@ -332,7 +338,8 @@ class EventBus:
         """
         self._refuse_if_closed()
         check = self._checker.check if self._validating else None
-        events = [batch_event(index, item, check) for index, item in enumerate(items)]
+        limit = self._max_bytes
+        events = [batch_event(index, item, check, limit) for index, item in enumerate(items)]
         if not self._enabled:
             for event in events:
                 self._skip_disabled(event)

@@ -77,7 +77,7 @@ def test_malformed_patterns_are_refused_with_their_name(pattern: str, message: s
 def test_non_string_pattern_is_refused() -> None:
     """A pattern that is not a string is refused with its type named."""
     with pytest.raises(InvalidPatternError, match="int"):
-        parse_pattern(3)  # type: ignore[arg-type]
+        parse_pattern(3)
 
 
 @pytest.mark.parametrize(
