@@ -194,8 +194,10 @@ def _freeze(value: Any, path: str, depth: int, budget: list[int]) -> Any:
             if item_kind is str and item.isascii():
                 chars += len(item)
                 frozen[key] = item
-            elif item_kind is bool or item is None or (
-                item_kind is int and INT_MIN <= item <= INT_MAX
+            elif (
+                item_kind is bool
+                or item is None
+                or (item_kind is int and INT_MIN <= item <= INT_MAX)
             ):
                 frozen[key] = item
             else:
