@@ -62,6 +62,7 @@ def _well_formed(event_type: str) -> bool:
 
 _known_type = TypeCache(_well_formed, limit=10_000)
 """Types already checked, so the publish path pays one lookup (invalid ones raise again)."""
+_known_type_peek = _known_type.peek
 
 
 class Event:
@@ -229,7 +230,7 @@ def fresh_event(
         EventValidationError: ``data`` or ``metadata`` is not such JSON; the message names
             the path and the reason.
     """
-    if not _known_type(event_type):
+    if _known_type_peek(event_type) is not True and not _known_type(event_type):
         validate_event_type(event_type)  # raises, naming what is wrong
     event = _new(Event)
     _set(event, "id", new_event_id())

@@ -294,7 +294,9 @@ class EventBus:
             return event
         memory = self._memory
         if memory is not None and memory.live_loop is _running_loop():
-            await memory.accept(event)  # the hot path: the pump runs on this loop
+            # The hot path: the pump runs on this loop; await only when it must wait.
+            if not memory.try_accept(event):
+                await memory.accept(event)
         else:
             await self._follow_loop()
             await self._transport.accept(event)

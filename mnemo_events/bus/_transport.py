@@ -134,6 +134,7 @@ class MemoryTransport:
         self._accepted = 0
         self._delivered = 0
         self._waiters: list[tuple[int, asyncio.Future[bool]]] = []
+        self._yield_due = False
         self.live_loop: asyncio.AbstractEventLoop | None = None
         """The loop the pump runs on; None when it is not running (a cheap check)."""
 
@@ -154,8 +155,27 @@ class MemoryTransport:
 
     # -- accepting -----------------------------------------------------------------------------
 
+    def try_accept(self, event: Event) -> bool:
+        """Queue one event if there is room and no yield is due; False means: await accept.
+
+        The bus's publish calls this first: it saves creating a coroutine per event (a
+        tenth of publish's own cost, measured with ``benchmarks/profile_bus.py``).
+        """
+        depth = self._mailbox.offer(event)
+        if depth < 0:
+            return False
+        self._accepted += 1
+        if depth % _YIELD_EVERY == 0:
+            self._yield_due = True
+            return False
+        return True
+
     async def accept(self, event: Event) -> None:
         """Queue one event, waiting for room up to ``publish_timeout``."""
+        if self._yield_due:  # try_accept queued it; a producer that never awaits must yield
+            self._yield_due = False
+            await asyncio.sleep(0)
+            return
         depth = self._mailbox.offer(event)
         if depth < 0:
             await self._put_waiting(event)
