@@ -4,7 +4,6 @@
 and to build ``__all__``; type checkers read it as the package's interface.
 """
 
-# MnemoCore's names (issue 14): thin views of the types above.
 from . import integration as integration
 from .bus._stream import (
     EventStream as EventStream,
@@ -61,6 +60,9 @@ from .exceptions import (
     BusClosedError as BusClosedError,
 )
 from .exceptions import (
+    BusNotRunningError as BusNotRunningError,
+)
+from .exceptions import (
     ConfigError as ConfigError,
 )
 from .exceptions import (
@@ -86,6 +88,9 @@ from .exceptions import (
 )
 from .exceptions import (
     SensitiveWebhookHeaderError as SensitiveWebhookHeaderError,
+)
+from .exceptions import (
+    SubscriptionClosedError as SubscriptionClosedError,
 )
 from .exceptions import (
     UnsafeWebhookPersistenceError as UnsafeWebhookPersistenceError,
@@ -274,5 +279,4 @@ from .webhook_manager import (
     reset_webhook_manager as reset_webhook_manager,
 )
 
-__all__: list[str]
 __version__: str

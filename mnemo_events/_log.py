@@ -6,6 +6,10 @@ The library never calls ``structlog.configure()``. Until the application (or the
 lines, and with nothing configured only warnings and above appear, on stderr (logging's
 last-resort handler), never on stdout. Once structlog is configured, lines go through it and
 :func:`set_library_level` sets the bar. Float fields are rounded to three decimals.
+
+The level check is decided once, when the library level changes (as structlog's filtering
+bound loggers do): a method at or above it emits directly; one below it only asks whether
+the standard library wants the line (a cached look-up), so debug lines may sit on hot paths.
 """
 
 from __future__ import annotations
@@ -17,7 +21,6 @@ import structlog
 
 __all__ = [
     "LibraryLogger",
-    "current_level",
     "library_level",
     "logger",
     "set_library_level",
@@ -31,8 +34,6 @@ _LEVELS = {
     "critical": logging.CRITICAL,
 }
 _state = {"level": logging.WARNING}
-current_level = _state
-"""The live threshold, for hot paths that test it inline: ``current_level["level"] <= 10``."""
 
 
 def parse_level(level: str | int) -> int:
@@ -50,6 +51,7 @@ def parse_level(level: str | int) -> int:
 def set_library_level(level: str | int) -> None:
     """Let the library's log lines at ``level`` and above through (default ``warning``)."""
     _state["level"] = parse_level(level)
+    _apply_level()
 
 
 def library_level() -> int:
@@ -59,6 +61,10 @@ def library_level() -> int:
 
 class LibraryLogger:
     """A structlog logger that drops lines below the library level before any processing.
+
+    As structlog's filtering bound loggers do, the level check is decided once, when the
+    level changes (:func:`_apply_level`): each method below it is swapped for a gate that only
+    asks whether the standard library wants the line (while structlog is unconfigured).
 
     The structlog logger is looked up per line (only for lines that pass the level), so an
     application that configures structlog after importing the library, or a test capturing
@@ -83,28 +89,68 @@ class LibraryLogger:
 
     def debug(self, event: str, **fields: Any) -> None:
         """Log at debug level."""
-        if _state["level"] <= logging.DEBUG or _stdlib_wants(logging.DEBUG):
-            self._emit("debug", event, fields)
+        self._emit("debug", event, fields)
 
     def info(self, event: str, **fields: Any) -> None:
         """Log at info level."""
-        if _state["level"] <= logging.INFO or _stdlib_wants(logging.INFO):
-            self._emit("info", event, fields)
+        self._emit("info", event, fields)
 
     def warning(self, event: str, **fields: Any) -> None:
         """Log at warning level."""
-        if _state["level"] <= logging.WARNING or _stdlib_wants(logging.WARNING):
-            self._emit("warning", event, fields)
+        self._emit("warning", event, fields)
 
     def error(self, event: str, **fields: Any) -> None:
         """Log at error level."""
-        if _state["level"] <= logging.ERROR or _stdlib_wants(logging.ERROR):
-            self._emit("error", event, fields)
+        self._emit("error", event, fields)
 
     def exception(self, event: str, **fields: Any) -> None:
         """Log at error level with the current exception's traceback."""
-        if _state["level"] <= logging.ERROR or _stdlib_wants(logging.ERROR):
-            self._emit("exception", event, fields)
+        self._emit("exception", event, fields)
+
+    def is_enabled_for(self, level: int) -> bool:
+        """Whether a line at ``level`` (a :mod:`logging` number) would be emitted."""
+        return level >= _state["level"] or _stdlib_wants(level)
+
+    def warning_every(self, count: int, every: int, event: str, **fields: Any) -> None:
+        """Log the first and every ``every``-th occurrence at warning, the others at debug.
+
+        For a failure that repeats per event (a full mailbox, a malformed producer): the
+        operator sees it at once and is reminded, without one line per event.
+        """
+        if count == 1 or count % every == 0:
+            self.warning(event, **fields)
+        else:
+            self.debug(event, **fields)
+
+
+_METHOD_LEVELS = {
+    "debug": logging.DEBUG,
+    "info": logging.INFO,
+    "warning": logging.WARNING,
+    "error": logging.ERROR,
+    "exception": logging.ERROR,
+}
+_EMITTERS = {name: LibraryLogger.__dict__[name] for name in _METHOD_LEVELS}
+
+
+def _stdlib_gate(method: str, level: int) -> Any:
+    """A method below the library level: emitted only if the standard library wants it."""
+
+    def gate(self: LibraryLogger, event: str, **fields: Any) -> None:
+        if _stdlib_wants(level):
+            self._emit(method, event, fields)
+
+    gate.__doc__ = _EMITTERS[method].__doc__
+    return gate
+
+
+_GATES = {name: _stdlib_gate(name, level) for name, level in _METHOD_LEVELS.items()}
+
+
+def _apply_level() -> None:
+    threshold = _state["level"]
+    for name, level in _METHOD_LEVELS.items():
+        setattr(LibraryLogger, name, _EMITTERS[name] if level >= threshold else _GATES[name])
 
 
 # -- routing to the standard library's logging ----------------------------------------------
@@ -115,13 +161,6 @@ class LibraryLogger:
 
 STDLIB_ROOT = "mnemo_events"
 _stdlib = logging.getLogger(STDLIB_ROOT)
-_STDLIB_LEVELS = {
-    "debug": logging.DEBUG,
-    "info": logging.INFO,
-    "warning": logging.WARNING,
-    "error": logging.ERROR,
-    "exception": logging.ERROR,
-}
 
 
 def _stdlib_wants(level: int) -> bool:
@@ -137,7 +176,7 @@ def _rounded(value: Any) -> Any:
 def _to_stdlib(method: str, event: str, values: dict[str, Any]) -> None:
     component = values.get("component")
     target = logging.getLogger(f"{STDLIB_ROOT}.{component}") if component else _stdlib
-    level = _STDLIB_LEVELS[method]
+    level = _METHOD_LEVELS[method]
     if not target.isEnabledFor(level):
         return
     exc_info = values.pop("exc_info", None) or (method == "exception")
@@ -163,3 +202,6 @@ def _to_stdlib(method: str, event: str, values: dict[str, Any]) -> None:
 def logger(component: str, **bound: Any) -> LibraryLogger:
     """The library logger of one component (``"bus"``, ``"webhooks"``, ...)."""
     return LibraryLogger({"component": component, **bound})
+
+
+_apply_level()

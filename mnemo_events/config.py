@@ -55,6 +55,12 @@ class EventsConfig(_Section):
     """Seconds ``publish`` waits for room in a full mailbox before raising QueueFullError."""
     validation: ValidationMode = "strict"
     """How payloads of registered event types are checked on publish."""
+    max_payload_bytes: int = Field(1_048_576, ge=64)
+    """Largest UTF-8 JSON size of an event's ``data`` (and of its ``metadata``) that
+    ``publish`` accepts; larger ones raise EventValidationError."""
+    subscriber_queue_size: int = Field(10_000, ge=1)
+    """Events one subscription may hold unhandled; beyond that the bus waits for its
+    handler, so ``publish`` waits too and raises QueueFullError after ``publish_timeout``."""
 
 
 class RetryConfig(_Section):

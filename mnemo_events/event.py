@@ -8,9 +8,9 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from mnemo_events._frozen import FrozenDict, freeze, thaw
-from mnemo_events.exceptions import EventValidationError
-from mnemo_events.patterns import validate_event_type
+from mnemo_events._frozen import DEFAULT_MAX_BYTES, FrozenDict, freeze, thaw
+from mnemo_events.exceptions import EventValidationError, InvalidEventTypeError
+from mnemo_events.patterns import TypeCache, validate_event_type
 
 __all__ = ["Event", "fresh_event", "new_event_id"]
 
@@ -29,7 +29,9 @@ def new_event_id() -> str:
     return f"evt_{bits:032x}"
 
 
-def _frozen_mapping(event_type: str, name: str, value: Any) -> FrozenDict:
+def _frozen_mapping(
+    event_type: str, name: str, value: Any, max_bytes: int = DEFAULT_MAX_BYTES
+) -> FrozenDict:
     if value is None and name == "metadata":
         return _EMPTY
     if type(value) is not dict and not isinstance(value, Mapping):
@@ -37,7 +39,7 @@ def _frozen_mapping(event_type: str, name: str, value: Any) -> FrozenDict:
             event_type, [f"{name}: expected a dict, got {type(value).__name__}"]
         )
     try:
-        frozen: FrozenDict = freeze(value, name)
+        frozen: FrozenDict = freeze(value, name, max_bytes)
     except TypeError as err:
         raise EventValidationError(event_type, [str(err)]) from None
     return frozen
@@ -48,7 +50,19 @@ _new = object.__new__
 _now = datetime.now
 _getrandbits = random.getrandbits
 _EMPTY = FrozenDict()
-_VALID_TYPES: set[str] = set()
+
+
+def _well_formed(event_type: str) -> bool:
+    try:
+        validate_event_type(event_type)
+    except InvalidEventTypeError:
+        return False
+    return True
+
+
+_known_type = TypeCache(_well_formed, limit=10_000)
+"""Types already checked, so the publish path pays one lookup (invalid ones raise again)."""
+_known_type_peek = _known_type.peek
 
 
 class Event:
@@ -159,7 +173,9 @@ class Event:
         """The UTF-8 JSON of :meth:`to_dict`, encoded once and reused (webhooks, history)."""
         encoded: bytes | None = getattr(self, "_json", None)  # unset until first encoded
         if encoded is None:
-            encoded = json.dumps(self.to_dict(), separators=(",", ":"), ensure_ascii=False).encode()
+            encoded = json.dumps(
+                self.to_dict(), separators=(",", ":"), ensure_ascii=False, allow_nan=False
+            ).encode()
             _set(self, "_json", encoded)
         return encoded
 
@@ -209,25 +225,34 @@ class Event:
 
 
 def fresh_event(
-    event_type: str, data: Mapping[str, Any], metadata: Mapping[str, Any] | None = None
+    event_type: str,
+    data: Mapping[str, Any],
+    metadata: Mapping[str, Any] | None = None,
+    max_bytes: int = DEFAULT_MAX_BYTES,
 ) -> Event:
     """:meth:`Event.create` without options: the publish path.
 
     The same checks as ``Event.__init__`` minus those a fresh id and the current UTC time
-    make unnecessary, with known-good types remembered.
+    make unnecessary, with known-good types remembered. ``data`` and ``metadata`` must each
+    be strict JSON of at most ``max_bytes`` UTF-8 bytes (see :func:`~mnemo_events._frozen.freeze`).
+
+    Raises:
+        InvalidEventTypeError: the type is not a well-formed dotted name.
+        EventValidationError: ``data`` or ``metadata`` is not such JSON; the message names
+            the path and the reason.
     """
-    if event_type not in _VALID_TYPES:
-        validate_event_type(event_type)
-        if len(_VALID_TYPES) < 10_000:
-            _VALID_TYPES.add(event_type)
+    if _known_type_peek(event_type) is not True and not _known_type(event_type):
+        validate_event_type(event_type)  # raises, naming what is wrong
     event = _new(Event)
     _set(event, "id", new_event_id())
     _set(event, "type", event_type)
-    _set(event, "data", _frozen_mapping(event_type, "data", data))
+    _set(event, "data", _frozen_mapping(event_type, "data", data, max_bytes))
     _set(
         event,
         "metadata",
-        _EMPTY if metadata is None else _frozen_mapping(event_type, "metadata", metadata),
+        _EMPTY
+        if metadata is None
+        else _frozen_mapping(event_type, "metadata", metadata, max_bytes),
     )
     _set(event, "published_at", _now(UTC))
     return event

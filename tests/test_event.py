@@ -1,4 +1,4 @@
-"""The Event object: ids, timestamps, immutability and the JSON round trip."""
+"""The Event object: ids, timestamps, immutability, strict JSON and the JSON round trip."""
 
 from __future__ import annotations
 
@@ -6,11 +6,13 @@ import copy
 import json
 import pickle
 import re
+import time
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
 from mnemo_events.event import Event
+from mnemo_events.event_bus import EventBus
 from mnemo_events.exceptions import EventValidationError, InvalidEventTypeError
 
 
@@ -81,7 +83,7 @@ class TestImmutability:
         """Reassigning a field is refused."""
         event = Event.create("a.b", {})
         with pytest.raises(AttributeError, match="immutable"):
-            event.data = {}  # type: ignore[misc]
+            event.data = {}
 
     def test_publisher_mutation_after_create_does_not_leak(self) -> None:
         """The payload is copied: the publisher changing its dict later changes nothing."""
@@ -144,3 +146,97 @@ class TestSerialisation:
         """A malformed dict is refused with the field named."""
         with pytest.raises(EventValidationError, match=message):
             Event.from_dict(raw)
+
+
+def _nested(levels: int) -> dict[str, object]:
+    """A dict ``levels`` deep: {"n": {"n": ... {}}}."""
+    inner: dict[str, object] = {}
+    for _ in range(levels - 1):
+        inner = {"n": inner}
+    return inner
+
+
+def _nested_lists(levels: int) -> list[object]:
+    """A list ``levels`` deep: [[[...]]]."""
+    inner: list[object] = []
+    for _ in range(levels - 1):
+        inner = [inner]
+    return inner
+
+
+def _self_referencing() -> dict[str, object]:
+    loop: dict[str, object] = {"name": "loop"}
+    loop["self"] = loop
+    return loop
+
+
+HOSTILE = [
+    pytest.param({"text": "\ud800"}, "lone surrogate", id="lone-surrogate"),
+    pytest.param({"\udfff": 1}, "lone surrogate", id="lone-surrogate-key"),
+    pytest.param({"x": float("inf")}, "inf, which JSON cannot carry", id="infinity"),
+    pytest.param({"x": 1e999}, "inf, which JSON cannot carry", id="1e999"),
+    pytest.param({"x": -1e999}, "-inf", id="minus-1e999"),
+    pytest.param({"x": float("nan")}, "NaN", id="nan"),
+    pytest.param({"x": [float("nan")]}, "NaN", id="nested-nan"),
+    pytest.param({"x": 10**4_999}, "integer of about 5000 digits", id="5000-digit-int"),
+    pytest.param({"x": -(10**4_999)}, "integer of about 5000 digits", id="minus-5000-digits"),
+    pytest.param({"x": 2**64}, "outside the range", id="2**64"),
+    pytest.param(_self_referencing(), "nested deeper than 64 levels", id="self-reference"),
+    pytest.param(_nested(5_000), "nested deeper than 64 levels", id="5000-levels"),
+    pytest.param(
+        {"list": _nested_lists(5_000)},
+        "nested deeper than 64 levels",
+        id="5000-levels-of-lists",
+    ),
+]
+
+
+class TestStrictJSON:
+    @pytest.mark.parametrize(("data", "reason"), HOSTILE)
+    async def test_publish_refuses_what_is_not_strict_json_quickly(
+        self, data: dict[str, object], reason: str
+    ) -> None:
+        """publish refuses each hostile payload with EventValidationError, in milliseconds."""
+        async with EventBus(validation="strict") as bus:
+            seen: list[Event] = []
+            bus.subscribe(">", seen.append)
+            for event_type in ("a.b", "memory.created"):
+                started = time.perf_counter()
+                with pytest.raises(EventValidationError, match=reason):
+                    await bus.publish(event_type, data)
+                assert time.perf_counter() - started < 0.5  # generous; typically < 1 ms
+                with pytest.raises(EventValidationError, match=reason):
+                    await bus.publish_batch([(event_type, data)])
+            await bus.flush()
+            assert seen == []
+            assert bus.get_metrics()["total_published"] == 0
+
+    @pytest.mark.parametrize(("data", "reason"), HOSTILE)
+    def test_event_create_refuses_them_too(self, data: dict[str, object], reason: str) -> None:
+        """Event.create applies the same checks, to metadata as well as data."""
+        with pytest.raises(EventValidationError, match=reason):
+            Event.create("a.b", data)
+        with pytest.raises(EventValidationError, match=reason):
+            Event.create("a.b", {}, data)
+
+    def test_the_limits_themselves_are_accepted(self) -> None:
+        """64 levels, int64/uint64 bounds, astral characters and big finite floats pass."""
+        data = {
+            "deep": _nested(63),
+            "ints": [-(2**63), 2**64 - 1],
+            "text": "caf\u00e9 \U0001f600",
+            "big": 1.7976931348623157e308,
+        }
+        event = Event.create("a.b", data)
+        assert json.loads(event.to_json())["data"] == data
+
+    async def test_payload_size_is_bounded_by_max_payload_bytes(self) -> None:
+        """A payload over events.max_payload_bytes is refused naming its size and the limit."""
+        async with EventBus(validation="off", max_payload_bytes=1_000) as bus:
+            await bus.publish("a.b", {"text": "x" * 900})
+            with pytest.raises(EventValidationError, match="over the limit of 1000"):
+                await bus.publish("a.b", {"text": "x" * 1_001})
+            with pytest.raises(EventValidationError, match="over the limit of 1000"):
+                await bus.publish("a.b", {"list": ["\u00e9" * 100] * 10})
+            with pytest.raises(EventValidationError, match="metadata is"):
+                await bus.publish("a.b", {}, {"note": "y" * 2_000})

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from mnemo_events._frozen import DEFAULT_MAX_BYTES
 from mnemo_events.event import Event, fresh_event
 from mnemo_events.exceptions import EventValidationError
 
@@ -39,7 +40,12 @@ def item_parts(index: int, item: BatchItem) -> tuple[Any, Any, Any]:
     )
 
 
-def batch_event(index: int, item: BatchItem, check: Callable[[str, Any], None] | None) -> Event:
+def batch_event(
+    index: int,
+    item: BatchItem,
+    check: Callable[[str, Any], None] | None,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+) -> Event:
     """The event of one batch item, its payload checked by ``check`` (when given).
 
     Raises:
@@ -48,9 +54,10 @@ def batch_event(index: int, item: BatchItem, check: Callable[[str, Any], None] |
     """
     event_type, data, metadata = item_parts(index, item)
     try:
+        event = fresh_event(event_type, data, metadata, max_bytes)
         if check is not None:
-            check(event_type, data)
-        return fresh_event(event_type, data, metadata)
+            check(event_type, event.data)
+        return event
     except EventValidationError as err:
         raise EventValidationError(
             err.event_type, [f"item {index}: {problem}" for problem in err.errors]

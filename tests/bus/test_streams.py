@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
 
 import pytest
 from reactivex import operators as ops
@@ -17,7 +18,8 @@ class TestObserve:
     async def test_observer_receives_matching_events_in_order(self, bus: EventBus) -> None:
         """observe(pattern) emits every matching event, in publish order."""
         seen: list[int] = []
-        bus.observe("memory.*").pipe(ops.map(lambda e: e.data["n"])).subscribe(seen.append)
+        numbers: Callable[[Event], int] = lambda e: e.data["n"]  # noqa: E731
+        bus.observe("memory.*").pipe(ops.map(numbers)).subscribe(seen.append)
         for n in range(5):
             await bus.publish("memory.created" if n % 2 else "dream.started", {"n": n})
             await bus.publish("memory.deleted", {"n": 10 + n})
@@ -157,7 +159,7 @@ class TestStream:
         await asyncio.sleep(0.01)
         [info] = [s for s in bus.list_subscriptions() if s.handler.endswith("_deliver")]
         assert info.pending > 0  # the rest waits in the subscription's own mailbox
-        got = []
+        got: list[int] = []
         while len(got) < 20:
             got.append((await anext(iterator)).data["n"])
         await iterator.aclose()
