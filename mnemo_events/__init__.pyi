@@ -50,6 +50,12 @@ from .exceptions import (
     ConfigError as ConfigError,
 )
 from .exceptions import (
+    DeliveryStoreClosedError as DeliveryStoreClosedError,
+)
+from .exceptions import (
+    DeliveryStoreCorruptError as DeliveryStoreCorruptError,
+)
+from .exceptions import (
     EventValidationError as EventValidationError,
 )
 from .exceptions import (
@@ -69,6 +75,9 @@ from .exceptions import (
 )
 from .exceptions import (
     UnsafeWebhookURLError as UnsafeWebhookURLError,
+)
+from .exceptions import (
+    WebhookActorClosedError as WebhookActorClosedError,
 )
 from .exceptions import (
     WebhookConfigError as WebhookConfigError,

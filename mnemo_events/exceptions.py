@@ -15,7 +15,10 @@ can catch either::
         ├── WebhookNotFoundError   (KeyError)
         ├── WebhookConfigError     (ValueError)
         │   └── UnsafeWebhookURLError
-        └── WebhookPersistenceError (OSError)
+        ├── WebhookPersistenceError (OSError)
+        ├── DeliveryStoreCorruptError (OSError)
+        ├── DeliveryStoreClosedError (RuntimeError)
+        └── WebhookActorClosedError (RuntimeError)
 """
 
 from __future__ import annotations
@@ -25,6 +28,8 @@ from collections.abc import Sequence
 __all__ = [
     "BusClosedError",
     "ConfigError",
+    "DeliveryStoreClosedError",
+    "DeliveryStoreCorruptError",
     "EventValidationError",
     "InvalidEventTypeError",
     "InvalidPatternError",
@@ -32,6 +37,7 @@ __all__ = [
     "QueueFullError",
     "SchemaRegistrationError",
     "UnsafeWebhookURLError",
+    "WebhookActorClosedError",
     "WebhookConfigError",
     "WebhookError",
     "WebhookNotFoundError",
@@ -99,3 +105,15 @@ class UnsafeWebhookURLError(WebhookConfigError):
 
 class WebhookPersistenceError(WebhookError, OSError):
     """The webhook configuration file cannot be read or written; the message names the path."""
+
+
+class DeliveryStoreCorruptError(WebhookError, OSError):
+    """The delivery store file is damaged or not a delivery store; it is left untouched."""
+
+
+class DeliveryStoreClosedError(WebhookError, RuntimeError):
+    """The delivery store is not open (never opened, or closed) and refuses work."""
+
+
+class WebhookActorClosedError(WebhookError, RuntimeError):
+    """A webhook's delivery actor is not running (not started, or stopped) and refuses work."""
