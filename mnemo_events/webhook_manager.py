@@ -25,6 +25,7 @@ costs one transaction, not one per event.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import os
 import secrets
@@ -43,7 +44,12 @@ from reactivex.disposable import Disposable
 from mnemo_events._log import logger
 from mnemo_events.config import RetryConfig, WebhooksConfig, load_config
 from mnemo_events.event import Event
-from mnemo_events.exceptions import WebhookConfigError, WebhookError, WebhookNotFoundError
+from mnemo_events.exceptions import (
+    BusClosedError,
+    WebhookConfigError,
+    WebhookError,
+    WebhookNotFoundError,
+)
 from mnemo_events.webhooks import _validation, ssrf
 from mnemo_events.webhooks._registry import WebhookRegistry
 from mnemo_events.webhooks._runtime import DeliveryRuntime
@@ -208,13 +214,15 @@ class WebhookManager:
 
         Raises:
             WebhookError: the manager is not running.
+            BusNotRunningError: the attached bus stopped with events for the manager unhandled.
             sqlite3.Error: a batch holding some of those deliveries could not commit (logged
                 and counted in ``errors.store_errors``); they are not durable.
         """
         runtime = self._running()
-        bus_flush = getattr(self._bus, "flush", None)
-        if bus_flush is not None and self._bus_subscription_id is not None:
-            await bus_flush(subscription_ids=[self._bus_subscription_id])
+        if self._bus is not None and self._bus_subscription_id is not None:
+            # A shut-down bus drained before closing, and nothing more comes from it.
+            with contextlib.suppress(BusClosedError):
+                await self._bus.flush(subscription_ids=[self._bus_subscription_id])
         await runtime.store.flush()
 
     def _running(self) -> DeliveryRuntime:

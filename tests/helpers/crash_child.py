@@ -7,10 +7,11 @@ Usage:
   is recorded in the store, prints ``READY <webhook json>`` and keeps retrying against the
   (failing) receiver until it is killed.
 - ``python crash_child.py rounds <webhooks.json> <deliveries.sqlite3> <url> <rounds>
-  <per_round> <max_in_flight>``: registers a webhook, prints ``READY <webhook json>``, then
-  for each round hands ``per_round`` events to the manager, awaits ``flush()`` and prints
-  ``FLUSHED <round> <event ids json>``; then ``DONE``, and waits until it is killed. Every
-  event of a printed round has crossed the crash boundary.
+  <per_round> <max_in_flight> <direct|bus>``: registers a webhook, prints ``READY <webhook
+  json>``, then for each round hands ``per_round`` events to the manager (``deliver``, or
+  ``await bus.publish`` on an attached bus), awaits ``flush()`` and prints ``FLUSHED <round>
+  <event ids json>``; then ``DONE``, and waits until it is killed. Every event of a printed
+  round has crossed the crash boundary.
 """
 
 from __future__ import annotations
@@ -42,7 +43,14 @@ async def main(registry: str, store: str, url: str, count: int) -> None:
 
 
 async def rounds(
-    registry: str, store: str, url: str, count: int, per_round: int, max_in_flight: int
+    registry: str,
+    store: str,
+    url: str,
+    count: int,
+    per_round: int,
+    max_in_flight: int,
+    *,
+    via_bus: bool,
 ) -> None:
     """Hand events over in rounds, announcing each round once flush() returned."""
     wm = WebhookManager(
@@ -52,26 +60,34 @@ async def rounds(
         max_in_flight_per_endpoint=max_in_flight,
     )
     retry = RetryConfig(max_attempts=100, base_delay_seconds=0.05, max_delay_seconds=0.1)
-    await wm.start()
-    hook = await wm.register_webhook(url, ["memory.*"], retry_config=retry)
-    print("READY", json.dumps({"id": hook.id, "secret": hook.secret}), flush=True)
-    for number in range(count):
-        events = [
-            Event.create("memory.created", {"memory_id": f"r{number}-{n}"})
-            for n in range(per_round)
-        ]
-        for event in events:
-            wm.deliver(event)
-        await wm.flush()
-        print("FLUSHED", number, json.dumps([e.id for e in events]), flush=True)
-    print("DONE", flush=True)
-    await asyncio.Event().wait()
+    async with EventBus(validation="off") as bus:
+        if via_bus:
+            wm.attach(bus)
+        await wm.start()
+        hook = await wm.register_webhook(url, ["memory.*"], retry_config=retry)
+        print("READY", json.dumps({"id": hook.id, "secret": hook.secret}), flush=True)
+        for number in range(count):
+            ids = []
+            for n in range(per_round):
+                data = {"memory_id": f"r{number}-{n}"}
+                if via_bus:
+                    ids.append((await bus.publish("memory.created", data)).id)
+                else:
+                    event = Event.create("memory.created", data)
+                    wm.deliver(event)
+                    ids.append(event.id)
+            await wm.flush()
+            print("FLUSHED", number, json.dumps(ids), flush=True)
+        print("DONE", flush=True)
+        await asyncio.Event().wait()
 
 
 if __name__ == "__main__":
     if sys.argv[1] == "rounds":
-        registry, store, url, *numbers = sys.argv[2:]
+        registry, store, url, *numbers, mode = sys.argv[2:]
         count, per_round, max_in_flight = (int(n) for n in numbers)
-        asyncio.run(rounds(registry, store, url, count, per_round, max_in_flight))
+        asyncio.run(
+            rounds(registry, store, url, count, per_round, max_in_flight, via_bus=mode == "bus")
+        )
     else:
         asyncio.run(main(sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])))

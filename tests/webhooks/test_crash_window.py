@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from mnemo_events.event_bus import EventBus
 from mnemo_events.webhook_manager import WebhookManager
 from tests.helpers.receiver import Receiver, Reply, eventually
 
@@ -38,12 +39,17 @@ class Moment:
     """The receiver never answers (attempts stay in flight), else it answers 503."""
     requests_before_kill: int = 0
     """With 503s: also wait for this many requests (retries under way) before killing."""
+    via_bus: bool = False
+    """Events are published on an attached bus (``await bus.publish``) instead of handed
+    to ``deliver``."""
 
 
 MOMENTS = {
     "before-first-attempts": Moment(1, 50, 1, 0, hang=True),
     "mid-publish": Moment(40, 25, 2, 3, hang=True),
     "mid-retries": Moment(5, 20, 4, 4, hang=False, requests_before_kill=150),
+    "via-bus-before-first-attempts": Moment(1, 50, 1, 0, hang=True, via_bus=True),
+    "via-bus-mid-publish": Moment(40, 25, 2, 2, hang=True, via_bus=True),
 }
 
 
@@ -71,6 +77,7 @@ async def _run_child(
         str(moment.rounds),
         str(moment.per_round),
         str(moment.max_in_flight),
+        "bus" if moment.via_bus else "direct",
         stdout=asyncio.subprocess.PIPE,
     )
     flushed: set[str] = set()
@@ -141,3 +148,29 @@ async def test_every_flushed_delivery_survives_sigkill(
         request = by_delivery[recorded[event_id][0]]
         assert json.loads(request.body)["id"] == event_id
         assert request.stripe_ok is True
+
+
+async def test_publish_then_flush_is_durable(tmp_path: Path, receiver: Receiver) -> None:
+    """``await bus.publish(...); await wm.flush()``: the delivery row is committed in the
+    store file (read by another connection) though the receiver has not answered yet."""
+    gate = asyncio.Event()
+    receiver.script("/hook", then=Reply(gate=gate))
+    store = tmp_path / "deliveries.sqlite3"
+    wm = WebhookManager(
+        tmp_path / "webhooks.json",
+        delivery_store_path=store,
+        allow_private_networks=True,
+        stop_timeout=0.05,
+    )
+    try:
+        async with EventBus(validation="off") as bus, wm:
+            wm.attach(bus)
+            await wm.register_webhook(receiver.url(), ["memory.*"])
+            events = [
+                await bus.publish("memory.created", {"memory_id": f"m{n}"}) for n in range(2000)
+            ]
+            await wm.flush()
+            recorded = _recorded(store)
+            assert {e.id for e in events} <= set(recorded)
+    finally:
+        gate.set()
