@@ -25,7 +25,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import enum
-import json
 import os
 import secrets
 import sqlite3
@@ -42,15 +41,14 @@ from mnemo_events.exceptions import DeliveryStoreClosedError, DeliveryStoreCorru
 from mnemo_events.webhooks._store_rows import (
     APPLICATION_ID,
     DELIVERY_COLUMNS,
-    INSERT_ATTEMPTS,
-    INSERT_DELIVERIES,
+    INSERT_ATTEMPT,
     INSERT_DELIVERY,
     JOB_COLUMNS,
     SCHEMA,
     SCHEMA_VERSION,
     STATE_COLUMNS,
     STORE_FORMAT,
-    UPDATE_DELIVERIES,
+    UPDATE_DELIVERY,
     UPSERT_STATE,
     AttemptRow,
     NewDeliveryRow,
@@ -455,12 +453,11 @@ class DeliveryStore:
         conn.execute("BEGIN")
         try:
             if batch.deliveries:
-                _insert_deliveries(conn, batch.deliveries)
+                conn.executemany(INSERT_DELIVERY, batch.deliveries)
             if batch.attempts:
-                conn.execute(INSERT_ATTEMPTS, (json.dumps(batch.attempts),))
+                conn.executemany(INSERT_ATTEMPT, batch.attempts)
             if batch.updates:
-                last = {update.id: update for update in batch.updates}  # in order, last wins
-                conn.execute(UPDATE_DELIVERIES, (json.dumps(list(last.values())),))
+                conn.executemany(UPDATE_DELIVERY, batch.updates)
             if batch.state_rows:
                 conn.executemany(UPSERT_STATE, batch.state_rows)
             results: list[Any] = []
@@ -615,19 +612,6 @@ class DeliveryStore:
             ).rowcount
 
         return await self._submit(_prune)
-
-
-_BODY = NewDeliveryRow._fields.index("body")
-
-
-def _insert_deliveries(conn: sqlite3.Connection, rows: list[NewDeliveryRow]) -> None:
-    """Insert new deliveries in one statement (see ``INSERT_DELIVERIES``)."""
-    try:
-        text = json.dumps([(*row[:_BODY], row.body.decode(), *row[_BODY + 1 :]) for row in rows])
-    except (UnicodeDecodeError, AttributeError, TypeError):  # not UTF-8 text: row by row
-        conn.executemany(INSERT_DELIVERY, rows)
-        return
-    conn.execute(INSERT_DELIVERIES, (text,))
 
 
 @dataclass(frozen=True, slots=True)
