@@ -3,11 +3,11 @@
 ::
 
     inbound events ─filter(webhook matches)─map(new delivery, recorded)─┐
-    resumed, redelivered and replayed deliveries ───────────────────────┴▶ admit
-    admit ─▶ per delivery: attempt source ─retry_when(notifier)─▶ (completes or gives up)
-    attempt source: each subscription queues one attempt in the mailbox
-    mailbox ─▶ at most max_in_flight workers ─▶ settle (record, log, result) ─▶ results
-    results ─scan─▶ metrics (in the manager's runtime)
+    resumed, redelivered and replayed deliveries ───────────────────────┴▶ mailbox
+    mailbox ─▶ at most max_in_flight workers; a worker taking a new delivery starts its chain:
+        attempts(job) ─retry_when(notifier)─▶ (completes, or gives up)
+        (1st subscription: the attempt this worker runs; each retry: one more in the mailbox)
+    each attempt ─▶ settle (record, log, result) ─▶ results ─scan─▶ metrics (runtime)
 
 Each webhook is an actor: its mailbox and at most ``max_in_flight`` worker tasks, so a slow or
 dead endpoint only occupies its own workers. Every delivery is one Rx chain,
