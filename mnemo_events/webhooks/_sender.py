@@ -1,8 +1,11 @@
 """One HTTP attempt: headers, signatures, the POST, and what the answer means.
 
 The sender owns no state between attempts beyond the manager's one ``ClientSession``. It
-never raises for a network problem: every outcome is a :class:`Response` (the actor decides
-about retries). Redirects are not followed; the response body is read up to a cap.
+never raises: every outcome is a :class:`Response` (the actor decides about retries). A
+network problem is a retryable failure; an unexpected error (aiohttp raising ``ValueError``
+for a request it refuses to build, a bug) is a final failure with ``internal=True``, logged
+as ``webhooks.attempt_error`` without its traceback (whose locals hold the secrets).
+Redirects are not followed; the response body is read up to a cap.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import aiohttp
 from yarl import URL
 
 from mnemo_events import __version__
+from mnemo_events._log import logger
 from mnemo_events.webhooks._secret_refs import resolve_header_refs, resolve_ref
 from mnemo_events.webhooks.backoff import RETRY_AFTER_STATUSES, parse_retry_after
 from mnemo_events.webhooks.models import Webhook
@@ -51,6 +55,7 @@ RESERVED_HEADERS = frozenset(
     )
 )
 """Headers the sender sets; a webhook's custom headers may not override them."""
+_log = logger("webhooks")
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,7 +71,9 @@ class Response:
     gone: bool = False
     """410 Gone: the endpoint asks to be disabled."""
     final: bool = False
-    """Not worth retrying (a refused address, a missing secret)."""
+    """Not worth retrying (a refused address, a missing secret, an internal error)."""
+    internal: bool = False
+    """The attempt ended in an unexpected error (counted in ``internal_errors``)."""
 
 
 class Prepared:
@@ -244,6 +251,17 @@ class Sender:
             if blocked is not None:
                 return Response(False, None, str(blocked), elapsed, None, final=True)
             return Response(False, None, _error_text(err), elapsed, None)
+        except Exception as err:  # never a stuck delivery: a final, counted failure
+            elapsed = (time.perf_counter() - started) * 1000.0
+            _log.error(
+                "webhooks.attempt_error",
+                webhook_id=prepared.webhook.id,
+                delivery_id=delivery_id,
+                attempt=number,
+                error_type=type(err).__name__,
+            )
+            text = f"internal error: {type(err).__name__}"
+            return Response(False, None, text, elapsed, None, final=True, internal=True)
         elapsed = (time.perf_counter() - started) * 1000.0
         if 200 <= status < 300:
             return Response(True, status, None, elapsed, text)

@@ -7,12 +7,26 @@ one batch is being written the next one fills up, so the cost per delivery falls
 rises. Reads go through the same queue, after the writes submitted before them, so a reader
 sees its own writes.
 
+**The crash boundary.** A delivery is durable once the batch holding its row has committed:
+the future returned by :meth:`DeliveryStore.add_delivery` (or :meth:`DeliveryStore.flush`)
+resolves then. Before that, a SIGKILL loses it; after, it survives and is resumed.
+
+**Checked at open.** An existing file must be a delivery store (``PRAGMA application_id``,
+``user_version`` and the ``store_meta`` format) and pass ``PRAGMA quick_check``; a 0-byte,
+damaged or foreign file raises :class:`~mnemo_events.exceptions.DeliveryStoreCorruptError`
+naming it and is never written to. A new file is built under a temporary name and linked into
+place, so a crash during creation never leaves a half-made store behind.
+
 ``path=None`` keeps the store in memory (gone at :meth:`DeliveryStore.close`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import enum
+import os
+import secrets
 import sqlite3
 import time
 from collections import deque
@@ -23,24 +37,40 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from mnemo_events._log import logger
+from mnemo_events.exceptions import DeliveryStoreClosedError, DeliveryStoreCorruptError
 from mnemo_events.webhooks._store_rows import (
+    APPLICATION_ID,
     DELIVERY_COLUMNS,
     INSERT_ATTEMPT,
     INSERT_DELIVERY,
     JOB_COLUMNS,
     SCHEMA,
+    SCHEMA_VERSION,
+    STATE_COLUMNS,
+    STORE_FORMAT,
     UPDATE_DELIVERY,
     UPSERT_STATE,
     AttemptRow,
+    NewDeliveryRow,
     StoredJob,
     UpdateRow,
     WebhookState,
     attempt_from_row,
     delivery_from_row,
+    job_from_row,
+    state_from_row,
 )
 from mnemo_events.webhooks.models import Delivery
 
-__all__ = ["AttemptRow", "DeliveryStore", "StoredJob", "UpdateRow", "WebhookState"]
+__all__ = [
+    "AttemptRow",
+    "DeliveryStore",
+    "StoreState",
+    "StoredJob",
+    "UpdateRow",
+    "WebhookState",
+    "check_store_file",
+]
 
 _T = TypeVar("_T")
 _MAX_NEW_PER_BATCH = 256
@@ -48,9 +78,20 @@ _MAX_NEW_PER_BATCH = 256
 _log = logger("webhooks.store")
 
 
+class StoreState(enum.Enum):
+    """Where a :class:`DeliveryStore` is in its life."""
+
+    NEW = "new"
+    """Not opened yet: refuses work."""
+    OPEN = "open"
+    CLOSING = "closing"
+    """Committing what is buffered; refuses new work."""
+    CLOSED = "closed"
+
+
 @dataclass(slots=True)
 class _Batch:
-    deliveries: list[tuple[Any, ...]] = field(default_factory=list)
+    deliveries: list[NewDeliveryRow] = field(default_factory=list)
     attempts: list[AttemptRow] = field(default_factory=list)
     updates: list[UpdateRow] = field(default_factory=list)
     states: dict[str, WebhookState] = field(default_factory=dict)
@@ -72,6 +113,50 @@ class _Batch:
         return self.committed
 
 
+def _corrupt(path: Path, problem: str) -> DeliveryStoreCorruptError:
+    return DeliveryStoreCorruptError(
+        f"delivery store {str(path)!r} {problem}; it was left untouched: restore it from a "
+        "backup or move it away to start with an empty store"
+    )
+
+
+def check_store_file(conn: sqlite3.Connection, path: Path) -> bool:
+    """Check that an existing file is a sound delivery store; whether it needs stamping.
+
+    Returns True for a store made by a version that did not stamp its files yet (no
+    ``application_id``, the same tables): it is adopted.
+
+    Raises:
+        DeliveryStoreCorruptError: not a SQLite database, not a delivery store, a newer
+            schema, or ``PRAGMA quick_check`` found damage.
+    """
+    try:
+        application_id = conn.execute("PRAGMA application_id").fetchone()[0]
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        tables = {
+            row[0] for row in conn.execute("SELECT name FROM sqlite_schema WHERE type = 'table'")
+        }
+        problems = [row[0] for row in conn.execute("PRAGMA quick_check(5)")]
+    except sqlite3.DatabaseError as err:
+        raise _corrupt(path, f"cannot be read as a SQLite database ({err})") from err
+    if problems != ["ok"]:
+        raise _corrupt(path, f"is damaged (quick_check: {'; '.join(problems)})")
+    legacy = application_id == 0 and version == 1 and {"deliveries", "attempts"} <= tables
+    if application_id != APPLICATION_ID and not legacy:
+        found = f"application_id {application_id:#x}, tables {sorted(tables)}"
+        raise _corrupt(path, f"is not a mnemo-events delivery store ({found})")
+    if version > SCHEMA_VERSION:
+        raise _corrupt(path, f"has schema version {version}, newer than this version's")
+    if not legacy:
+        try:
+            meta = dict(conn.execute("SELECT key, value FROM store_meta").fetchall())
+        except sqlite3.DatabaseError as err:
+            raise _corrupt(path, f"has no readable store_meta table ({err})") from err
+        if meta.get("format") != STORE_FORMAT:
+            raise _corrupt(path, f"has store format {meta.get('format')!r}")
+    return legacy
+
+
 class DeliveryStore:
     """SQLite records of deliveries and attempts (see the module docstring)."""
 
@@ -80,12 +165,12 @@ class DeliveryStore:
         self._executor: ThreadPoolExecutor | None = None
         self._conn: sqlite3.Connection | None = None
         self._batches: deque[_Batch] = deque([_Batch()])
+        self._writing: _Batch | None = None
         self._wakeup: asyncio.Event | None = None
         self._task: asyncio.Task[None] | None = None
-        self._closing = False
+        self._state = StoreState.NEW
         self.batches = 0
         """Transactions committed."""
-        self.rows_written = 0
         self.write_errors = 0
         """Batches that failed to commit (each logged)."""
 
@@ -95,51 +180,135 @@ class DeliveryStore:
         return self._path
 
     @property
+    def state(self) -> StoreState:
+        """Where the store is in its life."""
+        return self._state
+
+    @property
     def is_open(self) -> bool:
         """Whether :meth:`open` ran and :meth:`close` did not."""
-        return self._task is not None
+        return self._state is StoreState.OPEN
+
+    def _refuse_unless_open(self) -> None:
+        if self._state is not StoreState.OPEN:
+            where = "in memory" if self._path is None else repr(str(self._path))
+            raise DeliveryStoreClosedError(
+                f"the delivery store ({where}) is {self._state.value}: it takes work only "
+                "between open() and close()"
+            )
 
     # -- lifecycle -------------------------------------------------------------------------
 
     async def open(self) -> None:
-        """Open (creating if needed) the database and start the writer."""
-        if self._task is not None:
+        """Open (creating if needed) and check the database, then start the writer.
+
+        Raises:
+            DeliveryStoreCorruptError: the file exists but is empty, damaged or not a delivery
+                store (the file is left as it is).
+            DeliveryStoreClosedError: the store was closed (make a new one).
+        """
+        if self._state is StoreState.OPEN:
             return
-        self._closing = False
+        if self._state is not StoreState.NEW:
+            self._refuse_unless_open()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mnemo-wh-store")
         loop = asyncio.get_running_loop()
-        await loop.run_in_executor(self._executor, self._connect)
+        try:
+            await loop.run_in_executor(self._executor, self._connect)
+        except BaseException:
+            self._executor.shutdown(wait=False)
+            self._executor = None
+            raise
         self._wakeup = asyncio.Event()
+        self._state = StoreState.OPEN
         self._task = asyncio.create_task(self._writer(), name="mnemo-events-webhook-store")
-        if self._batches[0]:
-            self._wakeup.set()
 
     def _connect(self) -> None:
-        if self._path is not None:
-            self._path.parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(
-            ":memory:" if self._path is None else str(self._path), isolation_level=None
-        )
-        conn.execute("PRAGMA journal_mode = WAL")
-        conn.execute("PRAGMA synchronous = NORMAL")
-        conn.execute("PRAGMA busy_timeout = 5000")
-        conn.executescript(SCHEMA)
+        if self._path is None:
+            conn = sqlite3.connect(":memory:", isolation_level=None)
+            conn.executescript(SCHEMA)
+            self._init_meta(conn)
+        else:
+            if not self._path.exists():
+                self._create(self._path)
+            conn = self._open_existing(self._path)
+        conn.row_factory = sqlite3.Row
         self._conn = conn
+
+    @staticmethod
+    def _init_meta(conn: sqlite3.Connection) -> None:
+        conn.executemany(
+            "INSERT OR IGNORE INTO store_meta (key, value) VALUES (?, ?)",
+            [
+                ("format", STORE_FORMAT),
+                ("store_id", f"dst_{secrets.token_hex(12)}"),
+                ("created_at", repr(time.time())),
+            ],
+        )
+
+    def _create(self, path: Path) -> None:
+        """Build a new store under a temporary name, then link it into place (no clobber)."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.new")
+        try:
+            conn = sqlite3.connect(str(temp), isolation_level=None)
+            try:
+                conn.execute("PRAGMA journal_mode = WAL")
+                conn.executescript(SCHEMA)
+                self._init_meta(conn)
+            finally:
+                conn.close()
+            with contextlib.suppress(FileExistsError):  # another process made it first
+                os.link(temp, path)
+            directory = os.open(path.parent, os.O_RDONLY)
+            try:
+                os.fsync(directory)
+            finally:
+                os.close(directory)
+        finally:
+            for leftover in (temp, Path(f"{temp}-wal"), Path(f"{temp}-shm")):
+                leftover.unlink(missing_ok=True)
+
+    def _open_existing(self, path: Path) -> sqlite3.Connection:
+        if path.stat().st_size == 0:
+            raise _corrupt(path, "is empty (0 bytes)")
+        try:
+            conn = sqlite3.connect(str(path), isolation_level=None)
+        except sqlite3.Error as err:
+            raise _corrupt(path, f"cannot be opened ({err})") from err
+        try:
+            legacy = check_store_file(conn, path)
+            conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute("PRAGMA synchronous = NORMAL")
+            conn.execute("PRAGMA busy_timeout = 5000")
+            conn.executescript(SCHEMA)
+            if legacy:
+                self._init_meta(conn)
+        except BaseException:
+            conn.close()
+            raise
+        return conn
 
     async def close(self) -> None:
         """Commit what is buffered, stop the writer and close the database."""
-        if self._task is None:
+        if self._state is not StoreState.OPEN:
+            if self._state is StoreState.NEW:
+                self._state = StoreState.CLOSED
             return
-        self._closing = True
+        self._state = StoreState.CLOSING
         assert self._wakeup is not None
+        assert self._task is not None
         self._wakeup.set()
-        await self._task
-        self._task = None
-        assert self._executor is not None
-        loop = asyncio.get_running_loop()
-        await loop.run_in_executor(self._executor, self._disconnect)
-        self._executor.shutdown(wait=True)
-        self._executor = None
+        try:
+            await self._task
+        finally:
+            self._task = None
+            assert self._executor is not None
+            loop = asyncio.get_running_loop()
+            await loop.run_in_executor(self._executor, self._disconnect)
+            self._executor.shutdown(wait=True)
+            self._executor = None
+            self._state = StoreState.CLOSED
 
     def _disconnect(self) -> None:
         if self._conn is not None:
@@ -165,38 +334,75 @@ class DeliveryStore:
 
         The future is shared by the whole batch: await it through :func:`asyncio.shield`
         if the awaiting task may be cancelled.
+
+        Raises:
+            DeliveryStoreClosedError: the store is not open.
         """
+        if self._state is not StoreState.OPEN:
+            self._refuse_unless_open()
         batch = self._batches[-1]
         if len(batch.deliveries) >= _MAX_NEW_PER_BATCH:
             batch = _Batch()
             self._batches.append(batch)
         batch.deliveries.append(
-            (delivery_id, webhook_id, event_id, event_type, body, created_at, created_at)
+            NewDeliveryRow(
+                id=delivery_id,
+                webhook_id=webhook_id,
+                event_id=event_id,
+                event_type=event_type,
+                body=body,
+                created_at=created_at,
+                updated_at=created_at,
+            )
         )
         self._kick()
         return batch.commit_future()
 
     def record_attempt(self, attempt: AttemptRow | None, update: UpdateRow) -> None:
-        """Record one attempt (if one was made) and the delivery's new state.
+        """Record one attempt (if one was made) and the delivery's new state, in the same
+        transaction.
 
         Committed with the next batch; a failed batch is logged and counted.
+
+        Raises:
+            DeliveryStoreClosedError: the store is not open.
         """
+        if self._state is not StoreState.OPEN:
+            self._refuse_unless_open()
+        batch = self._batches[-1]
         if attempt is not None:
-            self._batches[-1].attempts.append(attempt)
-        self._batches[-1].updates.append(update)
+            batch.attempts.append(attempt)
+        batch.updates.append(update)
         self._kick()
 
     def save_state(self, state: WebhookState) -> None:
-        """Save a webhook's counters as they are when the batch is written."""
+        """Save a webhook's counters as they are when the batch is written.
+
+        Raises:
+            DeliveryStoreClosedError: the store is not open.
+        """
+        self._refuse_unless_open()
         self._batches[-1].states[state.webhook_id] = state
         self._kick()
 
-    def flush(self) -> asyncio.Future[None]:
-        """A future that resolves once everything buffered so far is committed."""
+    async def flush(self) -> None:
+        """Return once everything submitted before the call is committed.
+
+        Raises:
+            DeliveryStoreClosedError: the store is not open.
+            sqlite3.Error: a batch holding some of those writes could not commit (it was
+                logged and counted; its rows are not in the store).
+        """
+        self._refuse_unless_open()
+        pending = [batch.commit_future() for batch in self._batches]
+        if self._writing is not None:
+            pending.append(self._writing.commit_future())
         self._kick()
-        return asyncio.shield(self._batches[-1].commit_future())
+        # Shielded: the futures are shared by every waiter of their batch.
+        await asyncio.gather(*(asyncio.shield(future) for future in pending))
 
     def _submit(self, call: Callable[[sqlite3.Connection], _T]) -> asyncio.Future[_T]:
+        self._refuse_unless_open()
         future: asyncio.Future[_T] = asyncio.get_running_loop().create_future()
         self._batches[-1].calls.append((call, future))
         self._kick()
@@ -210,7 +416,7 @@ class DeliveryStore:
             await self._wakeup.wait()
             self._wakeup.clear()
             while self._batches[0]:
-                batch = self._batches.popleft()
+                batch = self._writing = self._batches.popleft()
                 if not self._batches:
                     self._batches.append(_Batch())
                 # Rows of the counters as they are now, built on the loop that changes them.
@@ -218,6 +424,7 @@ class DeliveryStore:
                 try:
                     results = await loop.run_in_executor(self._executor, self._apply, batch)
                 except Exception as err:  # the whole transaction was rolled back
+                    self._writing = None
                     self.write_errors += 1
                     _log.error("webhooks.store_write_failed", path=str(self._path), error=repr(err))
                     if batch.committed is not None and not batch.committed.done():
@@ -227,6 +434,7 @@ class DeliveryStore:
                         if not future.done():
                             future.set_exception(err)
                     continue
+                self._writing = None
                 if batch.committed is not None and not batch.committed.done():
                     batch.committed.set_result(None)
                 for (_, future), result in zip(batch.calls, results, strict=True):
@@ -236,7 +444,7 @@ class DeliveryStore:
                         future.set_exception(result.error)
                     else:
                         future.set_result(result)
-            if self._closing:
+            if self._state is not StoreState.OPEN:
                 return
 
     def _apply(self, batch: _Batch) -> list[Any]:
@@ -263,7 +471,6 @@ class DeliveryStore:
             conn.execute("ROLLBACK")
             raise
         self.batches += 1
-        self.rows_written += len(batch.deliveries) + len(batch.attempts) + len(batch.updates)
         return results
 
     # -- queries and rare writes -------------------------------------------------------------
@@ -311,10 +518,10 @@ class DeliveryStore:
 
         def _counts(conn: sqlite3.Connection) -> dict[str, int]:
             rows = conn.execute(
-                "SELECT status, COUNT(*) FROM deliveries WHERE webhook_id = ? GROUP BY status",
+                "SELECT status, COUNT(*) AS n FROM deliveries WHERE webhook_id = ? GROUP BY status",
                 (webhook_id,),
             )
-            return dict(rows)
+            return {row["status"]: row["n"] for row in rows}
 
         return await self._submit(_counts)
 
@@ -322,7 +529,7 @@ class DeliveryStore:
         """Every pending or retrying delivery, oldest first (what :meth:`start` resumes)."""
         return await self._submit(
             lambda conn: [
-                StoredJob(*row)
+                job_from_row(row)
                 for row in conn.execute(
                     f"SELECT {JOB_COLUMNS} FROM deliveries "
                     "WHERE status IN ('pending', 'retrying') ORDER BY created_at"
@@ -334,7 +541,7 @@ class DeliveryStore:
         """A webhook's failed deliveries created at or after ``since``, oldest first."""
         return await self._submit(
             lambda conn: [
-                StoredJob(*row)
+                job_from_row(row)
                 for row in conn.execute(
                     f"SELECT {JOB_COLUMNS} FROM deliveries WHERE webhook_id = ? "
                     "AND status = 'failed' AND created_at >= ? ORDER BY created_at",
@@ -345,18 +552,14 @@ class DeliveryStore:
 
     async def job(self, delivery_id: str) -> StoredJob | None:
         """One delivery as a job, or ``None``."""
-        return await self._submit(
-            lambda conn: (
-                None
-                if (
-                    row := conn.execute(
-                        f"SELECT {JOB_COLUMNS} FROM deliveries WHERE id = ?", (delivery_id,)
-                    ).fetchone()
-                )
-                is None
-                else StoredJob(*row)
-            )
-        )
+
+        def _job(conn: sqlite3.Connection) -> StoredJob | None:
+            row = conn.execute(
+                f"SELECT {JOB_COLUMNS} FROM deliveries WHERE id = ?", (delivery_id,)
+            ).fetchone()
+            return None if row is None else job_from_row(row)
+
+        return await self._submit(_job)
 
     def reopen(self, delivery_ids: Sequence[str]) -> asyncio.Future[None]:
         """Make deliveries pending again for a new round of attempts (a redelivery)."""
@@ -388,7 +591,10 @@ class DeliveryStore:
         """Every webhook's saved counters."""
         return await self._submit(
             lambda conn: {
-                row[0]: WebhookState(*row) for row in conn.execute("SELECT * FROM webhook_state")
+                state.webhook_id: state
+                for state in map(
+                    state_from_row, conn.execute(f"SELECT {STATE_COLUMNS} FROM webhook_state")
+                )
             }
         )
 

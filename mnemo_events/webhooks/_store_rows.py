@@ -1,31 +1,50 @@
-"""The rows of the delivery store: its SQL schema and statements, row types and converters."""
+"""The rows of the delivery store: its SQL schema and statements, row types and converters.
+
+Every row is a NamedTuple or dataclass built by keyword, and every statement names its
+columns in the order of the row type's fields (the statements are generated from them), so
+a column can move without a value landing in the wrong place.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+import sqlite3
+from dataclasses import dataclass, fields
 from datetime import UTC, datetime
-from typing import Any
+from typing import NamedTuple
 
 from mnemo_events.webhooks.models import Attempt, Delivery, DeliveryStatus
 
 __all__ = [
+    "APPLICATION_ID",
     "DELIVERY_COLUMNS",
     "INSERT_ATTEMPT",
     "INSERT_DELIVERY",
     "JOB_COLUMNS",
     "SCHEMA",
+    "SCHEMA_VERSION",
+    "STATE_COLUMNS",
+    "STORE_FORMAT",
     "UPDATE_DELIVERY",
     "UPSERT_STATE",
     "AttemptRow",
+    "NewDeliveryRow",
     "StoredJob",
     "UpdateRow",
     "WebhookState",
     "attempt_from_row",
     "delivery_from_row",
+    "job_from_row",
+    "state_from_row",
 ]
 
-SCHEMA = """
+APPLICATION_ID = 0x4D4E4D57
+"""``PRAGMA application_id`` of a delivery store ("MNMW"): a file without it is not ours."""
+SCHEMA_VERSION = 1
+"""``PRAGMA user_version`` of the current schema."""
+STORE_FORMAT = "mnemo-events/deliveries"
+"""The ``format`` entry of the ``store_meta`` table."""
+
+SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS deliveries (
     id TEXT PRIMARY KEY,
     webhook_id TEXT NOT NULL,
@@ -64,32 +83,80 @@ CREATE TABLE IF NOT EXISTS webhook_state (
     last_success_at REAL,
     last_failure_at REAL
 );
-PRAGMA user_version = 1;
+CREATE TABLE IF NOT EXISTS store_meta (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+) WITHOUT ROWID;
+PRAGMA application_id = {APPLICATION_ID};
+PRAGMA user_version = {SCHEMA_VERSION};
 """
+
+
+class NewDeliveryRow(NamedTuple):
+    """A delivery as first recorded (``pending``, no attempt yet)."""
+
+    id: str
+    webhook_id: str
+    event_id: str
+    event_type: str
+    body: bytes
+    created_at: float
+    updated_at: float
+
+
+class AttemptRow(NamedTuple):
+    """One attempt as recorded in ``attempts``.
+
+    A NamedTuple (not a dataclass): one is made per attempt on the hot path and handed to
+    ``executemany`` as it is.
+    """
+
+    delivery_id: str
+    number: int
+    started_at: float
+    outcome: str
+    status_code: int | None
+    error: str | None
+    latency_ms: float | None
+    response_body: str | None
+
+
+class UpdateRow(NamedTuple):
+    """A delivery's new state after an attempt (or without one, when it is given up)."""
+
+    status: str
+    attempts: int
+    next_attempt_at: float | None
+    updated_at: float
+    last_status_code: int | None
+    last_error: str | None
+    last_latency_ms: float | None
+    last_response: str | None
+    id: str
+    """Last: the ``WHERE id = ?`` of :data:`UPDATE_DELIVERY`."""
+
+
+def _placeholders(names: tuple[str, ...]) -> str:
+    return ", ".join("?" for _ in names)
+
+
 INSERT_DELIVERY = (
-    "INSERT OR IGNORE INTO deliveries (id, webhook_id, event_id, event_type, body, status, "
-    "attempts, round_start, next_attempt_at, created_at, updated_at) "
-    "VALUES (?, ?, ?, ?, ?, 'pending', 0, 0, NULL, ?, ?)"
+    f"INSERT OR IGNORE INTO deliveries ({', '.join(NewDeliveryRow._fields)}, status) "
+    f"VALUES ({_placeholders(NewDeliveryRow._fields)}, 'pending')"
 )
-INSERT_ATTEMPT = "INSERT OR REPLACE INTO attempts VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+INSERT_ATTEMPT = (
+    f"INSERT OR REPLACE INTO attempts ({', '.join(AttemptRow._fields)}) "
+    f"VALUES ({_placeholders(AttemptRow._fields)})"
+)
 UPDATE_DELIVERY = (
-    "UPDATE deliveries SET status = ?, attempts = ?, next_attempt_at = ?, updated_at = ?, "
-    "last_status_code = ?, last_error = ?, last_latency_ms = ?, last_response = ? WHERE id = ?"
+    "UPDATE deliveries SET "
+    + ", ".join(f"{name} = ?" for name in UpdateRow._fields[:-1])
+    + " WHERE id = ?"
 )
-UPSERT_STATE = "INSERT OR REPLACE INTO webhook_state VALUES (?, ?, ?, ?, ?)"
 DELIVERY_COLUMNS = (
     "id, webhook_id, event_id, event_type, status, attempts, created_at, updated_at, "
     "next_attempt_at, last_status_code, last_error, last_latency_ms, last_response"
 )
-JOB_COLUMNS = "id, webhook_id, event_id, event_type, body, attempts, round_start, next_attempt_at"
-
-AttemptRow = tuple[str, int, float, str, int | None, str | None, float | None, str | None]
-"""``(delivery_id, number, started_at, outcome, status_code, error, latency_ms, response)``."""
-UpdateRow = tuple[
-    str, int, float | None, float, int | None, str | None, float | None, str | None, str
-]
-"""``(status, attempts, next_attempt_at, updated_at, status_code, error, latency_ms, response,
-delivery_id)``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +173,9 @@ class StoredJob:
     next_attempt_at: float | None
 
 
+JOB_COLUMNS = ", ".join(f.name for f in fields(StoredJob))
+
+
 @dataclass(slots=True)
 class WebhookState:
     """The counters of one webhook that outlive a restart."""
@@ -117,7 +187,7 @@ class WebhookState:
     last_failure_at: float | None = None
 
     def row(self) -> tuple[str, int, float | None, float | None, float | None]:
-        """The row as stored."""
+        """The row as stored, in the order of :data:`STATE_COLUMNS`."""
         return (
             self.webhook_id,
             self.consecutive_failures,
@@ -127,38 +197,70 @@ class WebhookState:
         )
 
 
+STATE_COLUMNS = ", ".join(f.name for f in fields(WebhookState))
+UPSERT_STATE = (
+    f"INSERT OR REPLACE INTO webhook_state ({STATE_COLUMNS}) "
+    f"VALUES ({_placeholders(tuple(STATE_COLUMNS.split(', ')))})"
+)
+
+
 def _dt(stamp: float | None) -> datetime | None:
     return None if stamp is None else datetime.fromtimestamp(stamp, UTC)
 
 
-def delivery_from_row(row: Sequence[Any], attempts: tuple[Attempt, ...] = ()) -> Delivery:
+def job_from_row(row: sqlite3.Row) -> StoredJob:
+    """A :class:`StoredJob` from a row selected with :data:`JOB_COLUMNS`."""
+    return StoredJob(
+        id=row["id"],
+        webhook_id=row["webhook_id"],
+        event_id=row["event_id"],
+        event_type=row["event_type"],
+        body=row["body"],
+        attempts=row["attempts"],
+        round_start=row["round_start"],
+        next_attempt_at=row["next_attempt_at"],
+    )
+
+
+def state_from_row(row: sqlite3.Row) -> WebhookState:
+    """A :class:`WebhookState` from a row selected with :data:`STATE_COLUMNS`."""
+    return WebhookState(
+        webhook_id=row["webhook_id"],
+        consecutive_failures=row["consecutive_failures"],
+        last_delivery_at=row["last_delivery_at"],
+        last_success_at=row["last_success_at"],
+        last_failure_at=row["last_failure_at"],
+    )
+
+
+def delivery_from_row(row: sqlite3.Row, attempts: tuple[Attempt, ...] = ()) -> Delivery:
+    """A :class:`Delivery` from a row selected with :data:`DELIVERY_COLUMNS`."""
     return Delivery(
-        id=row[0],
-        webhook_id=row[1],
-        event_id=row[2],
-        event_type=row[3],
-        status=DeliveryStatus(row[4]),
-        attempts=row[5],
-        created_at=datetime.fromtimestamp(row[6], UTC),
-        updated_at=datetime.fromtimestamp(row[7], UTC),
-        next_attempt_at=_dt(row[8]),
-        last_status_code=row[9],
-        last_error=row[10],
-        last_latency_ms=row[11],
-        last_response=row[12],
+        id=row["id"],
+        webhook_id=row["webhook_id"],
+        event_id=row["event_id"],
+        event_type=row["event_type"],
+        status=DeliveryStatus(row["status"]),
+        attempts=row["attempts"],
+        created_at=datetime.fromtimestamp(row["created_at"], UTC),
+        updated_at=datetime.fromtimestamp(row["updated_at"], UTC),
+        next_attempt_at=_dt(row["next_attempt_at"]),
+        last_status_code=row["last_status_code"],
+        last_error=row["last_error"],
+        last_latency_ms=row["last_latency_ms"],
+        last_response=row["last_response"],
         attempt_log=attempts,
     )
 
 
-def attempt_from_row(row: Sequence[Any]) -> Attempt:
-    """An :class:`Attempt` from ``number, started_at, outcome, status_code, error, latency_ms,
-    response_body``."""
+def attempt_from_row(row: sqlite3.Row) -> Attempt:
+    """An :class:`Attempt` from a row of ``attempts`` (columns by name)."""
     return Attempt(
-        number=row[0],
-        started_at=datetime.fromtimestamp(row[1], UTC),
-        outcome=row[2],
-        status_code=row[3],
-        error=row[4],
-        latency_ms=row[5],
-        response_body=row[6],
+        number=row["number"],
+        started_at=datetime.fromtimestamp(row["started_at"], UTC),
+        outcome=row["outcome"],
+        status_code=row["status_code"],
+        error=row["error"],
+        latency_ms=row["latency_ms"],
+        response_body=row["response_body"],
     )

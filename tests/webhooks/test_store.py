@@ -10,7 +10,14 @@ from typing import Any
 
 import pytest
 
-from mnemo_events.webhooks._store import DeliveryStore, WebhookState
+from mnemo_events.exceptions import DeliveryStoreClosedError
+from mnemo_events.webhooks._store import (
+    AttemptRow,
+    DeliveryStore,
+    StoreState,
+    UpdateRow,
+    WebhookState,
+)
 from mnemo_events.webhooks.models import DeliveryStatus
 
 
@@ -29,16 +36,60 @@ def _add(store: DeliveryStore, n: int, webhook: str = "wh_a", at: float | None =
     )
 
 
-def _retry(delivery_id: str, number: int, next_at: float | None = 99.0) -> tuple[Any, Any]:
-    attempt = (delivery_id, number, 1.0, "retry", 500, "HTTP 500", 3.5, "boom")
-    update = ("retrying", number, next_at, 2.0, 500, "HTTP 500", 3.5, "boom", delivery_id)
+def _rows(
+    delivery_id: str,
+    number: int,
+    outcome: str,
+    status_code: int,
+    *,
+    error: str | None = None,
+    body: str | None = None,
+    next_at: float | None = None,
+    at: float = 2.0,
+    latency: float = 1.0,
+) -> tuple[AttemptRow, UpdateRow]:
+    status = {"retry": "retrying"}.get(outcome, outcome)
+    attempt = AttemptRow(
+        delivery_id=delivery_id,
+        number=number,
+        started_at=1.0,
+        outcome=outcome,
+        status_code=status_code,
+        error=error,
+        latency_ms=latency,
+        response_body=body,
+    )
+    update = UpdateRow(
+        status=status,
+        attempts=number,
+        next_attempt_at=next_at,
+        updated_at=at,
+        last_status_code=status_code,
+        last_error=error,
+        last_latency_ms=latency,
+        last_response=body,
+        id=delivery_id,
+    )
     return attempt, update
 
 
-def _success(delivery_id: str, number: int, at: float = 2.0) -> tuple[Any, Any]:
-    attempt = (delivery_id, number, 1.0, "success", 200, None, 1.5, "ok")
-    update = ("success", number, None, at, 200, None, 1.5, "ok", delivery_id)
-    return attempt, update
+def _retry(
+    delivery_id: str, number: int, next_at: float | None = 99.0
+) -> tuple[AttemptRow, UpdateRow]:
+    return _rows(
+        delivery_id,
+        number,
+        "retry",
+        500,
+        error="HTTP 500",
+        body="boom",
+        next_at=next_at,
+        latency=3.5,
+    )
+
+
+def _success(delivery_id: str, number: int, at: float = 2.0) -> tuple[AttemptRow, UpdateRow]:
+    return _rows(delivery_id, number, "success", 200, body="ok", at=at, latency=1.5)
 
 
 class TestWrites:
@@ -140,16 +191,44 @@ class TestWrites:
         await memory.close()
         assert not memory.is_open
 
-    async def test_writes_before_open_are_kept(self, tmp_path: Path) -> None:
-        """Writes submitted before open() are committed once it opens."""
-        early = DeliveryStore(tmp_path / "early.sqlite3")
-        waiter = _add(early, 1)
-        await early.open()
-        try:
-            await waiter
-            assert (await early.counts("wh_a")) == {"pending": 1}
-        finally:
-            await early.close()
+    async def test_a_store_not_open_refuses_work(self, tmp_path: Path) -> None:
+        """Before open() and after close() every write and query raises
+        DeliveryStoreClosedError naming the file; a closed store cannot reopen."""
+        path = tmp_path / "early.sqlite3"
+        store = DeliveryStore(path)
+        assert store.state is StoreState.NEW
+        with pytest.raises(DeliveryStoreClosedError, match=r"early\.sqlite3.*new"):
+            _add(store, 1)
+        assert not path.exists()
+        await store.open()
+        assert store.is_open
+        await _add(store, 1)
+        await store.close()
+        assert store.state.value == "closed"
+        with pytest.raises(DeliveryStoreClosedError, match="closed"):
+            store.record_attempt(*_success("dlv_wh_a_1", 1))
+        with pytest.raises(DeliveryStoreClosedError):
+            await store.counts("wh_a")
+        with pytest.raises(DeliveryStoreClosedError):
+            await store.flush()
+        with pytest.raises(DeliveryStoreClosedError):
+            await store.open()
+
+    async def test_flush_waits_for_every_earlier_batch(self, store: DeliveryStore) -> None:
+        """flush() returns only once every delivery submitted before it is committed, even
+        when they span several batches."""
+        waiters = [_add(store, n) for n in range(700)]
+        await store.flush()
+        assert all(w.done() and w.exception() is None for w in waiters)
+
+    async def test_flush_reports_a_batch_that_failed(self, store: DeliveryStore) -> None:
+        """A flush covering a batch that could not commit raises its error: those rows are
+        not durable."""
+        await store.flush()
+        store.add_delivery("dlv_bad", "wh_a", "evt", "t", object(), 1.0)  # type: ignore[arg-type]
+        with pytest.raises(sqlite3.Error):
+            await store.flush()
+        await store.flush()
 
 
 class TestQueries:
@@ -183,10 +262,7 @@ class TestQueries:
         """Reopening a finished delivery makes it pending with round_start at its attempts."""
         _add(store, 1)
         store.record_attempt(*_retry("dlv_wh_a_1", 1))
-        store.record_attempt(
-            ("dlv_wh_a_1", 2, 1.0, "failed", 500, "x", 1.0, None),
-            ("failed", 2, None, 3.0, 500, "x", 1.0, None, "dlv_wh_a_1"),
-        )
+        store.record_attempt(*_rows("dlv_wh_a_1", 2, "failed", 500, error="x", at=3.0))
         assert [j.id for j in await store.failed_jobs("wh_a", None)] == ["dlv_wh_a_1"]
         await store.reopen(["dlv_wh_a_1"])
         job = await store.job("dlv_wh_a_1")
@@ -198,10 +274,7 @@ class TestQueries:
         """replay_failed's query keeps failed deliveries created at or after `since`."""
         for n in (10, 20):
             _add(store, n)
-            store.record_attempt(
-                (f"dlv_wh_a_{n}", 1, 1.0, "failed", 410, "gone", 1.0, None),
-                ("failed", 1, None, 30.0, 410, "gone", 1.0, None, f"dlv_wh_a_{n}"),
-            )
+            store.record_attempt(*_rows(f"dlv_wh_a_{n}", 1, "failed", 410, error="gone", at=30.0))
         assert [j.id for j in await store.failed_jobs("wh_a", 15.0)] == ["dlv_wh_a_20"]
 
     async def test_fail_open(self, store: DeliveryStore) -> None:
