@@ -109,6 +109,12 @@ class ServerConfig(_Section):
     """The bearer key, inline or as ``env:NAME``; with none, only loopback binds are allowed."""
     max_body_bytes: int = Field(1_048_576, ge=1)
     """Request bodies larger than this are refused with 413."""
+    header_timeout: float = Field(10.0, gt=0)
+    """Seconds a new connection has to send its first request's headers, else it is closed."""
+    keepalive_timeout: float = Field(15.0, gt=0)
+    """Seconds an idle keep-alive connection (or a later request's headers) may take."""
+    body_timeout: float = Field(30.0, gt=0)
+    """Seconds a request has to send its whole body, else 408."""
 
 
 class Settings(_Section):

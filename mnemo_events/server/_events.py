@@ -14,7 +14,7 @@ from mnemo_events.event import Event
 from mnemo_events.exceptions import InvalidPatternError
 from mnemo_events.patterns import parse_pattern
 from mnemo_events.schemas import is_registered, suggest_event_types
-from mnemo_events.server._middleware import ApiError, read_json
+from mnemo_events.server._middleware import ApiError, query_int, read_json
 from mnemo_events.server._state import SERVICE
 
 __all__ = ["HEARTBEAT_SECONDS", "routes"]
@@ -112,27 +112,12 @@ def _pattern(request: web.Request, *names: str) -> str | None:
     return None
 
 
-def _limit(request: web.Request, default: int) -> int:
-    raw = request.query.get("limit")
-    if raw is None:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        value = -1
-    if not 0 <= value <= _MAX_HISTORY:
-        raise ApiError(
-            400, f"query parameter 'limit' must be an integer from 0 to {_MAX_HISTORY}, got {raw!r}"
-        )
-    return value
-
-
 @routes.get("/events")
 async def history(request: web.Request) -> web.Response:
     """Recent events, oldest first, filtered by ``type`` or ``pattern``; ``limit`` (50)."""
     bus = request.app[SERVICE].bus
     pattern = _pattern(request, "type", "pattern")
-    events = await bus.get_history(pattern, limit=_limit(request, 50))
+    events = await bus.get_history(pattern, limit=query_int(request, "limit", 50, 0, _MAX_HISTORY))
     return web.json_response({"count": len(events), "events": [e.to_dict() for e in events]})
 
 
