@@ -5,7 +5,7 @@ JSON is a 400, an invalid payload a 422 listing every problem, an unknown id a 4
 over ``server.max_body_bytes`` a 413, a body not sent within ``server.body_timeout`` a 408.
 Request bodies are strict RFC 8259 JSON: no ``NaN``/``Infinity``, no number that overflows
 to infinity, no integer of more than :data:`MAX_INTEGER_DIGITS` digits, no nesting deeper
-than :data:`MAX_BODY_DEPTH`, no lone surrogate; each is a 400 naming the problem, decided
+than :data:`MAX_BODY_DEPTH` (each a 400), no lone surrogate (a 422); each names the problem, decided
 before any of it reaches the bus or a log line.
 
 An unexpected exception is logged with its type and stack (file, line, function) only: no
@@ -107,7 +107,11 @@ def problem_response(
 
 
 class _BodyError(Exception):
-    """A strictness problem found while decoding a body (turned into a 400)."""
+    """A strictness problem found while decoding a body (a 400, or the status given)."""
+
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 def _int(text: str) -> int:
@@ -162,7 +166,8 @@ def _check_text(text: str) -> None:
     except UnicodeEncodeError as err:
         raise _BodyError(
             f"a string holds a lone surrogate (\\u{ord(text[err.start]):04x}), which is not "
-            "Unicode text"
+            "Unicode text",
+            422,
         ) from None
 
 
@@ -184,7 +189,7 @@ def decode_json(raw: bytes) -> Any:
         document = json.loads(text, parse_int=_int, parse_float=_float, parse_constant=_constant)
         _check_tree(document)
     except _BodyError as err:
-        raise ApiError(400, f"the request body is refused: {err}") from None
+        raise ApiError(err.status, f"the request body is refused: {err}") from None
     except RecursionError:  # the C scanner stops around the interpreter's recursion limit
         raise ApiError(
             400, f"the request body is refused: it nests deeper than {MAX_BODY_DEPTH} levels"
