@@ -10,7 +10,8 @@ the delivery store and is resumed by the next start.
 Slow or half-sent requests are bounded: a new connection has ``server.header_timeout``
 seconds to send its first request's headers, an idle keep-alive connection (or one sending a
 later request's headers) ``server.keepalive_timeout`` seconds, and a request its body
-``server.body_timeout`` seconds (a 408); past that the connection is closed.
+``server.body_timeout`` seconds (a 408, after which the rest of the body is drained for at
+most one second); past that the connection is closed.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from mnemo_events.webhook_manager import WebhookManager
 __all__ = ["create_app", "run_server"]
 
 _log = logger("server")
+_LINGER_SECONDS = 1.0
 
 
 def create_app(
@@ -154,6 +156,9 @@ async def run_server(
         shutdown_timeout=10.0,
         access_log=None,
         keepalive_timeout=server.keepalive_timeout,
+        # After an early answer (408, 413) aiohttp reads what is left of the body before
+        # closing; 10 s by default, which a half-sent body would use in full.
+        lingering_time=_LINGER_SECONDS,
     )
     try:
         await runner.setup()
