@@ -32,6 +32,7 @@ from mnemo_events.server._middleware import (
     auth_middleware,
     body_limit_middleware,
     error_middleware,
+    query_middleware,
 )
 from mnemo_events.server._state import SERVICE, Service, check_exposure, resolve_api_key
 from mnemo_events.webhook_manager import WebhookManager
@@ -85,6 +86,7 @@ def create_app(
         middlewares=[
             error_middleware(service.responses),
             auth_middleware(api_key),
+            query_middleware(_openapi.query_parameters()),
             body_limit_middleware(limit),
         ],
         client_max_size=limit,

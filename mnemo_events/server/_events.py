@@ -101,15 +101,19 @@ async def publish(request: web.Request) -> web.Response:
 
 
 def _pattern(request: web.Request, *names: str) -> str | None:
+    """The first of the query parameters ``names`` given; every one given must be a valid
+    pattern (a bad one is a 400 even when another comes first)."""
+    found: str | None = None
     for name in names:
         value = request.query.get(name)
-        if value is not None:
-            try:
-                parse_pattern(value)
-            except InvalidPatternError as err:
-                raise ApiError(400, f"invalid query parameter {name!r}", [str(err)]) from None
-            return value
-    return None
+        if value is None:
+            continue
+        try:
+            parse_pattern(value)
+        except InvalidPatternError as err:
+            raise ApiError(400, f"invalid query parameter {name!r}", [str(err)]) from None
+        found = value if found is None else found
+    return found
 
 
 @routes.get("/events")

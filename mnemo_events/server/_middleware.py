@@ -52,6 +52,7 @@ __all__ = [
     "error_middleware",
     "problem_response",
     "query_int",
+    "query_middleware",
     "read_body",
     "read_json",
     "safe_traceback",
@@ -373,6 +374,35 @@ def _header_bytes(text: str) -> bytes:
         return text.encode("utf-8", "surrogateescape")
     except UnicodeEncodeError:
         return b""
+
+
+def query_middleware(documented: Mapping[tuple[str, str], frozenset[str]]) -> Any:
+    """Refuse a query parameter the OpenAPI document does not list for the route (400): a
+    typo such as ``?limt=5`` is named instead of silently ignored.
+
+    Routes the document does not describe, and the live stream (whose handler has its own
+    owner), are left alone.
+    """
+
+    @web.middleware
+    async def _query(request: web.Request, handler: _Handler) -> web.StreamResponse:
+        if request.query:
+            resource = request.match_info.route.resource
+            template = resource.canonical if resource is not None else None
+            allowed = documented.get((request.method, template or ""))
+            if allowed is not None and template != "/events/stream":
+                unknown = sorted(set(request.query) - allowed)
+                if unknown:
+                    shown = [name if len(name) <= 40 else name[:40] + "..." for name in unknown]
+                    expected = ", ".join(sorted(allowed)) or "none"
+                    raise ApiError(
+                        400,
+                        f"unknown query parameter(s) {shown} on {request.method} {template} "
+                        f"(expected: {expected})",
+                    )
+        return await handler(request)
+
+    return _query
 
 
 def body_limit_middleware(limit: int) -> Any:
