@@ -3,7 +3,7 @@
 The library never calls ``structlog.configure()``. Until the application (or the CLI) does,
 structlog's default prints every level to stdout, so the library's own loggers drop lines below
 ``warning`` unless :func:`set_library_level` (used by ``configure_logging``) lowers the bar.
-A dropped line costs one integer comparison, so debug lines may sit on hot paths.
+A dropped line costs one call to a no-op, so debug lines may sit on hot paths.
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ import structlog
 
 __all__ = [
     "LibraryLogger",
-    "current_level",
     "library_level",
     "logger",
     "set_library_level",
@@ -29,8 +28,6 @@ _LEVELS = {
     "critical": logging.CRITICAL,
 }
 _state = {"level": logging.WARNING}
-current_level = _state
-"""The live threshold, for hot paths that test it inline: ``current_level["level"] <= 10``."""
 
 
 def parse_level(level: str | int) -> int:
@@ -48,6 +45,7 @@ def parse_level(level: str | int) -> int:
 def set_library_level(level: str | int) -> None:
     """Let the library's log lines at ``level`` and above through (default ``warning``)."""
     _state["level"] = parse_level(level)
+    _apply_level()
 
 
 def library_level() -> int:
@@ -55,8 +53,16 @@ def library_level() -> int:
     return _state["level"]
 
 
+def _drop(self: LibraryLogger, event: str, **fields: Any) -> None:
+    """What a method below the library level is: a line dropped before any processing."""
+
+
 class LibraryLogger:
     """A structlog logger that drops lines below the library level before any processing.
+
+    As structlog's filtering bound loggers do, the level check is decided once, when the
+    level changes: each method below it is swapped for a no-op (:func:`_apply_level`), so a
+    dropped debug line on a hot path costs a call, not a comparison plus processing.
 
     The structlog logger is looked up per line (only for lines that pass the level), so an
     application that configures structlog after importing the library, or a test capturing
@@ -72,34 +78,63 @@ class LibraryLogger:
         """A logger with ``values`` bound to every line."""
         return LibraryLogger({**self._values, **values})
 
+    def is_enabled_for(self, level: int) -> bool:
+        """Whether a line at ``level`` (a :mod:`logging` number) would be emitted."""
+        return level >= _state["level"]
+
     def _emit(self, method: str, event: str, fields: dict[str, Any]) -> None:
         target = structlog.get_logger("mnemo_events")
         getattr(target, method)(event, **self._values, **fields)
 
     def debug(self, event: str, **fields: Any) -> None:
         """Log at debug level."""
-        if _state["level"] <= logging.DEBUG:
-            self._emit("debug", event, fields)
+        self._emit("debug", event, fields)
 
     def info(self, event: str, **fields: Any) -> None:
         """Log at info level."""
-        if _state["level"] <= logging.INFO:
-            self._emit("info", event, fields)
+        self._emit("info", event, fields)
 
     def warning(self, event: str, **fields: Any) -> None:
         """Log at warning level."""
-        if _state["level"] <= logging.WARNING:
-            self._emit("warning", event, fields)
+        self._emit("warning", event, fields)
 
     def error(self, event: str, **fields: Any) -> None:
         """Log at error level."""
-        if _state["level"] <= logging.ERROR:
-            self._emit("error", event, fields)
+        self._emit("error", event, fields)
 
     def exception(self, event: str, **fields: Any) -> None:
         """Log at error level with the current exception's traceback."""
-        if _state["level"] <= logging.ERROR:
-            self._emit("exception", event, fields)
+        self._emit("exception", event, fields)
+
+    def warning_every(self, count: int, every: int, event: str, **fields: Any) -> None:
+        """Log the first and every ``every``-th occurrence at warning, the others at debug.
+
+        For a failure that repeats per event (a full mailbox, a malformed producer): the
+        operator sees it at once and is reminded, without one line per event.
+        """
+        if count == 1 or count % every == 0:
+            self.warning(event, **fields)
+        else:
+            self.debug(event, **fields)
+
+
+_METHOD_LEVELS = {
+    "debug": logging.DEBUG,
+    "info": logging.INFO,
+    "warning": logging.WARNING,
+    "error": logging.ERROR,
+    "exception": logging.ERROR,
+}
+_EMITTERS = {name: LibraryLogger.__dict__[name] for name in _METHOD_LEVELS}
+
+
+def _apply_level() -> None:
+    threshold = _state["level"]
+    for name, level in _METHOD_LEVELS.items():
+        setattr(LibraryLogger, name, _EMITTERS[name] if level >= threshold else _drop)
+
+
+_apply_level()
 
 
 def logger(component: str, **bound: Any) -> LibraryLogger:

@@ -9,8 +9,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from mnemo_events._frozen import FrozenDict, freeze, thaw
-from mnemo_events.exceptions import EventValidationError
-from mnemo_events.patterns import validate_event_type
+from mnemo_events.exceptions import EventValidationError, InvalidEventTypeError
+from mnemo_events.patterns import TypeCache, validate_event_type
 
 __all__ = ["Event", "fresh_event", "new_event_id"]
 
@@ -48,7 +48,18 @@ _new = object.__new__
 _now = datetime.now
 _getrandbits = random.getrandbits
 _EMPTY = FrozenDict()
-_VALID_TYPES: set[str] = set()
+
+
+def _well_formed(event_type: str) -> bool:
+    try:
+        validate_event_type(event_type)
+    except InvalidEventTypeError:
+        return False
+    return True
+
+
+_known_type = TypeCache(_well_formed, limit=10_000)
+"""Types already checked, so the publish path pays one lookup (invalid ones raise again)."""
 
 
 class Event:
@@ -205,10 +216,8 @@ def fresh_event(
     The same checks as ``Event.__init__`` minus those a fresh id and the current UTC time
     make unnecessary, with known-good types remembered.
     """
-    if event_type not in _VALID_TYPES:
-        validate_event_type(event_type)
-        if len(_VALID_TYPES) < 10_000:
-            _VALID_TYPES.add(event_type)
+    if not _known_type(event_type):
+        validate_event_type(event_type)  # raises, naming what is wrong
     event = _new(Event)
     _set(event, "id", new_event_id())
     _set(event, "type", event_type)

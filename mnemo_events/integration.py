@@ -155,8 +155,9 @@ def _note_failure(event_type: str, err: QueueFullError | BusClosedError) -> None
         _counters.bus_closed += 1
         count = _counters.bus_closed
     # A full mailbox fails every emit until it drains: warn on the first and every 1000th.
-    log = _log.warning if count == 1 or count % _WARN_EVERY == 0 else _log.debug
-    log(
+    _log.warning_every(
+        count,
+        _WARN_EVERY,
         "integration.emit_failed",
         event_type=event_type,
         error=type(err).__name__,

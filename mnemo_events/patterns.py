@@ -13,12 +13,20 @@ semantics:
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 
 from mnemo_events.exceptions import InvalidEventTypeError, InvalidPatternError
 
-__all__ = ["Pattern", "parse_pattern", "pattern_matches", "validate_event_type"]
+__all__ = [
+    "Pattern",
+    "TypeCache",
+    "matcher",
+    "parse_pattern",
+    "pattern_matches",
+    "validate_event_type",
+]
 
 _SEGMENT = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_\-]*")
 _MAX_LENGTH = 255
@@ -47,11 +55,6 @@ class Pattern:
         return all(
             seg == "*" or seg == part for seg, part in zip(self.segments, parts, strict=False)
         )
-
-    @property
-    def is_literal(self) -> bool:
-        """True when the pattern names exactly one event type."""
-        return not self.catch_all and not self.tail and "*" not in self.segments
 
     def to_nats_subject(self, prefix: str = "") -> str:
         """The NATS subject with the same meaning (``**`` and a bare ``*`` become ``>``)."""
@@ -121,3 +124,45 @@ def parse_pattern(pattern: str) -> Pattern:
 def pattern_matches(pattern: str, event_type: str) -> bool:
     """Whether ``event_type`` matches ``pattern`` (both validated)."""
     return parse_pattern(pattern).matches(validate_event_type(event_type))
+
+
+class TypeCache:
+    """A bounded memo of one yes/no decision per event type: the library's one match cache.
+
+    Whether a pattern (or a webhook's patterns, or the type grammar) accepts an event type
+    never changes, and a system has few event types, so each decision is computed once and
+    then costs one dictionary lookup. Past ``limit`` distinct types (a flood of random types)
+    the memo starts over instead of growing.
+    """
+
+    __slots__ = ("_decide", "_known", "_limit")
+
+    def __init__(self, decide: Callable[[str], bool], *, limit: int = 4096) -> None:
+        self._decide = decide
+        self._known: dict[str, bool] = {}
+        self._limit = limit
+
+    def __call__(self, event_type: str) -> bool:
+        """The decision for ``event_type``, computed on first sight."""
+        known = self._known.get(event_type)
+        if known is None:
+            if len(self._known) >= self._limit:
+                self._known.clear()
+            known = self._known[event_type] = self._decide(event_type)
+        return known
+
+    def __len__(self) -> int:
+        return len(self._known)
+
+    def clear(self) -> None:
+        """Forget every decision (when what decides has changed)."""
+        self._known.clear()
+
+
+def matcher(pattern: str) -> TypeCache:
+    """A cached ``event_type -> bool`` test for one pattern.
+
+    Raises:
+        InvalidPatternError: the pattern is malformed.
+    """
+    return TypeCache(parse_pattern(pattern).matches)

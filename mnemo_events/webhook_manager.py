@@ -231,13 +231,14 @@ class WebhookManager:
             self._backlog.append(event)
         else:
             self._dropped += 1
-            if self._dropped == 1 or self._dropped % 1000 == 0:
-                _log.warning(
-                    "webhooks.event_dropped",
-                    event_id=event.id,
-                    dropped=self._dropped,
-                    reason="manager stopped" if self._state is _State.STOPPED else "backlog full",
-                )
+            _log.warning_every(
+                self._dropped,
+                1000,
+                "webhooks.event_dropped",
+                event_id=event.id,
+                dropped=self._dropped,
+                reason="manager stopped" if self._state is _State.STOPPED else "backlog full",
+            )
 
     async def send_webhooks(self, event: Event) -> None:
         """The reference's entry point: same as :meth:`deliver`."""

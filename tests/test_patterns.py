@@ -5,7 +5,13 @@ from __future__ import annotations
 import pytest
 
 from mnemo_events.exceptions import InvalidEventTypeError, InvalidPatternError
-from mnemo_events.patterns import parse_pattern, pattern_matches, validate_event_type
+from mnemo_events.patterns import (
+    TypeCache,
+    matcher,
+    parse_pattern,
+    pattern_matches,
+    validate_event_type,
+)
 
 MATCHES = [
     ("memory.created", "memory.created", True),
@@ -109,3 +115,35 @@ def test_patterns_map_onto_nats_subjects(pattern: str, subject: str) -> None:
     """Every pattern has the NATS subject with the same meaning."""
     assert parse_pattern(pattern).to_nats_subject() == subject
     assert parse_pattern(pattern).to_nats_subject("events") == f"events.{subject}"
+
+
+class TestTypeCache:
+    def test_decides_once_per_type(self) -> None:
+        """Each event type's decision is computed once, then read from the memo."""
+        asked: list[str] = []
+
+        def decide(event_type: str) -> bool:
+            asked.append(event_type)
+            return event_type.startswith("memory.")
+
+        cache = TypeCache(decide)
+        results = [cache(t) for t in ["memory.created", "dream.started", "memory.created"] * 3]
+        assert results == [True, False, True] * 3
+        assert asked == ["memory.created", "dream.started"]
+        cache.clear()
+        assert cache("memory.created")
+        assert asked[-1] == "memory.created"
+
+    def test_stays_bounded_under_a_flood_of_types(self) -> None:
+        """Past its limit the memo starts over instead of growing."""
+        cache = TypeCache(lambda t: True, limit=10)
+        for n in range(100):
+            cache(f"t.n{n}")
+        assert len(cache) <= 10
+
+    @pytest.mark.parametrize(("pattern", "event_type", "expected"), MATCHES)
+    def test_matcher_agrees_with_the_pattern(
+        self, pattern: str, event_type: str, expected: bool
+    ) -> None:
+        """matcher(pattern) gives the same answers as Pattern.matches."""
+        assert matcher(pattern)(event_type) is expected

@@ -24,7 +24,7 @@ from reactivex.subject import Subject
 from mnemo_events.event import Event
 from mnemo_events.operators._support import ElementErrors, element_errors, resolve_scheduler
 from mnemo_events.operators._timed import Pair, PairStatus, Rates, debounce_by_key, pair, rate
-from mnemo_events.patterns import parse_pattern
+from mnemo_events.patterns import TypeCache, parse_pattern
 
 __all__ = [
     "ElementErrors",
@@ -46,8 +46,6 @@ __all__ = [
 _T = TypeVar("_T")
 _R = TypeVar("_R")
 
-Operator = Callable[[Observable[_T]], Observable[_T]]
-
 
 def match(pattern: str) -> Callable[[Observable[Event]], Observable[Event]]:
     """Keep the events whose type matches ``pattern`` (``memory.*``, ``dream.>``, ``*``).
@@ -64,17 +62,8 @@ def match(pattern: str) -> Callable[[Observable[Event]], Observable[Event]]:
     compiled = parse_pattern(pattern)
     if compiled.catch_all:
         return lambda source: source
-    cache: dict[str, bool] = {}
-
-    def _matches(event: Event) -> bool:
-        hit = cache.get(event.type)
-        if hit is None:
-            if len(cache) > 4096:
-                cache.clear()
-            hit = cache[event.type] = compiled.matches(event.type)
-        return hit
-
-    return ops.filter(_matches)
+    matches = TypeCache(compiled.matches)
+    return ops.filter(lambda event: matches(event.type))
 
 
 def where(

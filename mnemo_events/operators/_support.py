@@ -62,9 +62,9 @@ class ElementErrors:
             count = self._by_stage[stage]
             self._last_error = repr(error)
         # A malformed producer fails every element: warn on the first and every 100th only.
-        log = logger("operators")
-        emit = log.warning if count == 1 or count % _WARN_EVERY == 0 else log.debug
-        emit(
+        logger("operators").warning_every(
+            count,
+            _WARN_EVERY,
             "operators.element_failed",
             stage=stage,
             error=repr(error),

@@ -35,9 +35,10 @@ from reactivex import operators as ops
 from reactivex.disposable import CompositeDisposable, Disposable
 from reactivex.subject import Subject
 
-from mnemo_events._log import library_level, logger
+from mnemo_events._log import logger
 from mnemo_events.event import Event
 from mnemo_events.operators import backoff_notifier, retry_when
+from mnemo_events.patterns import TypeCache
 from mnemo_events.webhooks._metrics import AttemptResult, Queued
 from mnemo_events.webhooks._outcome import (
     DeliveryJob,
@@ -101,7 +102,7 @@ class WebhookActor:
         self._injected: Subject[DeliveryJob] = Subject()
         self._retries: Subject[_Retry] = Subject()
         self._subscription: abc.DisposableBase | None = None
-        self._types: dict[str, bool] = {}
+        self._types = TypeCache(self._decide)
         self._prepared = Prepared(webhook, allow_private_networks=context.allow_private_networks)
 
     @property
@@ -117,7 +118,7 @@ class WebhookActor:
     def update(self, webhook: Webhook) -> None:
         """Use a new configuration from the next attempt on."""
         self._prepared = Prepared(webhook, allow_private_networks=self._ctx.allow_private_networks)
-        self._types = {}
+        self._types.clear()
 
     # -- the pipeline ------------------------------------------------------------------------
 
@@ -140,13 +141,11 @@ class WebhookActor:
         self._injected.on_next(job)
 
     def _accepts(self, event: Event) -> bool:
-        hit = self._types.get(event.type)
-        if hit is None:
-            if len(self._types) > 4096:  # event types are few; bound the cache all the same
-                self._types.clear()
-            webhook = self.webhook
-            hit = self._types[event.type] = webhook.enabled and webhook.matches(event.type)
-        return hit
+        return self._types(event.type)
+
+    def _decide(self, event_type: str) -> bool:
+        webhook = self.webhook
+        return webhook.enabled and webhook.matches(event_type)
 
     def _new_job(self, event: Event) -> DeliveryJob | None:
         try:
@@ -345,7 +344,7 @@ class WebhookActor:
             state.last_failure_at = now
         if outcome != "retry":
             self._ctx.store.save_state(state)
-        if outcome != "success" or library_level() <= logging.DEBUG:
+        if outcome != "success" or _log.is_enabled_for(logging.DEBUG):
             log_attempt(job, number, outcome, response, retry_in)
         if response.gone:
             self._ctx.on_disable(webhook.id, "the endpoint answered 410 Gone")
