@@ -31,6 +31,7 @@ from aiohttp import web
 from mnemo_events._log import logger
 from mnemo_events.exceptions import (
     BusClosedError,
+    BusNotRunningError,
     EventValidationError,
     InvalidEventTypeError,
     InvalidPatternError,
@@ -279,8 +280,8 @@ def _from_exception(err: Exception) -> web.Response | None:
         return problem_response(404, str(err))
     if isinstance(err, QueueFullError):
         return problem_response(503, str(err), headers={"Retry-After": "1"})
-    if isinstance(err, BusClosedError):
-        return problem_response(503, str(err))
+    if isinstance(err, BusClosedError | BusNotRunningError):
+        return problem_response(503, str(err), headers={"Retry-After": "1"})
     if isinstance(err, WebhookError):  # e.g. redelivering a delivery that is still pending
         return problem_response(409, str(err))
     return None
