@@ -15,6 +15,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+import structlog
 from aiohttp import web
 
 from mnemo_events.logging import configure_logging
@@ -208,7 +209,7 @@ class TestUnexpectedErrorLogs:
                 body = await r.text()
                 assert r.status == 500
         finally:
-            configure_logging(json=False, level="warning", stream=io.StringIO())
+            structlog.reset_defaults()  # the configuration other tests expect
         logged = stream.getvalue()
         assert "server.unhandled_error" in logged
         assert "RuntimeError" in logged
