@@ -121,6 +121,12 @@ class ServerConfig(_Section):
     """Request bodies larger than this are refused with 413."""
     stream_queue_size: int = Field(1_000, ge=1)
     """Events that may wait for one ``/events/stream`` client; beyond that it is disconnected."""
+    header_timeout: float = Field(10.0, gt=0)
+    """Seconds a new connection has to send its first request's headers, else it is closed."""
+    keepalive_timeout: float = Field(15.0, gt=0)
+    """Seconds an idle keep-alive connection (or a later request's headers) may take."""
+    body_timeout: float = Field(30.0, gt=0)
+    """Seconds a request has to send its whole body, else 408."""
 
 
 class Settings(_Section):

@@ -215,6 +215,12 @@ class WebhookManager:
         """Whether deliveries are being sent."""
         return self._state is _State.RUNNING
 
+    @property
+    def bus_subscription_id(self) -> str | None:
+        """The id of the manager's subscription on the attached bus, for ``bus.flush``; None
+        when not subscribed (or subscribed without an id)."""
+        return getattr(self, "_bus_subscription_id", None)
+
     async def start(self) -> None:
         """Open the store, resume unfinished deliveries and start sending (idempotent)."""
         if self._state in (_State.RUNNING, _State.STARTING):

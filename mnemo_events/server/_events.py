@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Mapping
 from typing import Any
 
@@ -12,9 +13,9 @@ from mnemo_events.event import Event
 from mnemo_events.exceptions import InvalidPatternError
 from mnemo_events.patterns import parse_pattern
 from mnemo_events.schemas import is_registered, suggest_event_types
-from mnemo_events.server._middleware import ApiError, read_json
+from mnemo_events.server._middleware import ApiError, query_int, read_json
 from mnemo_events.server._sse import HEARTBEAT_SECONDS
-from mnemo_events.server._state import SERVICE
+from mnemo_events.server._state import SERVICE, Service
 
 __all__ = ["HEARTBEAT_SECONDS", "routes"]
 
@@ -55,7 +56,8 @@ def _warnings(events: list[Event]) -> list[str]:
 @routes.post("/events")
 async def publish(request: web.Request) -> web.Response:
     """Publish one event (``{"type", "data", "metadata"}``) or a batch (``{"events": [...]}``
-    or a JSON array); every event is checked before any is published."""
+    or a JSON array); every event is checked before any is published, and the 202 comes once
+    every matching webhook delivery is committed to the delivery store."""
     service = request.app[SERVICE]
     body = await read_json(request)
     single = isinstance(body, Mapping) and "events" not in body
@@ -84,6 +86,7 @@ async def publish(request: web.Request) -> web.Response:
         ]
     else:
         events = await service.bus.publish_batch(batch)
+    await _durable(service)
     result: dict[str, Any] = (
         {"event": events[0].to_dict()}
         if single
@@ -95,31 +98,49 @@ async def publish(request: web.Request) -> web.Response:
     return web.json_response(result, status=202)
 
 
+async def _durable(service: Service) -> None:
+    """Return once every delivery of the events published so far is committed to the
+    delivery store: the 202 promises an event that survives a crash (SIGKILL) at any moment.
+
+    The bus is waited for on the manager's subscription only (a slow stream client does not
+    hold a publisher up), then the store's current batch commits: concurrent requests share
+    one transaction, so throughput holds.
+
+    Raises:
+        BusNotRunningError: the bus stopped with those events undelivered (a 503).
+        sqlite3.Error: the batch could not commit (a 503 naming the store).
+    """
+    manager = service.webhooks
+    if not (service.settings.webhooks.enabled and manager.is_running):
+        return  # no webhook deliveries to make durable
+    subscription = manager.bus_subscription_id
+    await service.bus.flush(subscription_ids=None if subscription is None else [subscription])
+    try:
+        await manager.flush()
+    except sqlite3.Error as err:
+        _log.error("server.publish_not_durable", error=type(err).__name__, detail=str(err))
+        raise ApiError(
+            503,
+            "the events were published but their webhook deliveries could not be committed "
+            "to the delivery store; retry the request",
+            headers={"Retry-After": "1"},
+        ) from None
+
+
 def _pattern(request: web.Request, *names: str) -> str | None:
+    """The first of the query parameters ``names`` given; every one given must be a valid
+    pattern (a bad one is a 400 even when another comes first)."""
+    found: str | None = None
     for name in names:
         value = request.query.get(name)
-        if value is not None:
-            try:
-                parse_pattern(value)
-            except InvalidPatternError as err:
-                raise ApiError(400, f"invalid query parameter {name!r}", [str(err)]) from None
-            return value
-    return None
-
-
-def _limit(request: web.Request, default: int) -> int:
-    raw = request.query.get("limit")
-    if raw is None:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        value = -1
-    if not 0 <= value <= _MAX_HISTORY:
-        raise ApiError(
-            400, f"query parameter 'limit' must be an integer from 0 to {_MAX_HISTORY}, got {raw!r}"
-        )
-    return value
+        if value is None:
+            continue
+        try:
+            parse_pattern(value)
+        except InvalidPatternError as err:
+            raise ApiError(400, f"invalid query parameter {name!r}", [str(err)]) from None
+        found = value if found is None else found
+    return found
 
 
 @routes.get("/events")
@@ -127,5 +148,5 @@ async def history(request: web.Request) -> web.Response:
     """Recent events, oldest first, filtered by ``type`` or ``pattern``; ``limit`` (50)."""
     bus = request.app[SERVICE].bus
     pattern = _pattern(request, "type", "pattern")
-    events = await bus.get_history(pattern, limit=_limit(request, 50))
+    events = await bus.get_history(pattern, limit=query_int(request, "limit", 50, 0, _MAX_HISTORY))
     return web.json_response({"count": len(events), "events": [e.to_dict() for e in events]})

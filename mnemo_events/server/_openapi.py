@@ -9,10 +9,10 @@ from aiohttp import web
 
 from mnemo_events.schemas import export_openapi_spec
 from mnemo_events.server._dashboard import openapi_paths
-from mnemo_events.server._openapi_schemas import service_schemas
+from mnemo_events.server._openapi_schemas import PATTERN_SCHEMA, service_schemas
 from mnemo_events.server._state import SERVICE
 
-__all__ = ["routes", "service_openapi"]
+__all__ = ["query_parameters", "routes", "service_openapi"]
 
 routes = web.RouteTableDef()
 
@@ -30,9 +30,11 @@ def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
 
 
 _ERROR_TEXT = {
-    400: "Malformed JSON or a bad query parameter.",
+    400: "Malformed or non-strict JSON (NaN, Infinity, an overflowing number, an integer of "
+    "more than 64 digits, nesting deeper than 100) or a bad query parameter.",
     401: "Missing or invalid API key.",
     404: "No such webhook or delivery.",
+    408: "The request body was not fully sent within server.body_timeout.",
     409: "The delivery is still pending or retrying.",
     413: "The request body exceeds server.max_body_bytes.",
     422: "The payload is invalid; `problems` lists every problem.",
@@ -55,6 +57,7 @@ def _op(
     responses: dict[str, Any],
     *,
     body: dict[str, Any] | None = None,
+    body_required: bool = True,
     params: list[dict[str, Any]] | None = None,
     auth: bool = True,
 ) -> dict[str, Any]:
@@ -68,7 +71,7 @@ def _op(
         operation["parameters"] = params
     if body is not None:
         operation["requestBody"] = {
-            "required": True,
+            "required": body_required,
             "content": {"application/json": {"schema": body}},
         }
     return operation
@@ -88,9 +91,15 @@ def _path_param(name: str) -> dict[str, Any]:
     return {"name": name, "in": "path", "required": True, "schema": _STR}
 
 
-_PATTERN_Q = _query("pattern", "Event type or pattern (`memory.*`, `>`).", _STR)
-_TYPE_Q = _query("type", "Same as `pattern`.", _STR)
-_LIMIT_Q = _query("limit", "How many to return.", {"type": "integer", "minimum": 0})
+_PATTERN_Q = _query("pattern", "Event type or pattern (`memory.*`, `>`).", PATTERN_SCHEMA)
+_TYPE_Q = _query("type", "Same as `pattern`.", PATTERN_SCHEMA)
+
+
+def _limit_q(low: int, high: int, default: int) -> dict[str, Any]:
+    schema = {"type": "integer", "minimum": low, "maximum": high, "default": default}
+    return _query("limit", "How many to return.", schema)
+
+
 _WH = [_path_param("webhook_id")]
 _DL = [_path_param("delivery_id")]
 
@@ -103,12 +112,12 @@ def _paths() -> dict[str, Any]:
                 "Publish one event or a batch",
                 "publishEvents",
                 {"202": ok(_ref("Published"), "Accepted; delivered asynchronously.")}
-                | _errors(400, 413, 422, 503),
+                | _errors(400, 408, 413, 422, 503),
                 body={
                     "oneOf": [
                         _ref("EventIn"),
                         _ref("EventBatchIn"),
-                        {"type": "array", "items": _ref("EventIn")},
+                        {"type": "array", "items": _ref("EventIn"), "minItems": 1},
                     ]
                 },
             ),
@@ -116,7 +125,7 @@ def _paths() -> dict[str, Any]:
                 "Recent events, oldest first",
                 "listEvents",
                 {"200": ok(_ref("EventList"), "The events.")} | _errors(400),
-                params=[_TYPE_Q, _PATTERN_Q, _LIMIT_Q],
+                params=[_TYPE_Q, _PATTERN_Q, _limit_q(0, 10_000, 50)],
             ),
         },
         "/events/stream": {
@@ -152,7 +161,7 @@ def _paths() -> dict[str, Any]:
             "post": _op(
                 "Register a webhook (the response shows its secret, once)",
                 "registerWebhook",
-                {"201": ok(_ref("Webhook"), "Registered.")} | _errors(400, 413, 422),
+                {"201": ok(_ref("Webhook"), "Registered.")} | _errors(400, 408, 413, 422),
                 body=_ref("WebhookIn"),
             ),
             "get": _op(
@@ -172,7 +181,7 @@ def _paths() -> dict[str, Any]:
             "patch": _op(
                 "Update a webhook",
                 "updateWebhook",
-                {"200": ok(_ref("Webhook"), "Updated.")} | _errors(400, 404, 413, 422),
+                {"200": ok(_ref("Webhook"), "Updated.")} | _errors(400, 404, 408, 413, 422),
                 body=_ref("WebhookPatch"),
             ),
             "delete": _op(
@@ -187,8 +196,9 @@ def _paths() -> dict[str, Any]:
                 "Rotate the secret, keeping the old one valid for a grace period",
                 "rotateSecret",
                 {"200": ok(_ref("Webhook"), "Rotated; the new secret is shown once.")}
-                | _errors(400, 404, 422),
+                | _errors(400, 404, 408, 413, 422),
                 body=_ref("RotateSecretIn"),
+                body_required=False,
             ),
         },
         "/webhooks/{webhook_id}/test": {
@@ -217,7 +227,7 @@ def _paths() -> dict[str, Any]:
                         "Only this status.",
                         {"type": "string", "enum": ["pending", "retrying", "success", "failed"]},
                     ),
-                    _LIMIT_Q,
+                    _limit_q(1, 10_000, 100),
                 ],
             ),
         },
@@ -317,3 +327,15 @@ async def openapi(request: web.Request) -> web.Response:
     if service.openapi is None:
         service.openapi = service_openapi()
     return web.json_response(service.openapi)
+
+
+def query_parameters() -> dict[tuple[str, str], frozenset[str]]:
+    """The query parameters each operation documents, by (METHOD, path template)."""
+    table: dict[tuple[str, str], frozenset[str]] = {}
+    for path, item in _paths().items():
+        for method, operation in item.items():
+            if method == "parameters":
+                continue
+            names = {p["name"] for p in operation.get("parameters", ()) if p["in"] == "query"}
+            table[method.upper(), path] = frozenset(names)
+    return table

@@ -4,9 +4,26 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["service_schemas"]
+__all__ = ["EVENT_TYPE_SCHEMA", "PATTERN_SCHEMA", "service_schemas"]
 
 _STR = {"type": "string"}
+_SEGMENT = "[A-Za-z0-9_][A-Za-z0-9_-]*"
+EVENT_TYPE_SCHEMA: dict[str, Any] = {
+    "type": "string",
+    "minLength": 1,
+    "maxLength": 255,
+    "pattern": f"^{_SEGMENT}(\\.{_SEGMENT})*$",
+    "examples": ["memory.created"],
+}
+"""An event type, as :func:`mnemo_events.patterns.validate_event_type` accepts it."""
+PATTERN_SCHEMA: dict[str, Any] = {
+    "type": "string",
+    "minLength": 1,
+    "maxLength": 255,
+    "pattern": f"^(>|\\*\\*|({_SEGMENT}|\\*)(\\.({_SEGMENT}|\\*))*(\\.(>|\\*\\*))?)$",
+    "examples": ["memory.*", ">"],
+}
+"""A subscription pattern, as :func:`mnemo_events.patterns.parse_pattern` accepts it."""
 _OBJ = {"type": "object"}
 _ISO = {"type": "string", "format": "date-time"}
 
@@ -18,13 +35,21 @@ def _ref(name: str) -> dict[str, str]:
 def service_schemas() -> dict[str, Any]:
     """Request and response bodies of the service, for ``components.schemas``."""
     event_props = {
-        "type": {"type": "string", "examples": ["memory.created"]},
-        "data": {**_OBJ, "description": "The payload, checked against the type's schema."},
+        "type": EVENT_TYPE_SCHEMA,
+        "data": {
+            "type": ["object", "null"],
+            "description": "The payload, checked against the type's schema (null: {}).",
+        },
         "metadata": {"type": ["object", "null"], "description": "Context such as agent_id."},
     }
     webhook_fields = {
         "url": {"type": "string", "format": "uri"},
-        "events": {"type": "array", "items": _STR, "minItems": 1, "examples": [["memory.*"]]},
+        "events": {
+            "type": "array",
+            "items": PATTERN_SCHEMA,
+            "minItems": 1,
+            "examples": [["memory.*"]],
+        },
         "secret": {"type": ["string", "null"]},
         "secret_ref": {"type": ["string", "null"], "description": "`env:NAME`"},
         "headers": {"type": ["object", "null"], "additionalProperties": _STR},
@@ -59,7 +84,13 @@ def service_schemas() -> dict[str, Any]:
         "Event": {
             "type": "object",
             "required": ["id", "type", "data", "metadata", "published_at"],
-            "properties": {"id": _STR, **event_props, "metadata": _OBJ, "published_at": _ISO},
+            "properties": {
+                "id": _STR,
+                **event_props,
+                "data": _OBJ,
+                "metadata": _OBJ,
+                "published_at": _ISO,
+            },
         },
         "EventList": {
             "type": "object",
@@ -115,7 +146,13 @@ def service_schemas() -> dict[str, Any]:
             "properties": {
                 "secret": {"type": ["string", "null"]},
                 "secret_ref": {"type": ["string", "null"]},
-                "grace_seconds": {"type": "number", "minimum": 0},
+                "grace_seconds": {
+                    "type": "number",
+                    "minimum": 0,
+                    "maximum": 2_592_000,
+                    "description": "Seconds the old secret still signs (default 86400, at most "
+                    "30 days).",
+                },
             },
         },
         "Delivery": {

@@ -8,13 +8,16 @@ from typing import Any
 from aiohttp import web
 
 from mnemo_events.exceptions import WebhookNotFoundError
-from mnemo_events.server._middleware import ApiError, read_json
+from mnemo_events.server._middleware import ApiError, decode_json, query_int, read_body, read_json
 from mnemo_events.server._state import SERVICE
 from mnemo_events.webhook_manager import DeliveryStatus, Webhook, WebhookManager
 
-__all__ = ["routes"]
+__all__ = ["MAX_GRACE_SECONDS", "routes"]
 
 routes = web.RouteTableDef()
+
+MAX_GRACE_SECONDS = 30 * 86400
+"""Longest grace period of a rotated secret (30 days)."""
 
 _STR = (str,)
 _OPT_STR = (str, type(None))
@@ -152,26 +155,24 @@ async def delete(request: web.Request) -> web.Response:
 @routes.post("/webhooks/{webhook_id}/rotate-secret")
 async def rotate_secret(request: web.Request) -> web.Response:
     """Replace the secret (generated unless given), still signing with the old one for
-    ``grace_seconds`` (default one day); the response shows the new secret once."""
+    ``grace_seconds`` (default one day, at most :data:`MAX_GRACE_SECONDS`); the body is
+    optional, and the response shows the new secret once."""
     manager = _manager(request)
     webhook_id = request.match_info["webhook_id"]
     webhook_or_404(manager, webhook_id)
-    raw = await request.read()
-    body = _checked(await read_json(request) if raw.strip() else {}, _ROTATE_FIELDS)
+    raw = await read_body(request)
+    body = _checked(decode_json(raw) if raw.strip() else {}, _ROTATE_FIELDS)
+    grace = float(body.get("grace_seconds", 86400))
+    if not 0 <= grace <= MAX_GRACE_SECONDS:
+        raise ApiError(
+            422,
+            "invalid request body",
+            [f"grace_seconds: expected 0 to {MAX_GRACE_SECONDS} seconds, got {grace:g}"],
+        )
     webhook = await manager.rotate_secret(
-        webhook_id,
-        body.get("secret"),
-        float(body.get("grace_seconds", 86400)),
-        new_secret_ref=body.get("secret_ref"),
+        webhook_id, body.get("secret"), grace, new_secret_ref=body.get("secret_ref")
     )
     return web.json_response(_with_secret(webhook))
-
-
-def _limit(request: web.Request) -> int:
-    raw = request.query.get("limit", "100")
-    if not raw.isdigit() or not 1 <= int(raw) <= 10_000:
-        raise ApiError(400, f"query parameter 'limit' must be from 1 to 10000, got {raw!r}")
-    return int(raw)
 
 
 @routes.get("/webhooks/{webhook_id}/deliveries")
@@ -185,7 +186,9 @@ async def deliveries(request: web.Request) -> web.Response:
     if status is not None and status not in {s.value for s in DeliveryStatus}:
         choices = ", ".join(s.value for s in DeliveryStatus)
         raise ApiError(400, f"query parameter 'status' must be one of {choices}, got {status!r}")
-    found = await manager.get_delivery_history(webhook_id, limit=_limit(request), status=status)
+    found = await manager.get_delivery_history(
+        webhook_id, limit=query_int(request, "limit", 100, 1, 10_000), status=status
+    )
     return web.json_response({"count": len(found), "deliveries": [d.to_dict() for d in found]})
 
 

@@ -457,6 +457,7 @@ class TestWebhooks:
         status, hook = await service.call("POST", "/webhooks", json=body)
         assert status == 201, hook
         receiver.secrets["/hook"] = hook["secret"]
+        assert isinstance(hook, dict)
         return hook
 
     async def test_registered_webhook_receives_signed_deliveries(
