@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import Any, Protocol, TextIO
 
 import structlog
+import structlog.tracebacks
 from reactivex import Observable
 from reactivex import operators as ops
 
@@ -52,10 +53,21 @@ def configure_logging(
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         structlog.processors.StackInfoRenderer(),
     ]
+    # Tracebacks never carry local variables (a frame may hold an API key, a signing secret or
+    # a user payload), and the console renders them plainly: rich's renderer would walk
+    # arbitrarily deep payloads.
     if json:
-        processors += [structlog.processors.dict_tracebacks, structlog.processors.JSONRenderer()]
+        no_locals = structlog.tracebacks.ExceptionDictTransformer(show_locals=False)
+        processors += [
+            structlog.processors.ExceptionRenderer(no_locals),
+            structlog.processors.JSONRenderer(),
+        ]
     else:
-        processors.append(structlog.dev.ConsoleRenderer(colors=_is_tty(out)))
+        processors.append(
+            structlog.dev.ConsoleRenderer(
+                colors=_is_tty(out), exception_formatter=structlog.dev.plain_traceback
+            )
+        )
     structlog.configure(
         processors=processors,
         wrapper_class=structlog.make_filtering_bound_logger(number),

@@ -74,6 +74,31 @@ class TestConfigureLogging:
         with pytest.raises(json.JSONDecodeError):
             json.loads(text)
 
+    @pytest.mark.parametrize("as_json", [True, False], ids=["json", "console"])
+    def test_tracebacks_carry_no_local_variables(self, as_json: bool) -> None:
+        """A logged exception shows its type and stack, never the values of the frames' local
+        variables (an API key or a signing secret held by a caller)."""
+        out = io.StringIO()
+        configure_logging(json=as_json, level="info", stream=out)
+
+        # Built at run time, so a source line the traceback quotes cannot hold them.
+        key, secret = "-".join(["key", "in", "an", "argument"]), "_".join(["whsec", "a", "local"])
+
+        def fails(api_key: str) -> None:
+            held = secret  # noqa: F841 (a local the renderer must not show)
+            raise ValueError("boom")
+
+        try:
+            fails(key)
+        except ValueError:
+            logger("test").exception("app.failed")
+        text = out.getvalue()
+        assert "app.failed" in text
+        assert "ValueError" in text
+        assert "fails" in text  # the stack is there
+        assert secret not in text
+        assert key not in text
+
     @pytest.mark.parametrize(
         ("level", "shown"),
         [
