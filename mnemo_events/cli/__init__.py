@@ -14,7 +14,11 @@ from collections.abc import Callable, Sequence
 
 from mnemo_events.cli._parser import DEFAULT_LEVELS, build_parser
 from mnemo_events.config import Settings, load_config
-from mnemo_events.exceptions import ConfigError
+from mnemo_events.exceptions import (
+    ConfigError,
+    DeliveryStoreCorruptError,
+    WebhookPersistenceError,
+)
 
 __all__ = ["main"]
 
@@ -71,7 +75,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = load_config(args.config)
         return _command(args.command)(args, settings)
-    except ConfigError as err:
+    except (ConfigError, DeliveryStoreCorruptError, WebhookPersistenceError) as err:
+        # Bad settings, a damaged delivery store or an unreadable webhook file: the operator's
+        # to fix, named in one line (the files are left as they are).
         print(f"mnemo-events {args.command}: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
