@@ -157,3 +157,27 @@ def test_python_examples_run(
         structlog.reset_defaults()  # the logging example configures structlog
     if block.heading == "Quickstart":
         assert "'total_published': 1" in capsys.readouterr().out
+
+
+def test_every_test_the_survival_table_names_exists() -> None:
+    """Each row of "What survives what" names tests that exist (file, class and function)."""
+    section = README.split("## What survives what", 1)[1].split("\n## ", 1)[0]
+    named = re.findall(r"`(tests/[\w/]+\.py(?:::\w+)*)`", section)
+    assert len(named) >= 15
+    missing = []
+    for reference in named:
+        path, *parts = reference.split("::")
+        tree = ast.parse((ROOT / path).read_text(encoding="utf-8"))
+        scope: list[ast.stmt] = tree.body
+        for part in parts:
+            found = [
+                node
+                for node in scope
+                if isinstance(node, ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef)
+                and node.name == part
+            ]
+            if not found:
+                missing.append(reference)
+                break
+            scope = found[0].body
+    assert missing == []

@@ -21,7 +21,7 @@ import pytest
 
 from mnemo_events.config import RetryConfig
 from mnemo_events.event import Event
-from mnemo_events.webhook_manager import WebhookManager
+from mnemo_events.webhook_manager import Webhook, WebhookManager
 from tests.helpers.receiver import Receiver, Reply, eventually
 from tests.helpers.service import API_KEY, Service, running_service, service_settings
 
@@ -87,7 +87,13 @@ class TestWebhooksCommands:
         async with running_service(service_settings(tmp_path)) as service:
             hook = await _add(service, receiver.url("/a"), tmp_path, "--description", "audit")
             assert hook["secret"].startswith("whsec_")
-            assert service.webhooks.get_webhook(hook["id"]).description == "audit"
+
+            def _webhook() -> Webhook:
+                webhook = service.webhooks.get_webhook(hook["id"])
+                assert webhook is not None
+                return webhook
+
+            assert _webhook().description == "audit"
 
             listed = await cli("webhooks", "list", *_to(service), cwd=tmp_path)
             assert listed.code == 0, listed.err
@@ -99,7 +105,7 @@ class TestWebhooksCommands:
                 "webhooks", "update", hook["id"], "--disable", *_to(service), cwd=tmp_path
             )
             assert off.code == 0, off.err
-            assert service.webhooks.get_webhook(hook["id"]).enabled is False
+            assert _webhook().enabled is False
             shown = await cli("webhooks", "show", hook["id"], *_to(service), cwd=tmp_path)
             assert "state        disabled" in shown.out
             assert "deliveries   0" in shown.out
@@ -109,7 +115,7 @@ class TestWebhooksCommands:
                 *_to(service), cwd=tmp_path,
             )  # fmt: skip
             assert on.code == 0, on.err
-            assert service.webhooks.get_webhook(hook["id"]).events == ("dream.*", "gap.*")
+            assert _webhook().events == ("dream.*", "gap.*")
 
             gone = await cli("webhooks", "delete", hook["id"], *_to(service), cwd=tmp_path)
             assert gone.code == 0, gone.err

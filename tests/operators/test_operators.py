@@ -14,7 +14,7 @@ from reactivex import operators as ops
 from reactivex.scheduler import ImmediateScheduler, TimeoutScheduler
 from reactivex.scheduler.eventloop import AsyncIOScheduler
 from reactivex.testing import ReactiveTest, TestScheduler
-from reactivex.testing.marbles import marbles_testing
+from reactivex.testing.recorded import Recorded
 from structlog.testing import capture_logs
 
 from mnemo_events.event import Event
@@ -34,6 +34,7 @@ from mnemo_events.operators import (
     retry_when,
     where,
 )
+from tests.helpers.marbles import completed_at, emitted, marbles, next_at
 
 on_next = ReactiveTest.on_next
 on_completed = ReactiveTest.on_completed
@@ -55,6 +56,22 @@ def _identity(item: str) -> str:
 
 def _boom(_: object) -> Any:
     raise RuntimeError("boom")
+
+
+def _first(item: str) -> str:
+    return item[0]
+
+
+def _is_start(item: tuple[str, Any]) -> bool:
+    return item[0] == "s"
+
+
+def _is_end(item: tuple[str, Any]) -> bool:
+    return item[0] == "e"
+
+
+def _second(item: tuple[str, Any]) -> Any:
+    return item[1]
 
 
 class TestMatch:
@@ -101,10 +118,15 @@ class TestWhereAndMapSafe:
     def test_map_safe_drops_only_the_failing_element(self) -> None:
         """map_safe maps every element, drops the ones the mapper raises on, and completes."""
         errors = ElementErrors()
-        with marbles_testing() as (start, cold, _hot, exp):
-            source = cold("-a-b-c-|")
-            mapped = source.pipe(map_safe(lambda x: 1 / (x != "b") and x.upper(), errors=errors))
-            assert start(mapped) == exp("-A---C-|")
+
+        def _upper_but_b(x: str) -> str:
+            _ = 1 / (x != "b")  # 1 / False: ZeroDivisionError on "b"
+            return x.upper()
+
+        with marbles() as mb:
+            source = mb.cold("-a-b-c-|")
+            mapped = source.pipe(map_safe(_upper_but_b, errors=errors))
+            assert mb.start(mapped) == mb.exp("-A---C-|")
         assert errors.total == 1
         assert errors.last_error is not None
         assert "ZeroDivisionError" in errors.last_error
@@ -136,10 +158,10 @@ class TestRate:
             "v": Rates(at(210), 4.0, {"a": 1}),
             "u": Rates(at(214), 4.0, {}),
         }
-        with marbles_testing() as (start, cold, _hot, exp):
-            source = cold("-a-a-b---a------|")
-            result = start(source.pipe(rate(4, every=2, key=_identity)))
-        expected = exp("--w-x-y-z-v-v-u-|", lookup)
+        with marbles() as mb:
+            source = mb.cold("-a-a-b---a------|")
+            result = mb.start(source.pipe(rate(4, every=2, key=_identity)))
+        expected = mb.exp("--w-x-y-z-v-v-u-|", lookup)
         expected[5] = on_next(212, Rates(at(212), 4.0, {"a": 1}))
         assert result == expected
 
@@ -148,7 +170,7 @@ class TestRate:
         scheduler = TestScheduler()
         source = scheduler.create_hot_observable(on_next(201, "a"), on_completed(206))
         result = scheduler.start(lambda: source.pipe(rate(3, every=1, key=_identity)))
-        counts = [dict(m.value.value.counts) for m in result.messages[:-1]]
+        counts = [dict(emitted(m).counts) for m in result.messages[:-1]]
         assert counts == [{"a": 1}, {"a": 1}, {"a": 1}, {}, {}]
 
     def test_per_second_and_total(self) -> None:
@@ -164,9 +186,7 @@ class TestRate:
         source = scheduler.create_hot_observable(
             on_next(201, "a"), on_next(202, ""), on_completed(205)
         )
-        result = scheduler.start(
-            lambda: source.pipe(rate(4, every=4, key=lambda s: s[0], errors=errors))
-        )
+        result = scheduler.start(lambda: source.pipe(rate(4, every=4, key=_first, errors=errors)))
         assert result.messages == [on_next(204, Rates(at(204), 4.0, {"a": 1})), on_completed(205)]
         assert errors.by_stage() == {"rate": 1}
 
@@ -198,9 +218,9 @@ class TestPair:
         result = scheduler.start(
             lambda: source.pipe(
                 pair(
-                    lambda x: x[0] == "s",
-                    lambda x: x[0] == "e",
-                    key=lambda x: x[1],
+                    _is_start,
+                    _is_end,
+                    key=_second,
                     timeout=timeout,
                     errors=errors,
                 )
@@ -218,17 +238,11 @@ class TestPair:
             "x": Pair(1, a, end_a, at(201), at(206), "completed"),
             "y": Pair(2, b, None, at(204), at(209), "timed_out"),
         }
-        with marbles_testing() as (start, cold, _hot, exp):
-            source = cold("-a--b-A------|", lookup)
-            result = start(
-                source.pipe(
-                    pair(
-                        lambda x: x[0] == "s", lambda x: x[0] == "e", key=lambda x: x[1], timeout=5
-                    )
-                )
-            )
-            assert result == exp("------x--y---|", lookup)
-        assert result[0].value.value.duration == 5.0
+        with marbles() as mb:
+            source = mb.cold("-a--b-A------|", lookup)
+            result = mb.start(source.pipe(pair(_is_start, _is_end, key=_second, timeout=5)))
+            assert result == mb.exp("------x--y---|", lookup)
+        assert emitted(result[0]).duration == 5.0
 
     def test_open_starts_are_unfinished_at_completion(self) -> None:
         """Starts still open when the source completes are emitted as unfinished, then done."""
@@ -258,36 +272,47 @@ class TestPair:
     def test_stray_items_emit_nothing_extra(self, records: list[Any], statuses: list[str]) -> None:
         """Ends without an open start and unrelated items produce no pair of their own."""
         messages = self._pairs(*records)
-        assert [m.value.value.status for m in messages] == statuses
+        assert [emitted(m).status for m in messages] == statuses
 
     def test_bad_key_is_dropped_and_counted(self) -> None:
         """An item whose key cannot be read is dropped; the other pairs still form."""
         errors = ElementErrors()
         scheduler = TestScheduler()
-        source = scheduler.create_hot_observable(
+        records: list[Recorded[dict[str, Any]]] = [
             on_next(201, {"kind": "s"}),
             on_next(202, {"kind": "s", "id": 1}),
             on_next(203, {"kind": "e", "id": 1}),
-        )
+        ]
+        source = scheduler.create_hot_observable(*records)
+
+        def _kind_is(kind: str) -> Callable[[dict[str, Any]], bool]:
+            def _check(item: dict[str, Any]) -> bool:
+                return bool(item["kind"] == kind)
+
+            return _check
+
+        def _id(item: dict[str, Any]) -> Any:
+            return item["id"]
+
         result = scheduler.start(
             lambda: source.pipe(
                 pair(
-                    lambda x: x["kind"] == "s",
-                    lambda x: x["kind"] == "e",
-                    key=lambda x: x["id"],
+                    _kind_is("s"),
+                    _kind_is("e"),
+                    key=_id,
                     timeout=10,
                     errors=errors,
                 )
             )
         )
-        assert [m.value.value.key for m in result.messages] == [1]
+        assert [emitted(m).key for m in result.messages] == [1]
         assert errors.by_stage() == {"pair": 1}
 
     def test_unhashable_key_is_dropped(self) -> None:
         """A key that cannot be hashed drops the item instead of killing the stream."""
         errors = ElementErrors()
         messages = self._pairs(on_next(201, ("s", [1])), on_next(202, ("s", 2)), errors=errors)
-        assert [m.value.value.key for m in messages] == [2]
+        assert [emitted(m).key for m in messages] == [2]
         assert errors.total == 1
 
     def test_dispose_cancels_pending_timeouts(self) -> None:
@@ -303,9 +328,7 @@ class TestPair:
         scheduler = RecordingScheduler()
         source = scheduler.create_hot_observable(on_next(201, ("s", 1)), on_next(202, ("s", 2)))
         result = scheduler.start(
-            lambda: source.pipe(
-                pair(lambda x: x[0] == "s", lambda x: x[0] == "e", key=lambda x: x[1], timeout=50)
-            ),
+            lambda: source.pipe(pair(_is_start, _is_end, key=_second, timeout=50)),
             disposed=220,
         )
         assert result.messages == []
@@ -316,10 +339,10 @@ class TestPair:
 class TestDebounceByKey:
     def test_matches_the_marble_sketch(self) -> None:
         """Each key emits its last item after duetime of quiet; pending ones flush at the end."""
-        with marbles_testing() as (start, cold, _hot, exp):
-            source = cold("-a-A-b-A-------B|")
-            result = start(source.pipe(debounce_by_key(5, key=str.lower)))
-            assert result == exp("----------b-A---(B,|)")
+        with marbles() as mb:
+            source = mb.cold("-a-A-b-A-------B|")
+            result = mb.start(source.pipe(debounce_by_key(5, key=str.lower)))
+            assert result == mb.exp("----------b-A---(B,|)")
 
     def test_keys_do_not_delay_each_other(self) -> None:
         """A steady stream of one key does not hold back another key's item."""
@@ -329,7 +352,7 @@ class TestDebounceByKey:
             *(on_next(202 + n, f"a{n}") for n in range(10)),
             on_completed(230),
         )
-        result = scheduler.start(lambda: source.pipe(debounce_by_key(2, key=lambda s: s[0])))
+        result = scheduler.start(lambda: source.pipe(debounce_by_key(2, key=_first)))
         assert result.messages == [on_next(203, "b1"), on_next(213, "a9"), on_completed(230)]
 
     def test_error_drops_pending_items(self) -> None:
@@ -345,9 +368,7 @@ class TestDebounceByKey:
         errors = ElementErrors()
         scheduler = TestScheduler()
         source = scheduler.create_hot_observable(on_next(201, ""), on_next(202, "a"))
-        result = scheduler.start(
-            lambda: source.pipe(debounce_by_key(1, key=lambda s: s[0], errors=errors))
-        )
+        result = scheduler.start(lambda: source.pipe(debounce_by_key(1, key=_first, errors=errors)))
         assert result.messages == [on_next(203, "a")]
         assert errors.by_stage() == {"debounce_by_key": 1}
 
@@ -388,7 +409,7 @@ class TestRetryWhen:
                 retry_when(backoff_notifier(lambda n, e: 0.5, scheduler=scheduler))
             )
         )
-        assert result.messages == [on_next(200.5, "ok"), on_completed(200.5)]
+        assert result.messages == [next_at(200.5, "ok"), completed_at(200.5)]
 
 
 class TestResolveScheduler:
@@ -428,6 +449,6 @@ class TestResolveScheduler:
 def test_time_operators_complete_with_an_empty_source(build: Callable[[], Any]) -> None:
     """Each time-based operator completes when an empty source completes, emitting nothing."""
     scheduler = TestScheduler()
-    source = scheduler.create_hot_observable(on_completed(200.5))
+    source = scheduler.create_hot_observable(completed_at(200.5))
     result = scheduler.start(lambda: source.pipe(build()))
-    assert result.messages == [on_completed(200.5)]
+    assert result.messages == [completed_at(200.5)]

@@ -5,21 +5,25 @@ One virtual tick is one second of delay. These pin the semantics the webhook ret
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import pytest
 import reactivex
-from reactivex import Observable
+from reactivex import Notification, Observable
 from reactivex import operators as ops
 from reactivex.testing import ReactiveTest, TestScheduler
 
 from mnemo_events.config import RetryConfig
 from mnemo_events.operators import backoff_notifier, retry_when
 from mnemo_events.webhooks.backoff import retry_delay
+from tests.helpers.marbles import emitted
 
 on_next = ReactiveTest.on_next
 on_error = ReactiveTest.on_error
 on_completed = ReactiveTest.on_completed
+
+_T = TypeVar("_T")
 
 
 class Flaky:
@@ -41,7 +45,9 @@ class Flaky:
         return reactivex.defer(_factory)
 
 
-def _retried(source: Observable[str], delay_for: Any, scheduler: TestScheduler) -> Any:
+def _retried(
+    source: Observable[_T], delay_for: Any, scheduler: TestScheduler
+) -> Callable[[], Observable[_T]]:
     return lambda: source.pipe(retry_when(backoff_notifier(delay_for, scheduler=scheduler)))
 
 
@@ -103,7 +109,9 @@ class TestSchedules:
             _retried(flaky.observable(), lambda n, e: 0.001, scheduler), disposed=10_000
         )
         assert len(flaky.subscribed_at) == 501
-        assert result.messages[-1].value.kind == "C"
+        last = result.messages[-1].value
+        assert isinstance(last, Notification)
+        assert last.kind == "C"
 
 
 class TestSemantics:
@@ -134,7 +142,7 @@ class TestSemantics:
             return 1.0
 
         result = scheduler.start(_retried(reactivex.of(1, 2), _delay, scheduler))
-        assert [m.value.value for m in result.messages[:2]] == [1, 2]
+        assert [emitted(m) for m in result.messages[:2]] == [1, 2]
         assert calls == []
 
     def test_retry_numbers_count_from_one(self) -> None:

@@ -187,11 +187,16 @@ class TestDashboard:
         )
         await page.wait_for_selector('#attempt-table tr[data-attempt="4"]', timeout=15_000)
 
+        def _enabled() -> bool:
+            webhook = service.webhooks.get_webhook(hook["id"])
+            assert webhook is not None
+            return webhook.enabled
+
         await page.click(f'{webhook_row} button[data-action="disable"]')
-        await eventually(lambda: not service.webhooks.get_webhook(hook["id"]).enabled)
+        await eventually(lambda: not _enabled())
         await page.wait_for_selector(f'{webhook_row}.disabled button[data-action="enable"]')
         await page.click(f'{webhook_row} button[data-action="enable"]')
-        await eventually(lambda: service.webhooks.get_webhook(hook["id"]).enabled)
+        await eventually(_enabled)
 
         await page.click(f'{webhook_row} button[data-action="replay"]')
         await page.wait_for_selector("#message.ok")
