@@ -11,6 +11,8 @@ can catch either::
     ├── ConfigError                (ValueError)
     ├── BusClosedError             (RuntimeError)
     ├── QueueFullError             (RuntimeError)
+    ├── TransportError             (ConnectionError)
+    │   └── TransportTimeoutError  (also a QueueFullError)
     └── WebhookError
         ├── WebhookNotFoundError   (KeyError)
         ├── WebhookConfigError     (ValueError)
@@ -31,6 +33,8 @@ __all__ = [
     "MnemoEventsError",
     "QueueFullError",
     "SchemaRegistrationError",
+    "TransportError",
+    "TransportTimeoutError",
     "UnsafeWebhookURLError",
     "WebhookConfigError",
     "WebhookError",
@@ -99,3 +103,11 @@ class UnsafeWebhookURLError(WebhookConfigError):
 
 class WebhookPersistenceError(WebhookError, OSError):
     """The webhook configuration file cannot be read or written; the message names the path."""
+
+
+class TransportError(MnemoEventsError, ConnectionError):
+    """The bus's transport (a NATS JetStream server) failed or refused; the message names it."""
+
+
+class TransportTimeoutError(TransportError, QueueFullError):
+    """The stream did not acknowledge a publish within ``publish_timeout``; nothing was promised."""
