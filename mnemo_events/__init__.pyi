@@ -47,6 +47,9 @@ from .exceptions import (
     BusClosedError as BusClosedError,
 )
 from .exceptions import (
+    BusNotRunningError as BusNotRunningError,
+)
+from .exceptions import (
     ConfigError as ConfigError,
 )
 from .exceptions import (
@@ -66,6 +69,9 @@ from .exceptions import (
 )
 from .exceptions import (
     SchemaRegistrationError as SchemaRegistrationError,
+)
+from .exceptions import (
+    SubscriptionClosedError as SubscriptionClosedError,
 )
 from .exceptions import (
     UnsafeWebhookURLError as UnsafeWebhookURLError,

@@ -72,6 +72,10 @@ class LibraryLogger:
         """A logger with ``values`` bound to every line."""
         return LibraryLogger({**self._values, **values})
 
+    def is_enabled_for(self, level: int) -> bool:
+        """Whether a line at ``level`` (a :mod:`logging` number) would be emitted."""
+        return _state["level"] <= level
+
     def _emit(self, method: str, event: str, fields: dict[str, Any]) -> None:
         target = structlog.get_logger("mnemo_events")
         getattr(target, method)(event, **self._values, **fields)

@@ -51,6 +51,9 @@ class EventsConfig(_Section):
     """Seconds ``publish`` waits for room in a full mailbox before raising QueueFullError."""
     validation: ValidationMode = "strict"
     """How payloads of registered event types are checked on publish."""
+    subscriber_queue_size: int = Field(10_000, ge=1)
+    """Events one subscription may hold unhandled; beyond that the bus waits for its
+    handler, so ``publish`` waits too and raises QueueFullError after ``publish_timeout``."""
 
 
 class RetryConfig(_Section):

@@ -26,33 +26,33 @@ from reactivex import operators as ops
 from reactivex.scheduler.eventloop import AsyncIOScheduler
 from reactivex.subject import Subject
 
-from mnemo_events._log import current_level as _log_level
 from mnemo_events._log import logger
 from mnemo_events.bus._batch import BatchItem, batch_event
-from mnemo_events.bus._dispatch import BusState, BusTasks
-from mnemo_events.bus._mailbox import Mailbox
+from mnemo_events.bus._dispatch import BusState, Dispatcher, Watchdog
 from mnemo_events.bus._publish_checks import PayloadChecker
 from mnemo_events.bus._reducers import StreamState, recent_events, record_batch
-from mnemo_events.bus._router import Batch, LoopSubject, Router
+from mnemo_events.bus._router import Batch, Router
 from mnemo_events.bus._stream import EventStream, observable_of, open_stream
 from mnemo_events.bus._subscription import Handler, SubscriptionActor, SubscriptionInfo
 from mnemo_events.bus._subscriptions import SubscriptionTable, new_subscription_id
+from mnemo_events.bus._transport import MemoryTransport, Transport, TransportState
 from mnemo_events.config import EventsConfig, load_config
 from mnemo_events.event import Event, fresh_event
-from mnemo_events.exceptions import BusClosedError, QueueFullError
+from mnemo_events.exceptions import BusClosedError, BusNotRunningError, ConfigError
 from mnemo_events.patterns import parse_pattern
 
 __all__ = [
     "BusState",
     "EventBus",
     "SubscriptionInfo",
+    "Transport",
+    "TransportState",
     "get_event_bus",
     "reset_event_bus",
 ]
 
 _log = logger("bus")
 _running_loop = asyncio.get_running_loop
-_YIELD_EVERY = 256
 
 
 class EventBus:
@@ -61,38 +61,54 @@ class EventBus:
     Args:
         config: the ``events:`` settings; keyword ``overrides`` replace single fields
             (``EventBus(max_queue_size=100)``).
+        transport: where accepted events wait until this process dispatches them; None (the
+            default) is the in-process :class:`~mnemo_events.bus._transport.MemoryTransport`
+            with ``max_queue_size`` and ``publish_timeout``.
+
+    Raises:
+        ConfigError: ``transport`` is neither None nor a :class:`Transport`.
     """
 
-    def __init__(self, config: EventsConfig | None = None, **overrides: Any) -> None:
+    def __init__(
+        self,
+        config: EventsConfig | None = None,
+        *,
+        transport: Transport | None = None,
+        **overrides: Any,
+    ) -> None:
         base = config or EventsConfig()
         self.config = (
             EventsConfig.model_validate({**base.model_dump(), **overrides}) if overrides else base
         )
+        cfg = self.config
         self._state = BusState.NEW
-        self._mailbox: Mailbox[Event] = Mailbox(self.config.max_queue_size)
-        self._subject: Subject[Batch] = LoopSubject()
+        self._transport = _resolve_transport(transport, cfg)
+        self._memory = self._transport if type(self._transport) is MemoryTransport else None
+        self._subject: Subject[Batch] = Subject()
         self._router = Router()
         self._subscriptions = SubscriptionTable(self._router)
-        self._stream = StreamState.empty(self.config.history_size)
-        self._checker = PayloadChecker(self.config.validation)
-        self._validating = self.config.validation != "off"
+        self._stream = StreamState.empty(cfg.history_size)
+        self._checker = PayloadChecker(cfg.validation)
+        self._validating = cfg.validation != "off"
         self._skipped_disabled = 0
-        self._tasks = BusTasks(
-            self._mailbox,
-            self._subject.on_next,
-            lambda: self._stream.dispatched,
-            self._subscriptions.actors,
-            self.config.delivery_timeout,
-        )
+        self._dispatcher = Dispatcher(self._subject.on_next, self._subscriptions.congested)
+        self._watchdog = Watchdog(self._subscriptions.actors, cfg.delivery_timeout)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        """The loop the bus was last started (or rebound) on."""
         self._started_at: float | None = None
         self._stopped: asyncio.Future[None] | None = None
         self._disabled_warned = False
-        self._enabled = self.config.enabled
+        self._enabled = cfg.enabled
         self._stream_ids: set[str] = set()
+        # The reducers' output is the bus's memory of its stream: get_history, get_metrics
+        # and get_stats read the state the scan last emitted.
         self._subject.pipe(ops.scan(record_batch, self._stream)).subscribe(
-            on_error=self._on_reducer_error
+            self._set_stream, on_error=self._on_reducer_error
         )
         self._subject.subscribe(self._router.on_next, on_error=self._on_reducer_error)
+
+    def _set_stream(self, state: StreamState) -> None:
+        self._stream = state
 
     # -- properties ----------------------------------------------------------------------------
 
@@ -153,10 +169,16 @@ class EventBus:
                 f"event_filter for {event_pattern!r} must be callable, got {event_filter!r}"
             )
         actor = SubscriptionActor(
-            new_subscription_id(), pattern, handler, event_filter, timed=timed
+            new_subscription_id(),
+            pattern,
+            handler,
+            event_filter,
+            timed=timed,
+            capacity=self.config.subscriber_queue_size,
         )
+        actor.on_crash = self._on_actor_crash
         self._subscriptions.add(actor)
-        loop = self._tasks.loop
+        loop = self._loop
         if self.is_running and loop is not None and loop.is_running():
             try:
                 running = asyncio.get_running_loop()
@@ -263,16 +285,13 @@ class EventBus:
         if not self._enabled:
             self._skip_disabled(event)
             return event
-        if self._tasks.live_loop is not _running_loop():
-            self._bind_loop()
-        depth = self._mailbox.offer(event)
-        if depth < 0:
-            await self._put_waiting(event)
-        elif depth % _YIELD_EVERY == 0:
-            # A producer that never awaits anything else would starve the bus task and pile
-            # events up; let the bus run every few hundred events.
-            await asyncio.sleep(0)
-        if _log_level["level"] <= logging.DEBUG:
+        memory = self._memory
+        if memory is not None and memory.live_loop is _running_loop():
+            await memory.accept(event)  # the hot path: the pump runs on this loop
+        else:
+            await self._follow_loop()
+            await self._transport.accept(event)
+        if _log_debug():
             _log.debug("bus.published", event_id=event.id, event_type=event.type)
         return event
 
@@ -289,9 +308,9 @@ class EventBus:
         Raises:
             RuntimeError: the bus is not running on an event loop.
         """
-        loop = self._tasks.live_loop
-        if loop is None or not loop.is_running():
-            raise RuntimeError(
+        loop = self._loop
+        if self._state is not BusState.RUNNING or loop is None or not loop.is_running():
+            raise BusNotRunningError(
                 "publish_threadsafe needs a bus running on an event loop; await bus.start() "
                 "in that loop first"
             )
@@ -317,34 +336,10 @@ class EventBus:
             for event in events:
                 self._skip_disabled(event)
             return events
-        if self._tasks.live_loop is not asyncio.get_running_loop():
-            self._bind_loop()
-        offer = self._mailbox.offer
-        for event in events:
-            depth = offer(event)
-            if depth < 0:
-                await self._put_waiting(event)
-            elif depth % _YIELD_EVERY == 0:
-                await asyncio.sleep(0)
+        await self._follow_loop()
+        await self._transport.accept_batch(events)
         _log.debug("bus.published_batch", count=len(events))
         return events
-
-    async def _put_waiting(self, event: Event) -> None:
-        timeout = self.config.publish_timeout
-        _log.debug("bus.backpressure", queue_size=len(self._mailbox), event_type=event.type)
-        if not await self._mailbox.put(event, timeout):
-            _log.warning(
-                "bus.queue_full",
-                event_id=event.id,
-                event_type=event.type,
-                queue_size=len(self._mailbox),
-                publish_timeout=timeout,
-            )
-            raise QueueFullError(
-                f"event bus mailbox full ({len(self._mailbox)} of {self.config.max_queue_size} "
-                f"events) for {timeout}s; event {event.type!r} was not published "
-                "(is the bus started? raise events.max_queue_size or slow the producer)"
-            )
 
     def _skip_disabled(self, event: Event) -> None:
         self._skipped_disabled += 1
@@ -362,40 +357,102 @@ class EventBus:
         """
         self._refuse_if_closed()
         loop = asyncio.get_running_loop()
-        if self._state is BusState.RUNNING and self._tasks.alive_on(loop):
+        if self._state is BusState.RUNNING and self._loop is loop:
             return
         self._state = BusState.RUNNING
         self._started_at = time.monotonic()
-        self._tasks.launch(loop)
-        _log.info("bus.started", subscriptions=len(self._subscriptions), queued=len(self._mailbox))
+        await self._launch(loop)
+        _log.info(
+            "bus.started",
+            subscriptions=len(self._subscriptions),
+            queued=self._transport.pending,
+            transport=self._transport.name,
+        )
+
+    async def _launch(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        await self._transport.start(self._dispatcher.deliver)
+        self._watchdog.launch(loop)
+        for actor in self._subscriptions.actors.values():
+            if actor.needs_restart(loop):
+                actor.start()
 
     async def stop(self) -> None:
         """Stop after delivering every event published before this call (idempotent).
 
         Each handler call stays bounded by ``delivery_timeout``. Events published while
-        stopping stay queued for the next ``start()``.
+        stopping stay queued for the next ``start()``. What could not be delivered (a
+        stalled stream consumer, a subscription whose task died) is logged as
+        ``bus.stopped_undrained`` with its count and stays visible in ``get_stats()``.
         """
         if self._state is BusState.STOPPING and self._stopped is not None:
             await asyncio.shield(self._stopped)  # a concurrent stop() is draining: wait for it
             return
         if self._state is not BusState.RUNNING:
             return
-        self._bind_loop()  # the loop that ran it may be gone; finish the drain on this one
+        await self._follow_loop()  # the loop that ran it may be gone; drain on this one
         self._state = BusState.STOPPING
         self._stopped = asyncio.get_running_loop().create_future()
+        undelivered = 0
         try:
-            await self._tasks.dispatched_up_to(self._stream.dispatched + len(self._mailbox))
-            await self._tasks.halt_pump()
-            await self._subscriptions.drain(stream_timeout=self.config.delivery_timeout)
+            transport = self._transport
+            if not await transport.wait_delivered(transport.mark()):
+                undelivered += transport.pending
+            await transport.stop()
+            undelivered += await self._subscriptions.drain(
+                stream_timeout=self.config.delivery_timeout
+            )
             for stream_id in list(self._stream_ids):
                 self.unsubscribe(stream_id)  # ends the iterator after what it already holds
             await self._subscriptions.halt()
-            await self._tasks.halt_watchdog()
+            await self._watchdog.halt()
         finally:
             self._state = BusState.STOPPED
+            self._loop = None
             self._stopped.set_result(None)
             self._stopped = None
-        _log.info("bus.stopped", dispatched=self._stream.dispatched, queued=len(self._mailbox))
+        if undelivered:
+            _log.warning("bus.stopped_undrained", undelivered=undelivered)
+        _log.info("bus.stopped", dispatched=self._stream.dispatched, queued=self._transport.pending)
+
+    async def flush(self, *, subscription_ids: Iterable[str] | None = None) -> None:
+        """Return once every event published before the call is fully handled.
+
+        "Fully handled" means dispatched to the given subscriptions (default: all) and
+        their handler returned (or failed, or timed out: each counted as usual). Events
+        published during the call are not waited for. Ids of subscriptions that no longer
+        exist are ignored. Never call it from a handler of a subscription it waits for: that
+        handler would wait for itself.
+
+        Raises:
+            BusClosedError: the bus was shut down.
+            BusNotRunningError: the bus is not running (not started, or stopped meanwhile)
+                while events it would wait for are still undelivered.
+        """
+        self._refuse_if_closed()
+        ids = None if subscription_ids is None else list(subscription_ids)
+        if self._state is BusState.RUNNING:
+            await self._follow_loop()
+            transport = self._transport
+            if await transport.wait_delivered(transport.mark()):
+                unfinished = await self._subscriptions.flush(ids)
+                if not unfinished:
+                    return
+                owed = sum(count for _, count in unfinished)
+                names = ", ".join(actor.id for actor, _ in unfinished)
+                raise BusNotRunningError(
+                    f"flush: subscriptions {names} stopped with {owed} events unhandled"
+                )
+        pending = self._transport.pending + sum(
+            actor.pending
+            for actor in self._subscriptions.actors.values()
+            if ids is None or actor.id in ids
+        )
+        if pending:
+            raise BusNotRunningError(
+                f"flush: the event bus is {self._state.value} with {pending} events "
+                "undelivered; await bus.start() first"
+            )
 
     async def shutdown(self) -> None:
         """Stop, then release every subscription; the bus refuses further work."""
@@ -419,25 +476,36 @@ class EventBus:
         if self._state is BusState.CLOSED:
             raise BusClosedError("the event bus was shut down; create a new EventBus")
 
-    def _bind_loop(self) -> None:
+    async def _follow_loop(self) -> None:
         """Follow the caller to a new event loop (each pytest-asyncio test has its own)."""
         if self._state is not BusState.RUNNING:
             return
         loop = asyncio.get_running_loop()
-        tasks = self._tasks
-        if tasks.alive_on(loop):
+        previous = self._loop
+        if previous is loop:
             return
-        if tasks.loop is not None and tasks.loop is not loop and tasks.loop.is_running():
+        if previous is not None and previous.is_running():
             raise RuntimeError(
                 "this EventBus is running in another event loop (thread); publish from that "
                 "loop, e.g. with asyncio.run_coroutine_threadsafe"
             )
-        tasks.launch(loop)
+        await self._launch(loop)
         _log.info("bus.rebound", reason="the previous event loop is gone")
 
     def _on_reducer_error(self, err: Exception) -> None:
-        self._tasks.internal_errors += 1
+        self._dispatcher.internal_errors += 1
         _log.error("bus.stream_failed", error=repr(err))
+
+    def _on_actor_crash(self, actor: SubscriptionActor, error: BaseException) -> None:
+        """A subscription task died of something else than the bus's cancellation: a bug."""
+        self._dispatcher.internal_errors += 1
+        loop = self._loop
+        if self._state is BusState.RUNNING and loop is not None and not loop.is_closed():
+            loop.call_soon(self._restart_actor, actor)
+
+    def _restart_actor(self, actor: SubscriptionActor) -> None:
+        if self._state is BusState.RUNNING and actor.needs_restart(asyncio.get_running_loop()):
+            actor.start()
 
     # -- history and metrics -------------------------------------------------------------------
 
@@ -455,12 +523,13 @@ class EventBus:
     def get_metrics(self) -> dict[str, int]:
         """The reference's five counters."""
         subscriptions = self._subscriptions
+        pending = self._transport.pending
         return {
-            "total_published": self._stream.dispatched + len(self._mailbox),
+            "total_published": self._stream.dispatched + pending,
             "total_delivered": subscriptions.delivered,
-            "total_errors": subscriptions.errors + self._tasks.internal_errors,
+            "total_errors": subscriptions.errors + self._dispatcher.internal_errors,
             "subscriptions_active": subscriptions.active,
-            "queue_size": len(self._mailbox),
+            "queue_size": pending,
         }
 
     async def get_stats(self) -> dict[str, Any]:
@@ -477,8 +546,23 @@ class EventBus:
             "event_type_groups": self._router.group_count,
             "validation": self._checker.stats(),
             "skipped_disabled": self._skipped_disabled,
-            "internal_errors": self._tasks.internal_errors,
+            "internal_errors": self._dispatcher.internal_errors,
+            "transport": self._transport.stats(),
         }
+
+
+def _resolve_transport(transport: object, config: EventsConfig) -> Transport:
+    if transport is None:
+        return MemoryTransport(config.max_queue_size, config.publish_timeout)
+    if isinstance(transport, Transport):
+        return transport
+    raise ConfigError(
+        f"transport must be None (in-process) or a Transport object, got {transport!r}"
+    )
+
+
+def _log_debug() -> bool:
+    return _log.is_enabled_for(logging.DEBUG)
 
 
 _shared: EventBus | None = None

@@ -10,6 +10,8 @@ can catch either::
     ├── SchemaRegistrationError    (ValueError)
     ├── ConfigError                (ValueError)
     ├── BusClosedError             (RuntimeError)
+    ├── BusNotRunningError         (RuntimeError)
+    ├── SubscriptionClosedError    (RuntimeError)
     ├── QueueFullError             (RuntimeError)
     ├── TransportError             (ConnectionError)
     │   └── TransportTimeoutError  (also a QueueFullError)
@@ -26,6 +28,7 @@ from collections.abc import Sequence
 
 __all__ = [
     "BusClosedError",
+    "BusNotRunningError",
     "ConfigError",
     "EventValidationError",
     "InvalidEventTypeError",
@@ -33,6 +36,7 @@ __all__ = [
     "MnemoEventsError",
     "QueueFullError",
     "SchemaRegistrationError",
+    "SubscriptionClosedError",
     "TransportError",
     "TransportTimeoutError",
     "UnsafeWebhookURLError",
@@ -75,6 +79,14 @@ class ConfigError(MnemoEventsError, ValueError):
 
 class BusClosedError(MnemoEventsError, RuntimeError):
     """The event bus was shut down and refuses further work."""
+
+
+class BusNotRunningError(MnemoEventsError, RuntimeError):
+    """The event bus is not started (or stopped), so the work asked of it would never finish."""
+
+
+class SubscriptionClosedError(MnemoEventsError, RuntimeError):
+    """The subscription was removed and cannot be started again."""
 
 
 class QueueFullError(MnemoEventsError, RuntimeError):

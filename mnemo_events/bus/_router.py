@@ -1,8 +1,11 @@
 """Routing: the bus stream grouped by event type, each subscription chained onto its groups.
 
-Each event type gets one group (an RxPY ``Subject``). A subscription is attached, as an
-observer feeding its actor's mailbox, to every group whose type its pattern matches, when
-either is created; the subscription's actor then applies the enabled flag and the predicate.
+Each event type gets one group (a plain RxPY ``Subject``, with its contract: observers are
+called from a snapshot taken under its lock, so an observer removed during dispatch, for
+instance by a stream's finalizer, never makes another one miss the event). A subscription
+is attached, as an observer feeding its actor's mailbox, to every group whose type its
+pattern matches, when either is created; the subscription's actor then applies the enabled
+flag and the predicate.
 Dispatch therefore costs one dictionary lookup plus the matching chains, however many
 subscriptions exist.
 
@@ -19,7 +22,7 @@ from reactivex.subject import Subject
 from mnemo_events.bus._subscription import SubscriptionActor
 from mnemo_events.event import Event
 
-__all__ = ["Batch", "LoopSubject", "Router"]
+__all__ = ["Batch", "Router"]
 
 _MAX_GROUPS = 10_000
 
@@ -27,23 +30,11 @@ _MAX_GROUPS = 10_000
 Batch = list[Event]
 
 
-class LoopSubject(Subject[Batch]):
-    """A Subject used only from the bus's event loop, so it skips the base class's locks.
-
-    Observers are internal (reducers, subscription chains) and never raise; an error in one
-    still reaches the bus task, which logs and counts it.
-    """
-
-    def on_next(self, value: Batch) -> None:
-        for observer in self.observers:
-            observer.on_next(value)
-
-
 class Router:
     """Event type -> group of subscription chains."""
 
     def __init__(self) -> None:
-        self._groups: dict[str, LoopSubject] = {}
+        self._groups: dict[str, Subject[Batch]] = {}
         self._actors: dict[str, SubscriptionActor] = {}
 
     def __len__(self) -> int:
@@ -85,10 +76,10 @@ class Router:
         actor.links.clear()
         self._drop_idle_groups()
 
-    def _create_group(self, event_type: str) -> LoopSubject:
+    def _create_group(self, event_type: str) -> Subject[Batch]:
         if len(self._groups) >= _MAX_GROUPS:
             self._drop_idle_groups()
-        group = LoopSubject()
+        group: Subject[Batch] = Subject()
         for actor in self._actors.values():
             if actor.pattern.matches(event_type):
                 self._link(actor, event_type, group)
@@ -101,7 +92,7 @@ class Router:
             del self._groups[event_type]
 
     @staticmethod
-    def _link(actor: SubscriptionActor, event_type: str, group: LoopSubject) -> None:
+    def _link(actor: SubscriptionActor, event_type: str, group: Subject[Batch]) -> None:
         # The enabled flag is checked in ``offer`` rather than by an ``ops.filter`` link:
         # one less operator per event and subscription on the dispatch path.
         actor.links[event_type] = group.subscribe(actor.offer)

@@ -9,6 +9,7 @@ the bus.
 from __future__ import annotations
 
 import asyncio
+import enum
 import inspect
 import time
 from collections.abc import Awaitable, Callable, Iterable
@@ -22,9 +23,16 @@ from mnemo_events._log import logger
 from mnemo_events.bus._aio import wake
 from mnemo_events.bus._mailbox import Mailbox
 from mnemo_events.event import Event
+from mnemo_events.exceptions import SubscriptionClosedError
 from mnemo_events.patterns import Pattern
 
-__all__ = ["Handler", "SubscriptionActor", "SubscriptionInfo", "halt_all"]
+__all__ = [
+    "Handler",
+    "SubscriptionActor",
+    "SubscriptionInfo",
+    "SubscriptionState",
+    "halt_all",
+]
 
 Handler = Callable[[Event], Awaitable[Any] | Any]
 EventFilter = Callable[[Event], bool]
@@ -78,8 +86,28 @@ def _name_of(handler: Callable[..., Any]) -> str:
     return f"{module}.{name}" if module else str(name)
 
 
+class SubscriptionState(enum.Enum):
+    """Where a subscription actor is in its life."""
+
+    IDLE = "idle"
+    """Registered; its task is not running (bus not started, or stopped)."""
+    RUNNING = "running"
+    """Its task feeds the handler."""
+    CLOSED = "closed"
+    """Unsubscribed for good: refuses to start again."""
+
+
+_PASSTHROUGH = (KeyboardInterrupt, SystemExit)
+"""BaseExceptions that end the process, not a handler call: never swallowed."""
+
+
 class SubscriptionActor:
-    """One subscription: pattern, enabled flag, predicate, handler, mailbox and task."""
+    """One subscription: pattern, enabled flag, predicate, handler, mailbox and task.
+
+    Its mailbox holds up to ``capacity`` events; beyond that :meth:`wait_for_room` makes the
+    bus task wait, so a slow handler slows ``publish`` (backpressure) instead of growing
+    memory without bound.
+    """
 
     def __init__(
         self,
@@ -89,6 +117,7 @@ class SubscriptionActor:
         event_filter: EventFilter | None,
         *,
         timed: bool = True,
+        capacity: int = 10_000,
     ) -> None:
         self.id = subscription_id
         self.pattern = pattern
@@ -97,40 +126,78 @@ class SubscriptionActor:
         self.enabled = True
         self.timed = timed
         """False exempts the handler from ``delivery_timeout`` (used by ``bus.stream``)."""
+        self.capacity = capacity
         self.delivered = 0
         self.errors = 0
         self.timeouts = 0
+        self.received = 0
+        """Events queued for this subscription so far (a position for ``flush``)."""
+        self.finished = 0
+        """Events taken from the mailbox and done with: handled, filtered out or failed."""
         self.last_delivery_at: float | None = None
         self.last_error: str | None = None
         self.busy_since: float | None = None
         self.links: dict[str, abc.DisposableBase] = {}
         """Disposables of this subscription's chains on each event-type group."""
         self.on_closed: Callable[[], None] | None = None
+        self.congestion: list[SubscriptionActor] | None = None
+        """Where :meth:`offer` reports a full mailbox, for the bus task to wait on."""
+        self.on_crash: Callable[[SubscriptionActor, BaseException], None] | None = None
+        """Called if the task dies of something other than the bus's own cancellation."""
         self._is_coroutine = inspect.iscoroutinefunction(handler) or (
             not inspect.isfunction(handler)
             and inspect.iscoroutinefunction(getattr(handler, "__call__", None))  # noqa: B004
         )
         self._mailbox: Mailbox[Event] = Mailbox()
         self._task: asyncio.Task[None] | None = None
+        self._state = SubscriptionState.IDLE
         self._timed_out = False
-        self._closed = False
-        self._drain_waiters: list[asyncio.Future[None]] = []
+        self._progress_waiters: list[tuple[int, asyncio.Future[None]]] = []
+        self._room_waiters: list[asyncio.Future[None]] = []
         self._next_lag_warning = _LAG_WARNING_STEP
         self._log = _log.bind(subscription_id=subscription_id)
+
+    @property
+    def state(self) -> SubscriptionState:
+        """The lifecycle state."""
+        return self._state
+
+    @property
+    def closed(self) -> bool:
+        """True once unsubscribed."""
+        return self._state is SubscriptionState.CLOSED
 
     # -- fed by the router ------------------------------------------------------------------
 
     def offer(self, run: list[Event]) -> None:
-        """Queue a run of events for the handler, unless disabled (called on the bus task)."""
-        if not self.enabled:
+        """Queue a run of events for the handler, unless disabled (called on the bus task).
+
+        The run is always queued whole (the bus task must not lose events); the bus then
+        waits in :meth:`wait_for_room` while the mailbox is over capacity.
+        """
+        if not self.enabled or self._state is SubscriptionState.CLOSED:
             return
         mailbox = self._mailbox
         mailbox.extend(run)
-        if len(mailbox) >= self._next_lag_warning:
-            self._log.warning(
-                "bus.subscriber_lagging", pending=len(mailbox), pattern=self.pattern.text
-            )
+        self.received += len(run)
+        depth = len(mailbox)
+        if depth >= self.capacity and self.congestion is not None:
+            self.congestion.append(self)
+        if depth >= self._next_lag_warning:
+            self._log.warning("bus.subscriber_lagging", pending=depth, pattern=self.pattern.text)
             self._next_lag_warning *= 10
+
+    @property
+    def congested(self) -> bool:
+        """True when the mailbox holds ``capacity`` events or more."""
+        return len(self._mailbox) >= self.capacity and self._state is not SubscriptionState.CLOSED
+
+    async def wait_for_room(self) -> None:
+        """Wait until the mailbox is below capacity, or the subscription is closed or halted."""
+        while self.congested and self._state is SubscriptionState.RUNNING:
+            waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            self._room_waiters.append(waiter)
+            await waiter
 
     # -- lifecycle, driven by the bus --------------------------------------------------------
 
@@ -140,30 +207,75 @@ class SubscriptionActor:
         return len(self._mailbox)
 
     def start(self) -> None:
-        """Start (or restart, on the current loop) the task that feeds the handler."""
-        if self._closed or (self._task is not None and not self._task.done()):
+        """Start (or restart, on the current loop) the task that feeds the handler.
+
+        Raises:
+            SubscriptionClosedError: the subscription was removed.
+        """
+        if self._state is SubscriptionState.CLOSED:
+            raise SubscriptionClosedError(
+                f"subscription {self.id} ({self.pattern.text!r}) was removed; subscribe again"
+            )
+        loop = asyncio.get_running_loop()
+        if self._task is not None and not self._task.done() and self._task.get_loop() is loop:
             return
-        self._task = asyncio.get_running_loop().create_task(
+        self._state = SubscriptionState.RUNNING
+        self._task = task = loop.create_task(
             self._run(), name=f"mnemo-events subscription {self.id}"
         )
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        if task is not self._task:
+            return  # detached by halt_all or close: an intended end
+        self._task = None
+        closed = self._state is SubscriptionState.CLOSED
+        if not closed:
+            self._state = SubscriptionState.IDLE
+        self._release_all()
+        if closed:
+            return
+        if task.cancelled():
+            # Cancelled from outside (the loop shutting down, asyncio.run's clean-up): the
+            # queue stays, and the next start() resumes it.
+            return
+        error = task.exception()
+        if error is not None:  # a bug in the actor: handler failures never get here
+            self._log.error(
+                "bus.subscription_crashed", pending=len(self._mailbox), error=repr(error)
+            )
+            if self.on_crash is not None:
+                self.on_crash(self, error)
 
     def needs_restart(self, loop: asyncio.AbstractEventLoop) -> bool:
         """True when the task is missing, finished or bound to another loop."""
         task = self._task
-        return not self._closed and (task is None or task.done() or task.get_loop() is not loop)
+        return self._state is not SubscriptionState.CLOSED and (
+            task is None or task.done() or task.get_loop() is not loop
+        )
 
-    async def drain(self) -> None:
-        """Wait until every queued event has been handled."""
-        while (self._mailbox or self.busy_since is not None) and not self._closed:
-            if self._task is None or self._task.done():
-                return
+    async def wait_handled(self, target: int) -> bool:
+        """Wait until ``target`` events (a :attr:`received` position) are done with.
+
+        Returns False if the subscription closed, or its task stopped, before that.
+        """
+        while self.finished < target:
+            if self._state is not SubscriptionState.RUNNING or self._task is None:
+                return False
             waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-            self._drain_waiters.append(waiter)
+            self._progress_waiters.append((target, waiter))
             await waiter
+        return True
+
+    async def drain(self) -> bool:
+        """Wait until every event queued so far has been handled; False if it could not be."""
+        return await self.wait_handled(self.received)
 
     def _detach_task(self) -> asyncio.Task[None] | None:
         task, self._task = self._task, None
-        self._release_drain_waiters()
+        if self._state is SubscriptionState.RUNNING:
+            self._state = SubscriptionState.IDLE
+        self._release_all()
         return task
 
     def close(self) -> int:
@@ -171,12 +283,12 @@ class SubscriptionActor:
 
         A handler call in progress is left to finish; :func:`halt_all` awaits it.
         """
-        self._closed = True
+        self._state = SubscriptionState.CLOSED
         task = self._task
         if task is not None and not task.done() and self.busy_since is None:
             task.cancel()
         discarded = self._mailbox.clear()
-        self._release_drain_waiters()
+        self._release_all()
         if self.on_closed is not None:
             self.on_closed()
         return discarded
@@ -212,10 +324,26 @@ class SubscriptionActor:
 
     # -- the task ----------------------------------------------------------------------------
 
-    def _release_drain_waiters(self) -> None:
-        waiters, self._drain_waiters = self._drain_waiters, []
-        for waiter in waiters:
+    def _release_all(self) -> None:
+        waiters, self._progress_waiters = self._progress_waiters, []
+        for _, waiter in waiters:
             wake(waiter)
+        self._release_room()
+
+    def _release_room(self) -> None:
+        rooms, self._room_waiters = self._room_waiters, []
+        for waiter in rooms:
+            wake(waiter)
+
+    def _release_progress(self) -> None:
+        done = self.finished
+        kept = []
+        for target, waiter in self._progress_waiters:
+            if target <= done:
+                wake(waiter)
+            else:
+                kept.append((target, waiter))
+        self._progress_waiters = kept
 
     async def _run(self) -> None:
         mailbox = self._mailbox
@@ -224,11 +352,14 @@ class SubscriptionActor:
         is_coroutine = self._is_coroutine
         batch_size = 1 if is_coroutine else _BATCH
         loop = asyncio.get_running_loop()
-        while not self._closed:
+        task = asyncio.current_task()
+        while self._state is SubscriptionState.RUNNING:
             if not mailbox:
                 self._next_lag_warning = _LAG_WARNING_STEP
-                if self._drain_waiters:
-                    self._release_drain_waiters()
+                if self._progress_waiters:
+                    self._release_progress()
+                if self._room_waiters:
+                    self._release_room()
                 await mailbox.wait()
                 continue
             # A plain handler runs without yielding, so its events are taken a batch at a
@@ -236,12 +367,14 @@ class SubscriptionActor:
             # stays exact. If the task is stopped mid-batch, what it has not started on goes
             # back to the front of the mailbox.
             batch = mailbox.take(batch_size)
+            if self._room_waiters and len(mailbox) < self.capacity:
+                self._release_room()
             started = 0
             try:
                 for event in batch:
-                    started += 1
-                    if self._closed:
+                    if self.closed:
                         break
+                    started += 1
                     try:
                         if event_filter is not None and not event_filter(event):
                             continue
@@ -257,12 +390,17 @@ class SubscriptionActor:
                             if result is not None and inspect.isawaitable(result):
                                 self.busy_since = loop.time()
                                 await result
-                    except asyncio.CancelledError:
-                        if not self._timed_out:
-                            raise
-                        self._record_timeout(event)
+                    except asyncio.CancelledError as err:
+                        if self._timed_out:
+                            self._record_timeout(event)
+                        elif task is not None and task.cancelling():
+                            raise  # the bus's own cancellation: stop, or close
+                        else:  # the handler awaited something another task cancelled
+                            self._record_error(event, "bus.handler_failed", err)
                         continue
-                    except Exception as err:
+                    except _PASSTHROUGH:
+                        raise
+                    except BaseException as err:  # GeneratorExit and kin: the handler's fault
                         self._record_error(event, "bus.handler_failed", err)
                         continue
                     finally:
@@ -272,11 +410,14 @@ class SubscriptionActor:
                         continue
                     self.delivered += 1
             finally:
-                if started < len(batch) and not self._closed:
+                self.finished += started  # the batch runs without yielding but for handlers
+                if started < len(batch) and not self.closed:
                     mailbox.put_back(batch[started:])
+                if self._progress_waiters:
+                    self._release_progress()
             self.last_delivery_at = time.time()
 
-    def _record_error(self, event: Event, log_event: str, err: Exception) -> None:
+    def _record_error(self, event: Event, log_event: str, err: BaseException) -> None:
         self.errors += 1
         self.last_error = f"{type(err).__name__}: {err}"
         self._log.error(

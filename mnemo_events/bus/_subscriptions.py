@@ -10,7 +10,12 @@ import uuid
 
 from mnemo_events._log import logger
 from mnemo_events.bus._router import Router
-from mnemo_events.bus._subscription import SubscriptionActor, SubscriptionInfo, halt_all
+from mnemo_events.bus._subscription import (
+    SubscriptionActor,
+    SubscriptionInfo,
+    SubscriptionState,
+    halt_all,
+)
 
 __all__ = ["SubscriptionTable", "new_subscription_id"]
 
@@ -27,6 +32,8 @@ class SubscriptionTable:
 
     def __init__(self, router: Router) -> None:
         self.actors: dict[str, SubscriptionActor] = {}
+        self.congested: list[SubscriptionActor] = []
+        """Actors whose mailbox reached capacity during the current dispatch."""
         self._router = router
         self._retired: list[SubscriptionActor] = []
         self._retired_delivered = 0
@@ -37,6 +44,7 @@ class SubscriptionTable:
 
     def add(self, actor: SubscriptionActor) -> None:
         """Register a subscription and attach it to the event types it matches."""
+        actor.congestion = self.congested
         self.actors[actor.id] = actor
         self._router.add(actor)
 
@@ -74,14 +82,35 @@ class SubscriptionTable:
             and (enabled is None or actor.enabled is enabled)
         ]
 
-    async def drain(self, *, stream_timeout: float) -> None:
+    async def drain(self, *, stream_timeout: float) -> int:
         """Wait until every subscription has handled what it was given.
 
         Handler calls are bounded by the watchdog; a stream's consumer is not, so a stream
-        gets ``stream_timeout`` seconds, then is reported as stalled.
+        gets ``stream_timeout`` seconds, then is reported as stalled. Returns how many events
+        are still undelivered (0 when fully drained).
         """
         busy = [a for a in self.actors.values() if a.pending or a.busy_since is not None]
         await asyncio.gather(*(self._drain_one(actor, stream_timeout) for actor in busy))
+        return sum(actor.pending for actor in busy)
+
+    async def flush(self, ids: list[str] | None) -> list[tuple[SubscriptionActor, int]]:
+        """Wait until the given subscriptions (default all) handled what they hold now.
+
+        Returns the subscriptions that could not get there (their task stopped), each with
+        the events it still owed.
+        """
+        actors = (
+            list(self.actors.values())
+            if ids is None
+            else [actor for sub_id in ids if (actor := self.actors.get(sub_id)) is not None]
+        )
+        targets = [(actor, actor.received) for actor in actors if actor.finished < actor.received]
+        reached = await asyncio.gather(*(actor.wait_handled(t) for actor, t in targets))
+        return [
+            (actor, target - actor.finished)
+            for (actor, target), ok in zip(targets, reached, strict=True)
+            if not ok and actor.state is not SubscriptionState.CLOSED
+        ]
 
     @staticmethod
     async def _drain_one(actor: SubscriptionActor, stream_timeout: float) -> None:
