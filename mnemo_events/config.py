@@ -14,6 +14,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from mnemo_events.bus._jetstream_config import JetStreamConfig
 from mnemo_events.exceptions import ConfigError
 
 __all__ = [
@@ -51,6 +52,9 @@ class EventsConfig(_Section):
     """Seconds ``publish`` waits for room in a full mailbox before raising QueueFullError."""
     validation: ValidationMode = "strict"
     """How payloads of registered event types are checked on publish."""
+    transport: str | JetStreamConfig | None = None
+    """Where events travel: None or ``"memory"`` (in this process), ``"nats://host:4222"``
+    (JetStream, several URLs comma-separated) or a mapping of JetStream settings."""
     subscriber_queue_size: int = Field(10_000, ge=1)
     """Events one subscription may hold unhandled; beyond that the bus waits for its
     handler, so ``publish`` waits too and raises QueueFullError after ``publish_timeout``."""

@@ -129,6 +129,7 @@ class JetStreamTransport:
         self._delivered_seq = 0
         self._waiters: list[tuple[int, asyncio.Future[bool]]] = []
         self._durables: dict[str, DurableSubscription] = {}
+        self._retired: list[DurableSubscription] = []
         self._counts = {
             "published": 0,
             "duplicates": 0,
@@ -213,7 +214,8 @@ class JetStreamTransport:
         await cancel_and_wait(task)
         if self._feed is not None:
             self._next_seq = self._feed.next_seq
-        await asyncio.gather(*(durable.stop() for durable in self._durables.values()))
+        retired, self._retired = self._retired, []
+        await asyncio.gather(*(d.stop() for d in [*self._durables.values(), *retired]))
         self._release_waiters(stopping=True)
         await self._close()
         if self._state is not TransportState.NEW:
@@ -323,12 +325,16 @@ class JetStreamTransport:
         if task is not None and not task.done():
             durable.start()
 
-    async def remove_durable(self, subscription_id: str) -> bool:
-        """Stop and forget a durable subscription (its consumer stays on the server)."""
+    def forget_durable(self, subscription_id: str) -> bool:
+        """Stop and forget a durable subscription (its consumer stays on the server).
+
+        Its task is cancelled now and awaited by the next :meth:`stop`.
+        """
         durable = self._durables.pop(subscription_id, None)
         if durable is None:
             return False
-        await durable.stop()
+        self._retired.append(durable)
+        durable.cancel()
         return True
 
     @property

@@ -101,6 +101,11 @@ class DurableSubscription:
             return
         self._task = loop.create_task(self._run(), name=f"mnemo-events durable {self.durable}")
 
+    def cancel(self) -> None:
+        """Cancel the reading task without waiting for it (``stop`` awaits it)."""
+        if self._task is not None:
+            self._task.cancel()
+
     async def stop(self) -> None:
         """Stop reading; an event in the handler is left unacknowledged (redelivered later)."""
         task, self._task = self._task, None
