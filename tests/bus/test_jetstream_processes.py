@@ -17,7 +17,9 @@ import pytest
 
 from tests.helpers.nats import NatsServer
 
-CHILD = Path(__file__).parent.parent / "helpers" / "nats_child.py"
+# Run as a module: a script's own folder goes first on sys.path, and tests/helpers/nats.py
+# would then hide the nats package.
+CHILD = "tests.helpers.nats_child"
 ROOT = Path(__file__).parent.parent.parent
 
 pytestmark = pytest.mark.slow
@@ -28,7 +30,7 @@ class Child:
 
     def __init__(self, *args: str) -> None:
         self.process = subprocess.Popen(
-            [sys.executable, str(CHILD), *args],
+            [sys.executable, "-m", CHILD, *args],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,

@@ -1,10 +1,11 @@
-"""The child processes of the JetStream process tests (run as scripts; some are SIGKILLed).
+"""The child processes of the JetStream process tests (some are SIGKILLed).
 
-Usage::
+Run as a module from the repository root (a script run would put ``tests/helpers`` first on
+``sys.path``, where ``nats.py`` hides the nats package)::
 
-    python nats_child.py publish <url> <count> <out> [--interval S] [--publish-timeout S]
-    python nats_child.py subscribe <url> <pattern> <out> [--durable NAME] [--delay S]
-                                    [--stall-at N] [--delivery-timeout S]
+    python -m tests.helpers.nats_child publish <url> <count> <out> [--interval S] [--publish-timeout S]
+    python -m tests.helpers.nats_child subscribe <url> <pattern> <out> [--durable NAME]
+        [--delay S] [--stall-at N] [--delivery-timeout S]
 
 ``publish`` publishes ``count`` events ``memory.created {"n": i}`` on a bus with the JetStream
 transport and appends one JSON line per event whose ``publish`` returned (``{"id", "n"}``), or
