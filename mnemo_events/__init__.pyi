@@ -10,6 +10,12 @@ from .bus._stream import (
 from .bus._subscription import (
     SubscriptionInfo as SubscriptionInfo,
 )
+from .bus._jetstream_config import (
+    JetStreamConfig as JetStreamConfig,
+)
+from .bus._jetstream_observable import (
+    EventReplay as EventReplay,
+)
 from .config import (
     EventsConfig as EventsConfig,
 )
@@ -36,6 +42,9 @@ from .event_bus import (
 )
 from .event_bus import (
     EventBus as EventBus,
+)
+from .event_bus import (
+    JetStreamTransport as JetStreamTransport,
 )
 from .event_bus import (
     get_event_bus as get_event_bus,
@@ -72,6 +81,12 @@ from .exceptions import (
 )
 from .exceptions import (
     SubscriptionClosedError as SubscriptionClosedError,
+)
+from .exceptions import (
+    TransportError as TransportError,
+)
+from .exceptions import (
+    TransportTimeoutError as TransportTimeoutError,
 )
 from .exceptions import (
     UnsafeWebhookURLError as UnsafeWebhookURLError,

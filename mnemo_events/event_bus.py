@@ -48,6 +48,7 @@ from mnemo_events.patterns import parse_pattern
 __all__ = [
     "BusState",
     "EventBus",
+    "JetStreamTransport",
     "SubscriptionInfo",
     "Transport",
     "TransportState",
@@ -57,6 +58,15 @@ __all__ = [
 
 _log = logger("bus")
 _running_loop = asyncio.get_running_loop
+
+
+def __getattr__(name: str) -> Any:
+    # JetStreamTransport loads nats-py (and aiohttp): only when asked for.
+    if name == "JetStreamTransport":
+        from mnemo_events.bus._jetstream import JetStreamTransport
+
+        return JetStreamTransport
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class EventBus:

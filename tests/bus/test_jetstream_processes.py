@@ -138,8 +138,7 @@ class TestAcrossProcesses:
         assert publisher.finish() == 0
         ids = [r["id"] for r in _records(published)]
         assert len(ids) == 200
-        for out in outs:
-            _wait(lambda out=out: len(_records(out)) >= 200, 20, f"200 events in {out.name}")
+        _wait(lambda: all(len(_records(out)) >= 200 for out in outs), 20, "200 events each")
         for sub in subs:
             assert sub.finish() == 0
         for out in outs:
@@ -214,9 +213,7 @@ class TestAcrossProcesses:
         durable.wait_for_line("READY")
         live.wait_for_line("READY")
         published = tmp_path / "published.jsonl"
-        publisher = children(
-            "publish", server.url, "300", str(published), "--interval", "0.01"
-        )
+        publisher = children("publish", server.url, "300", str(published), "--interval", "0.01")
         _wait(lambda: len(_records(published)) >= 60, 30, "the first 60 publishes")
         server.restart()
         publisher.wait_for_line("DONE", timeout=60)

@@ -3,7 +3,8 @@
 Run as a module from the repository root (a script run would put ``tests/helpers`` first on
 ``sys.path``, where ``nats.py`` hides the nats package)::
 
-    python -m tests.helpers.nats_child publish <url> <count> <out> [--interval S] [--publish-timeout S]
+    python -m tests.helpers.nats_child publish <url> <count> <out> [--interval S]
+        [--publish-timeout S]
     python -m tests.helpers.nats_child subscribe <url> <pattern> <out> [--durable NAME]
         [--delay S] [--stall-at N] [--delivery-timeout S]
 
@@ -40,9 +41,7 @@ def _append(out: Path, record: dict[str, Any]) -> None:
 async def publish(args: argparse.Namespace) -> None:
     """Publish ``count`` events, recording each one whose publish returned."""
     out = Path(args.out)
-    bus = EventBus(
-        transport=args.url, validation="off", publish_timeout=args.publish_timeout
-    )
+    bus = EventBus(transport=args.url, validation="off", publish_timeout=args.publish_timeout)
     async with bus:
         for n in range(args.count):
             try:
@@ -62,9 +61,7 @@ async def subscribe(args: argparse.Namespace) -> None:
     stats = Path(f"{args.out}.stats.json")
     pid = os.getpid()
     retry = RetryConfig(max_attempts=5, base_delay_seconds=0.05, max_delay_seconds=0.2)
-    bus = EventBus(
-        transport=args.url, validation="off", delivery_timeout=args.delivery_timeout
-    )
+    bus = EventBus(transport=args.url, validation="off", delivery_timeout=args.delivery_timeout)
 
     async def handler(event: Event) -> None:
         n = event.data["n"]
@@ -86,7 +83,8 @@ async def subscribe(args: argparse.Namespace) -> None:
         while not closed.done():
             figures = (await bus.get_stats())["transport"]
             durable = [d for d in figures["durables"] if d["id"] == sub_id]
-            stats.write_text(json.dumps({"transport": figures, "durable": durable}))
+            text = json.dumps({"transport": figures, "durable": durable})
+            await asyncio.to_thread(stats.write_text, text)
             await asyncio.wait([closed], timeout=0.2)
 
 
