@@ -4,17 +4,17 @@
 and to build ``__all__``; type checkers read it as the package's interface.
 """
 
-from .bus._stream import (
-    EventStream as EventStream,
-)
-from .bus._subscription import (
-    SubscriptionInfo as SubscriptionInfo,
-)
 from .bus._jetstream_config import (
     JetStreamConfig as JetStreamConfig,
 )
 from .bus._jetstream_observable import (
     EventReplay as EventReplay,
+)
+from .bus._stream import (
+    EventStream as EventStream,
+)
+from .bus._subscription import (
+    SubscriptionInfo as SubscriptionInfo,
 )
 from .config import (
     EventsConfig as EventsConfig,

@@ -20,7 +20,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from reactivex import Observable
 from reactivex import operators as ops
@@ -44,6 +44,9 @@ from mnemo_events.config import EventsConfig, RetryConfig, load_config
 from mnemo_events.event import Event, fresh_event
 from mnemo_events.exceptions import BusClosedError, BusNotRunningError, ConfigError
 from mnemo_events.patterns import parse_pattern
+
+if TYPE_CHECKING:
+    from mnemo_events.bus._jetstream import JetStreamTransport
 
 __all__ = [
     "BusState",
