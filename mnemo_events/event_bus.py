@@ -145,6 +145,11 @@ class EventBus:
         return self._state in (BusState.RUNNING, BusState.STOPPING)
 
     @property
+    def transport(self) -> Transport:
+        """The transport events travel through (its ``state`` is the connection state)."""
+        return self._transport
+
+    @property
     def scheduler(self) -> AsyncIOScheduler:
         """An RxPY scheduler on the running event loop, for time-based operators."""
         return AsyncIOScheduler(asyncio.get_running_loop())
