@@ -344,3 +344,46 @@ class TestFaults:
         await eventually(lambda: len(got) >= 10, within=15)
         assert got == list(range(10))
         assert (await bus.get_stats())["transport"]["state"] == "connected"
+
+
+class TestService:
+    async def test_healthz_reports_the_jetstream_connection(
+        self, server: NatsServer, tmp_path: Path
+    ) -> None:
+        """The service's /healthz names the transport and turns 503 while the server is gone."""
+        import aiohttp
+        from aiohttp import web
+
+        from mnemo_events.config import Settings
+        from mnemo_events.server import create_app
+
+        settings = Settings.model_validate(
+            {
+                "events": {"transport": server.url, "validation": "off"},
+                "webhooks": {"persistence_path": None, "delivery_store_path": None},
+                "server": {"api_key": None},
+            }
+        )
+        runner = web.AppRunner(create_app(settings, environ={}))
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        url = f"http://127.0.0.1:{runner.addresses[0][1]}/healthz"
+        try:
+            async with aiohttp.ClientSession() as session:
+                async with session.get(url) as up:
+                    assert up.status == 200
+                    assert (await up.json())["transport"] == {
+                        "name": "jetstream",
+                        "state": "connected",
+                    }
+                server.stop()
+
+                async def unavailable() -> bool:
+                    async with session.get(url) as down:
+                        body = await down.json()
+                        return down.status == 503 and body["transport"]["state"] == "disconnected"
+
+                assert await eventually(unavailable, within=10)
+        finally:
+            await runner.cleanup()
