@@ -225,3 +225,20 @@ class TestAcrossProcesses:
         assert live.finish() == 0
         live_ids = [r["id"] for r in _records(live_out)]
         assert len(live_ids) == len(set(live_ids))  # the live feed resumed without repeats
+
+
+class TestDemo:
+    def test_demo_over_nats_runs_engine_and_subscribers_in_two_processes(
+        self, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """`mnemo-events demo --nats` starts a local nats-server, publishes from an engine
+        process and delivers every event's webhooks from this one."""
+        from mnemo_events.cli import main
+
+        code = main(["demo", "--nats", "--events", "150", "--rate", "0", "--json"])
+        summary = json.loads(capsys.readouterr().out)
+        assert code == 0, summary
+        assert summary["engine_pid"] != summary["subscriber_pid"] == os.getpid()
+        assert summary["events_published"] == summary["events_received"] == 150
+        assert summary["deliveries"]["audit"]["success"] == 150
+        assert summary["signatures"]["invalid"] == 0
