@@ -51,6 +51,10 @@ _RETRY_DELAYS = (0.02, 0.05, 0.1, 0.2, 0.5)
 _ACK_WAIT = 2.0
 """Seconds one publish attempt waits for the stream's acknowledgement before retrying."""
 _STREAM_NOT_FOUND = 10059
+_WINDOW = 1_000
+"""Events of a batch sent before their acknowledgements are awaited."""
+_ASYNC_PENDING_SAFE = 3_000
+_OWN_LIMIT = 50_000
 _RETRYABLE = (
     nats.errors.TimeoutError,
     nats.errors.NoRespondersError,
@@ -129,6 +133,9 @@ class JetStreamTransport:
         self._delivered_seq = 0
         self._waiters: list[tuple[int, asyncio.Future[bool]]] = []
         self._durables: dict[str, DurableSubscription] = {}
+        self._own: dict[str, Event] = {}
+        """Events sent from here and not yet back through the feed (skips their decoding:
+        measured, decoding cost the publisher a third of its rate)."""
         self._retired: list[DurableSubscription] = []
         self._counts = {
             "published": 0,
@@ -195,6 +202,7 @@ class JetStreamTransport:
             deliver=deliver,
             next_seq=first_own,
             on_delivered=self._on_delivered,
+            own=self._take_own,
         )
         self._feed = feed
         self._feed_task = loop.create_task(feed.run(), name="mnemo-events jetstream feed")
@@ -214,6 +222,7 @@ class JetStreamTransport:
         await cancel_and_wait(task)
         if self._feed is not None:
             self._next_seq = self._feed.next_seq
+        self._own.clear()
         retired, self._retired = self._retired, []
         await asyncio.gather(*(d.stop() for d in [*self._durables.values(), *retired]))
         self._release_waiters(stopping=True)
@@ -247,16 +256,29 @@ class JetStreamTransport:
         """
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.publish_timeout
+        for start in range(0, len(events), _WINDOW):
+            await self._store_window(events[start : start + _WINDOW], deadline)
+
+    async def _store_window(self, events: Sequence[Event], deadline: float) -> None:
+        loop = asyncio.get_running_loop()
         sent: list[tuple[Event, asyncio.Future[api.PubAck]]] = []
         unsent: list[Event] = []
         try:
             _, js = await self._connection(deadline)
             publish = js.publish_async
+            # nats-py bounds unacknowledged async publishes (4,000); below that bound its
+            # semaphore never waits, and passing no wait_stall saves a wait_for task per
+            # event (measured: it quartered the rate).
+            stall = None
+            if js.publish_async_pending() + len(events) > _ASYNC_PENDING_SAFE:
+                stall = max(deadline - loop.time(), 0.001)
+            subject_of = self.subject_of
+            self._remember(events)
             for event in events:
                 future = await publish(
-                    self.subject_of(event.type),
+                    subject_of(event.type),
                     event.to_json(),
-                    wait_stall=max(deadline - loop.time(), 0.001),
+                    wait_stall=stall,
                     headers={"Nats-Msg-Id": event.id},
                 )
                 sent.append((event, future))
@@ -367,6 +389,7 @@ class JetStreamTransport:
         loop = asyncio.get_running_loop()
         subject = self.subject_of(event.type)
         payload = event.to_json()
+        self._remember((event,))
         headers = {"Nats-Msg-Id": event.id}
         attempt = 0
         last_error: BaseException | None = None
@@ -413,6 +436,19 @@ class JetStreamTransport:
             f"attempts (last error: {type(last_error).__name__}); is the server up? "
             "Publishing it again stores it at most once"
         )
+
+    def _take_own(self, event_id: str) -> Event | None:
+        return self._own.pop(event_id, None)
+
+    def _remember(self, events: Sequence[Event]) -> None:
+        own = self._own
+        if self._feed_task is None:
+            return
+        if len(own) > _OWN_LIMIT:  # publishes that never came back (failed, or no feed)
+            for stale in list(own)[: len(own) // 2]:
+                del own[stale]
+        for event in events:
+            own[event.id] = event
 
     def _note_ack(self, ack: api.PubAck) -> None:
         if ack.duplicate:

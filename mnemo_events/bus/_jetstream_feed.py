@@ -70,6 +70,7 @@ class LiveFeed:
         deliver: Deliver,
         next_seq: int | None,
         on_delivered: Callable[[int], None],
+        own: Callable[[str], Event | None] = lambda _id: None,
     ) -> None:
         self._connect = connect
         self._stream = stream
@@ -78,6 +79,8 @@ class LiveFeed:
         self.next_seq = next_seq
         """The stream sequence to deliver next; None: the stream's end when first connected."""
         self._on_delivered = on_delivered
+        self._own = own
+        """This process's own events by id: delivered as they are, without decoding."""
         self._items: deque[Msg] = deque()
         self._getter: asyncio.Future[None] | None = None
         self._room: asyncio.Future[None] | None = None
@@ -186,6 +189,10 @@ class LiveFeed:
                     raise _Reset(f"consumer sequence {cseq} after {self._last_cseq}")
                 self._last_cseq = cseq
                 last_sseq = sseq
+                mine = self._own(headers.get("Nats-Msg-Id", "")) if headers else None
+                if mine is not None:
+                    events.append(mine)
+                    continue
                 try:
                     events.append(decode_event(msg.data))
                 except Exception as err:
