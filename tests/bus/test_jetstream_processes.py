@@ -228,17 +228,31 @@ class TestAcrossProcesses:
 
 
 class TestDemo:
-    def test_demo_over_nats_runs_engine_and_subscribers_in_two_processes(
-        self, capsys: pytest.CaptureFixture[str]
-    ) -> None:
+    def test_demo_over_nats_runs_engine_and_subscribers_in_two_processes(self) -> None:
         """`mnemo-events demo --nats` starts a local nats-server, publishes from an engine
-        process and delivers every event's webhooks from this one."""
-        from mnemo_events.cli import main
-
-        code = main(["demo", "--nats", "--events", "150", "--rate", "0", "--json"])
-        summary = json.loads(capsys.readouterr().out)
-        assert code == 0, summary
-        assert summary["engine_pid"] != summary["subscriber_pid"] == os.getpid()
+        process and delivers every event's webhooks from another."""
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                "import sys; from mnemo_events.cli import main; sys.exit(main(sys.argv[1:]))",
+                "demo",
+                "--nats",
+                "--events",
+                "150",
+                "--rate",
+                "0",
+                "--json",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=90,
+            cwd=ROOT,
+            check=False,
+        )
+        summary = json.loads(done.stdout)
+        assert done.returncode == 0, summary
+        assert summary["engine_pid"] != summary["subscriber_pid"]
         assert summary["events_published"] == summary["events_received"] == 150
         assert summary["deliveries"]["audit"]["success"] == 150
         assert summary["signatures"]["invalid"] == 0
