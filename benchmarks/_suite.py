@@ -14,6 +14,7 @@ from benchmarks.bench_batch import case_5
 from benchmarks.bench_dispatch import case_1, case_2
 from benchmarks.bench_fanout import case_3
 from benchmarks.bench_memory import case_7
+from benchmarks.bench_nats import case_8
 from benchmarks.bench_routing import case_4
 
 __all__ = ["CASES", "run_case", "run_suite", "webhook_result"]
@@ -91,6 +92,7 @@ CASES: dict[int, tuple[str, Runner]] = {
     5: ("publish_batch of 1,000 events", _in_fresh_loop(case_5)),
     6: ("webhook delivery", case_6),
     7: ("memory after 100,000 and 1,000,000 events", case_7),
+    8: ("NATS JetStream publish and cross-process latency", _in_fresh_loop(case_8)),
 }
 
 

@@ -5,6 +5,12 @@ and to build ``__all__``; type checkers read it as the package's interface.
 """
 
 from . import integration as integration
+from .bus._jetstream_config import (
+    JetStreamConfig as JetStreamConfig,
+)
+from .bus._jetstream_observable import (
+    EventReplay as EventReplay,
+)
 from .bus._stream import (
     EventStream as EventStream,
 )
@@ -46,6 +52,9 @@ from .event_bus import (
 )
 from .event_bus import (
     EventHandler as EventHandler,
+)
+from .event_bus import (
+    JetStreamTransport as JetStreamTransport,
 )
 from .event_bus import (
     Subscription as Subscription,
@@ -97,6 +106,12 @@ from .exceptions import (
 )
 from .exceptions import (
     SubscriptionClosedError as SubscriptionClosedError,
+)
+from .exceptions import (
+    TransportError as TransportError,
+)
+from .exceptions import (
+    TransportTimeoutError as TransportTimeoutError,
 )
 from .exceptions import (
     UnsafeWebhookPersistenceError as UnsafeWebhookPersistenceError,

@@ -16,6 +16,7 @@ from typing import Any, Literal, get_args
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, model_validator
 
+from mnemo_events.bus._jetstream_config import JetStreamConfig
 from mnemo_events.exceptions import ConfigError
 
 __all__ = [
@@ -58,6 +59,9 @@ class EventsConfig(_Section):
     max_payload_bytes: int = Field(1_048_576, ge=64)
     """Largest UTF-8 JSON size of an event's ``data`` (and of its ``metadata``) that
     ``publish`` accepts; larger ones raise EventValidationError."""
+    transport: str | JetStreamConfig | None = None
+    """Where events travel: None or ``"memory"`` (in this process), ``"nats://host:4222"``
+    (JetStream, several URLs comma-separated) or a mapping of JetStream settings."""
     subscriber_queue_size: int = Field(10_000, ge=1)
     """Events one subscription may hold unhandled; beyond that the bus waits for its
     handler, so ``publish`` waits too and raises QueueFullError after ``publish_timeout``."""

@@ -20,7 +20,8 @@ import threading
 import time
 import weakref
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any, TypeVar, overload
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from pydantic import BaseModel
 from reactivex import Observable
@@ -29,8 +30,11 @@ from reactivex.scheduler.eventloop import AsyncIOScheduler
 from reactivex.subject import Subject
 
 from mnemo_events._log import logger
+from mnemo_events.bus import _jetstream_bus as _js
 from mnemo_events.bus._batch import BatchItem, batch_event
 from mnemo_events.bus._dispatch import BusState, Dispatcher, Watchdog
+from mnemo_events.bus._jetstream_config import JetStreamConfig
+from mnemo_events.bus._jetstream_observable import EventReplay
 from mnemo_events.bus._observer import BusObserver
 from mnemo_events.bus._publish_checks import PayloadChecker
 from mnemo_events.bus._reducers import StreamState, recent_events, record_batch
@@ -40,10 +44,13 @@ from mnemo_events.bus._subscription import Handler, SubscriptionActor, Subscript
 from mnemo_events.bus._subscriptions import SubscriptionTable, new_subscription_id
 from mnemo_events.bus._transport import MemoryTransport, Transport, TransportState
 from mnemo_events.bus._typed import model_payload, once_handler, typed_handler
-from mnemo_events.config import EventsConfig, load_config
+from mnemo_events.config import EventsConfig, RetryConfig, load_config
 from mnemo_events.event import Event, fresh_event
 from mnemo_events.exceptions import BusClosedError, BusNotRunningError, ConfigError
 from mnemo_events.patterns import parse_pattern
+
+if TYPE_CHECKING:
+    from mnemo_events.bus._jetstream import JetStreamTransport
 
 __all__ = [
     "BusObserver",
@@ -52,6 +59,7 @@ __all__ = [
     "EventBus",
     "EventFilter",
     "EventHandler",
+    "JetStreamTransport",
     "Subscription",
     "SubscriptionInfo",
     "Transport",
@@ -76,6 +84,15 @@ Subscription = SubscriptionInfo
 also readable with MnemoCore's keys (``s["error_count"]``)."""
 
 
+def __getattr__(name: str) -> Any:
+    # JetStreamTransport loads nats-py (and aiohttp): only when asked for.
+    if name == "JetStreamTransport":
+        from mnemo_events.bus._jetstream import JetStreamTransport
+
+        return JetStreamTransport
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 class EventBus:
     """Publish/subscribe with per-subscriber actors, bounded backpressure and drain on stop.
 
@@ -94,7 +111,7 @@ class EventBus:
         self,
         config: EventsConfig | None = None,
         *,
-        transport: Transport | None = None,
+        transport: Transport | str | JetStreamConfig | None = None,
         **overrides: Any,
     ) -> None:
         base = config or EventsConfig()
@@ -153,6 +170,11 @@ class EventBus:
         return self._state in (BusState.RUNNING, BusState.STOPPING)
 
     @property
+    def transport(self) -> Transport:
+        """The transport events travel through (its ``state`` is the connection state)."""
+        return self._transport
+
+    @property
     def scheduler(self) -> AsyncIOScheduler:
         """An RxPY scheduler on the running event loop, for time-based operators."""
         return AsyncIOScheduler(asyncio.get_running_loop())
@@ -165,6 +187,9 @@ class EventBus:
         handler: Handler | TypedHandler,
         event_filter: Callable[[Event], bool] | None = None,
         enabled: bool = True,
+        *,
+        durable: str | None = None,
+        retry: RetryConfig | None = None,
     ) -> str:
         """Call ``handler(event)`` for every event whose type matches ``event_pattern``.
 
@@ -174,11 +199,30 @@ class EventBus:
         (``def h(p: MemoryCreated)``) receives that model instead of the event. Returns the
         subscription id (``"sub_..."``).
 
+        On a JetStream transport, ``durable="name"`` makes it a durable subscription: it
+        resumes where it left off after a restart, every process using the name shares its
+        events, and an event whose handler raises or times out is redelivered after the
+        ``retry`` schedule's delays (default ``RetryConfig()``), ``max_attempts`` times in
+        all, then terminated (counted and logged). Without it, subscriptions see events
+        published from now on.
+
         Raises:
             InvalidPatternError: the pattern is malformed; the message names it.
             TypeError: ``handler`` or ``event_filter`` is not callable.
             BusClosedError: the bus was shut down.
+            ConfigError: ``durable`` on a bus that does not run on JetStream.
         """
+        if durable is not None:
+            self._refuse_if_closed()
+            return _js.subscribe_durable(
+                self._transport,
+                self.config,
+                pattern=event_pattern,
+                handler=typed_handler(handler),
+                event_filter=event_filter,
+                durable=durable,
+                retry=retry,
+            )
         actor = self._add(event_pattern, typed_handler(handler), event_filter)
         if not enabled:
             actor.enabled = False
@@ -356,7 +400,9 @@ class EventBus:
 
         Events already queued for it are discarded (the count is logged).
         """
-        return self._subscriptions.remove(subscription_id)
+        return self._subscriptions.remove(subscription_id) or _js.remove_durable(
+            self._transport, subscription_id
+        )
 
     def unsubscribe_pattern(self, event_pattern: str) -> int:
         """Remove every subscription registered with exactly this pattern; returns the count."""
@@ -379,10 +425,14 @@ class EventBus:
         enabled: bool | None = None,
     ) -> list[SubscriptionInfo]:
         """Snapshots of the subscriptions, optionally only those with exactly this pattern
-        or this enabled state (``enabled_only=True``, MnemoCore's form, is ``enabled=True``)."""
+        or this enabled state (durable ones included; ``enabled_only=True``, MnemoCore's form,
+        is ``enabled=True``)."""
         if enabled_only and enabled is None:
             enabled = True
-        return self._subscriptions.snapshot(event_pattern, enabled)
+        durables = _js.durable_infos(self._transport, event_pattern)
+        return self._subscriptions.snapshot(event_pattern, enabled) + [
+            info for info in durables if enabled is None or info.enabled is enabled
+        ]
 
     # -- streams for reactive and async code ---------------------------------------------------
 
@@ -698,16 +748,33 @@ class EventBus:
         """
         if limit < 0:
             raise ValueError(f"limit must be >= 0, got {limit}")
-        return recent_events(self._stream, event_type, limit)
+        stored = await _js.stream_history(self._transport, self._stream, event_type, limit)
+        return recent_events(self._stream, event_type, limit) if stored is None else stored
+
+    def replay(self, pattern: str = ">", *, since: datetime | int) -> EventReplay:
+        """Past events matching ``pattern``, as an Observable and an async iterator.
+
+        On JetStream they come from the stream (shared, surviving restarts): ``since`` is a
+        timezone-aware time or a stream sequence. In memory they come from this bus's
+        history, and ``since`` must be a time. The replay ends with what was stored when it
+        began; ``observe``/``stream`` give what follows.
+
+        Raises:
+            InvalidPatternError: the pattern is malformed.
+            ValueError: ``since`` is naive, not positive, or a sequence in memory.
+        """
+        return _js.replay(self._transport, self._stream, pattern, since)
 
     def get_metrics(self) -> dict[str, int]:
         """The reference's five counters."""
         subscriptions = self._subscriptions
         pending = self._transport.pending
+        durable_delivered, durable_errors = _js.durable_totals(self._transport)
+        errors = subscriptions.errors + durable_errors + self._dispatcher.internal_errors
         return {
             "total_published": self._stream.dispatched + pending,
-            "total_delivered": subscriptions.delivered,
-            "total_errors": subscriptions.errors + self._dispatcher.internal_errors,
+            "total_delivered": subscriptions.delivered + durable_delivered,
+            "total_errors": errors,
             "subscriptions_active": subscriptions.active,
             "queue_size": pending,
         }
@@ -732,6 +799,10 @@ class EventBus:
 
 
 def _resolve_transport(transport: object, config: EventsConfig) -> Transport:
+    if transport is None:
+        transport = config.transport
+    if transport is None or not isinstance(transport, Transport):
+        transport = _js.transport_from_setting(transport, config)
     if transport is None:
         return MemoryTransport(config.max_queue_size, config.publish_timeout)
     if isinstance(transport, Transport):

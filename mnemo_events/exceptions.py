@@ -14,6 +14,8 @@ can catch either::
     ├── SubscriptionClosedError    (RuntimeError)
     ├── QueueFullError             (RuntimeError)
     ├── RemoteStreamError          (ConnectionError)
+    ├── TransportError             (ConnectionError)
+    │   └── TransportTimeoutError  (also a QueueFullError)
     └── WebhookError
         ├── WebhookNotFoundError   (KeyError)
         ├── WebhookConfigError     (ValueError)
@@ -47,6 +49,8 @@ __all__ = [
     "SchemaRegistrationError",
     "SensitiveWebhookHeaderError",
     "SubscriptionClosedError",
+    "TransportError",
+    "TransportTimeoutError",
     "UnsafeWebhookPersistenceError",
     "UnsafeWebhookURLError",
     "WebhookActorClosedError",
@@ -162,3 +166,11 @@ class DeliveryStoreClosedError(WebhookError, RuntimeError):
 
 class WebhookActorClosedError(WebhookError, RuntimeError):
     """A webhook's delivery actor is not running (not started, or stopped) and refuses work."""
+
+
+class TransportError(MnemoEventsError, ConnectionError):
+    """The bus's transport (a NATS JetStream server) failed or refused; the message names it."""
+
+
+class TransportTimeoutError(TransportError, QueueFullError):
+    """The stream did not acknowledge a publish within ``publish_timeout``; nothing was promised."""

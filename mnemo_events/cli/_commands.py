@@ -108,7 +108,10 @@ def run_verify(args: argparse.Namespace, settings: Settings) -> int:
 
 def run_serve(args: argparse.Namespace, settings: Settings) -> int:
     """``serve``: run the HTTP service until SIGTERM or Ctrl-C."""
+    from mnemo_events.cli._nats import with_transport
     from mnemo_events.server import create_app, run_server
+
+    settings = with_transport(args, settings)
 
     changes = {key: value for key in ("host", "port") if (value := getattr(args, key)) is not None}
     if changes:

@@ -215,5 +215,9 @@ async def _demo(args: argparse.Namespace, settings: Settings, root: Path) -> int
 
 def run_demo(args: argparse.Namespace, settings: Settings) -> int:
     """``demo``: exit 0 only if every delivery succeeded and every signature verified."""
+    if getattr(args, "transport", None) or getattr(args, "nats", False):
+        from mnemo_events.cli._nats import run_nats_demo
+
+        return run_nats_demo(args, settings)
     with _data_dir(args.data_dir) as root:
         return asyncio.run(_demo(args, settings, root))

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from mnemo_events.cli._nats import add_transport_options
+
 __all__ = ["DEFAULT_LEVELS", "build_parser"]
 
 _DESCRIPTION = """\
@@ -130,6 +132,7 @@ def _add_demo(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
         help="give up waiting for deliveries after this long (60)",
     )
     demo.add_argument("--json", action="store_true", help="print the summary as JSON")
+    add_transport_options(demo, local_server=True)
 
 
 def _add_serve(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -148,6 +151,7 @@ def _add_serve(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     serve.add_argument(
         "--port", type=int, help="port to bind, 0 for any free one (default: server.port, 8080)"
     )
+    add_transport_options(serve, local_server=False)
 
 
 def _add_schemas(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

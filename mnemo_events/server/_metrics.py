@@ -327,14 +327,18 @@ async def metrics(request: web.Request) -> web.Response:
 
 @routes.get("/healthz")
 async def healthz(request: web.Request) -> web.Response:
-    """200 while the bus and the webhook manager run, else 503; needs no API key."""
+    """200 while the bus (and its transport's server) and the webhook manager run, else 503;
+    needs no API key."""
     service = request.app[SERVICE]
     bus_ok = service.bus.is_running
     webhooks_ok = service.webhooks.is_running or not service.settings.webhooks.enabled
-    healthy = bus_ok and webhooks_ok and not service.closing.is_set()
+    transport = service.bus.transport
+    connected = transport.state.value != "disconnected"  # a JetStream server went away
+    healthy = bus_ok and webhooks_ok and connected and not service.closing.is_set()
     body = {
         "status": "ok" if healthy else "unavailable",
         "bus": service.bus.state.value,
+        "transport": {"name": transport.name, "state": transport.state.value},
         "webhooks": "running" if service.webhooks.is_running else "stopped",
     }
     return web.json_response(body, status=200 if healthy else 503)

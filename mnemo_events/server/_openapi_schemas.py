@@ -184,6 +184,11 @@ def service_schemas() -> dict[str, Any]:
             "properties": {
                 "status": {"type": "string", "enum": ["ok", "unavailable"]},
                 "bus": _STR,
+                "transport": {
+                    "type": "object",
+                    "description": "The bus transport and its connection state.",
+                    "properties": {"name": _STR, "state": _STR},
+                },
                 "webhooks": _STR,
             },
         },

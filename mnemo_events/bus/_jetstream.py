@@ -1,0 +1,630 @@
+"""The JetStream transport: the bus across processes and machines, on a NATS stream.
+
+::
+
+    publish() ─▶ validate ─▶ js.publish(<prefix>.<type>, Nats-Msg-Id=<event id>) ─▶ stream
+                             returns once the stream acknowledged (stored) it      │
+    every bus on the stream ◀── live feed (ordered consumer, from now) ◀───────────┤
+    subscribe(durable=...)  ◀── durable pull consumer (ack, nak + backoff, term) ◀─┘
+
+``accept`` returns once the stream has stored the event, so an event whose ``publish``
+returned survives this process and the server's restart. The event id is the message id, so a
+publish retried after a lost acknowledgement is stored once (within the stream's duplicate
+window). While the server is away, ``accept`` retries until ``publish_timeout`` and then raises
+:class:`~mnemo_events.exceptions.TransportTimeoutError` (a ``QueueFullError``) naming the
+server. The live feed and the durable subscriptions reconnect by themselves and resume after
+the last event they handled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+import nats.errors
+import nats.js.errors
+from nats.aio.client import Client
+from nats.js import api
+
+from mnemo_events._log import logger
+from mnemo_events.bus._aio import cancel_and_wait
+from mnemo_events.bus._jetstream_config import JetStreamConfig, safe_server, split_servers
+from mnemo_events.bus._jetstream_durable import DurableSubscription
+from mnemo_events.bus._jetstream_feed import LiveFeed
+from mnemo_events.bus._jetstream_replay import read_history, read_stream
+from mnemo_events.bus._transport import TransportState
+from mnemo_events.event import Event
+from mnemo_events.exceptions import TransportError, TransportTimeoutError
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+
+    from nats.js.client import JetStreamContext
+
+__all__ = ["JetStreamTransport"]
+
+_log = logger("bus")
+_RETRY_DELAYS = (0.02, 0.05, 0.1, 0.2, 0.5)
+_ACK_WAIT = 2.0
+"""Seconds one publish attempt waits for the stream's acknowledgement before retrying."""
+_STREAM_NOT_FOUND = 10059
+_WINDOW = 1_000
+"""Events of a batch sent before their acknowledgements are awaited."""
+_ASYNC_PENDING_SAFE = 3_000
+_OWN_LIMIT = 50_000
+_RETRYABLE = (
+    nats.errors.TimeoutError,
+    nats.errors.NoRespondersError,
+    nats.js.errors.NoStreamResponseError,
+    nats.js.errors.ServiceUnavailableError,
+    nats.js.errors.TooManyStalledMsgsError,
+    nats.errors.ConnectionClosedError,
+    nats.errors.ConnectionReconnectingError,
+    nats.errors.OutboundBufferLimitError,
+    nats.errors.StaleConnectionError,
+    nats.errors.FlushTimeoutError,
+    TimeoutError,
+    ConnectionError,
+)
+
+Deliver = Callable[[list[Event]], Awaitable[None]]
+
+
+class JetStreamTransport:
+    """The bus on a JetStream stream, shared by every process that uses the same stream.
+
+    Args:
+        servers: one URL, a comma-separated list or a list (``nats://127.0.0.1:4222``).
+        stream: the stream's name (created if missing, file storage).
+        subject_prefix: event type ``memory.created`` is subject ``<prefix>.memory.created``.
+        credentials: a ``.creds`` file; ``user``/``password``/``token`` for the other schemes.
+        tls: an SSL context (else one is built from the ``tls_*`` files of ``config``).
+        publish_timeout: seconds ``accept`` keeps retrying while the server is away (the bus
+            passes its ``events.publish_timeout`` when it builds the transport from a URL).
+        config: every setting at once; keyword arguments given here replace its fields.
+    """
+
+    def __init__(
+        self,
+        servers: str | Sequence[str] | None = None,
+        *,
+        stream: str | None = None,
+        subject_prefix: str | None = None,
+        credentials: str | None = None,
+        user: str | None = None,
+        password: str | None = None,
+        token: str | None = None,
+        tls: ssl.SSLContext | None = None,
+        publish_timeout: float = 5.0,
+        config: JetStreamConfig | None = None,
+        **limits: Any,
+    ) -> None:
+        given: dict[str, Any] = {
+            "servers": split_servers(servers) if isinstance(servers, str) else servers,
+            "stream": stream,
+            "subject_prefix": subject_prefix,
+            "credentials": credentials,
+            "user": user,
+            "password": password,
+            "token": token,
+            **limits,
+        }
+        base = config or JetStreamConfig()
+        updates = {key: value for key, value in given.items() if value is not None}
+        self.config = JetStreamConfig.model_validate({**base.model_dump(), **updates})
+        self.publish_timeout = publish_timeout
+        self._tls = tls
+        self._prefix = self.config.subject_prefix
+        self._subjects: dict[str, str] = {}
+        self._servers = ", ".join(safe_server(url) for url in self.config.servers)
+        self._nc: Client | None = None
+        self._js: JetStreamContext | None = None
+        self._nc_loop: asyncio.AbstractEventLoop | None = None
+        self._connecting: asyncio.Future[None] | None = None
+        self._stream_ready = False
+        self._state = TransportState.NEW
+        self._feed: LiveFeed | None = None
+        self._feed_task: asyncio.Task[None] | None = None
+        self._next_seq: int | None = None
+        self._accepted_seq = 0
+        self._delivered_seq = 0
+        self._waiters: list[tuple[int, asyncio.Future[bool]]] = []
+        self._durables: dict[str, DurableSubscription] = {}
+        self._own: dict[str, Event] = {}
+        """Events sent from here and not yet back through the feed (skips their decoding:
+        measured, decoding cost the publisher a third of its rate)."""
+        self._retired: list[DurableSubscription] = []
+        self._counts = {
+            "published": 0,
+            "duplicates": 0,
+            "publish_retries": 0,
+            "publish_failures": 0,
+            "disconnects": 0,
+            "reconnects": 0,
+        }
+
+    # -- the Transport protocol -------------------------------------------------------------------
+
+    @property
+    def name(self) -> str:
+        """``"jetstream"``."""
+        return "jetstream"
+
+    @property
+    def state(self) -> TransportState:
+        """NEW, CONNECTED, DISCONNECTED (the server went away; retrying) or STOPPED."""
+        return self._state
+
+    @property
+    def pending(self) -> int:
+        """Events this process had stored and its bus has not received back yet."""
+        return max(self._accepted_seq - self._delivered_seq, 0) if self._feed_task else 0
+
+    @property
+    def servers(self) -> str:
+        """The server URLs without credentials, as errors and logs name them."""
+        return self._servers
+
+    def subject_of(self, event_type: str) -> str:
+        """The subject of an event type: ``<prefix>.<type>``."""
+        subject = self._subjects.get(event_type)
+        if subject is None:
+            subject = f"{self._prefix}.{event_type}"
+            if len(self._subjects) < 10_000:
+                self._subjects[event_type] = subject
+        return subject
+
+    async def start(self, deliver: Deliver) -> None:
+        """Connect, make sure the stream exists, and feed the bus from now on.
+
+        Events this process published before are delivered too; after a ``stop()`` the feed
+        resumes after the last event it delivered.
+
+        Raises:
+            TransportError: no server answered within ``connect_timeout``.
+        """
+        loop = asyncio.get_running_loop()
+        task = self._feed_task
+        if task is not None and not task.done() and task.get_loop() is loop:
+            return
+        _, js = await self._connection()
+        self._release_waiters(stopping=True)
+        first_own = self._first_unseen()
+        if first_own is None:  # "from now": fixed before start() returns, not when the task runs
+            first_own = (await js.stream_info(self.config.stream)).state.last_seq + 1
+        feed = LiveFeed(
+            connect=self._connection,
+            stream=self.config.stream,
+            subject=f"{self._prefix}.>",
+            deliver=deliver,
+            next_seq=first_own,
+            on_delivered=self._on_delivered,
+            own=self._take_own,
+        )
+        self._feed = feed
+        self._feed_task = loop.create_task(feed.run(), name="mnemo-events jetstream feed")
+        for durable in self._durables.values():
+            durable.start()
+
+    def _first_unseen(self) -> int | None:
+        if self._next_seq is not None:
+            return self._next_seq
+        if self._accepted_seq:
+            return self._first_accepted
+        return None
+
+    async def stop(self) -> None:
+        """Stop the feed and the durable subscriptions, then close the connection."""
+        task, self._feed_task = self._feed_task, None
+        await cancel_and_wait(task)
+        if self._feed is not None:
+            self._next_seq = self._feed.next_seq
+        self._own.clear()
+        retired, self._retired = self._retired, []
+        await asyncio.gather(*(d.stop() for d in [*self._durables.values(), *retired]))
+        self._release_waiters(stopping=True)
+        await self._close()
+        if self._state is not TransportState.NEW:
+            self._state = TransportState.STOPPED
+
+    async def accept(self, event: Event) -> None:
+        """Store one event in the stream; returns once the stream acknowledged it.
+
+        Raises:
+            TransportTimeoutError: no acknowledgement within ``publish_timeout`` (the message
+                names the servers); the event may or may not be stored, and a retry with
+                the same event is stored at most once.
+            TransportError: the server refused the event (its reason is in the message).
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.publish_timeout
+        await self._store(event, deadline)
+
+    async def accept_batch(self, events: Sequence[Event]) -> None:
+        """Store several events, pipelined: all are sent, then every acknowledgement awaited.
+
+        Events whose acknowledgement does not come are retried one by one (stored once
+        thanks to their ids) until ``publish_timeout``; only then can order differ from the
+        list's.
+
+        Raises:
+            TransportTimeoutError, TransportError: as :meth:`accept`, for the first event
+                that could not be stored.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.publish_timeout
+        for start in range(0, len(events), _WINDOW):
+            await self._store_window(events[start : start + _WINDOW], deadline)
+
+    async def _store_window(self, events: Sequence[Event], deadline: float) -> None:
+        loop = asyncio.get_running_loop()
+        sent: list[tuple[Event, asyncio.Future[api.PubAck]]] = []
+        unsent: list[Event] = []
+        try:
+            _, js = await self._connection(deadline)
+            publish = js.publish_async
+            # nats-py bounds unacknowledged async publishes (4,000); below that bound its
+            # semaphore never waits, and passing no wait_stall saves a wait_for task per
+            # event (measured: it quartered the rate).
+            stall = None
+            if js.publish_async_pending() + len(events) > _ASYNC_PENDING_SAFE:
+                stall = max(deadline - loop.time(), 0.001)
+            subject_of = self.subject_of
+            self._remember(events)
+            for event in events:
+                future = await publish(
+                    subject_of(event.type),
+                    event.to_json(),
+                    wait_stall=stall,
+                    headers={"Nats-Msg-Id": event.id},
+                )
+                sent.append((event, future))
+        except _RETRYABLE:
+            unsent = list(events[len(sent) :])
+        retry: list[Event] = []
+        if sent:
+            _, late = await asyncio.wait(
+                [future for _, future in sent], timeout=max(deadline - loop.time(), 0.001)
+            )
+            for future in late:
+                future.cancel()
+        for event, future in sent:
+            if future.cancelled() or future.exception() is not None:
+                retry.append(event)
+            else:
+                self._note_ack(future.result())
+        for event in [*retry, *unsent]:
+            self._counts["publish_retries"] += 1
+            await self._store(event, deadline)
+
+    def mark(self) -> int:
+        """The stream sequence of the last event this process stored."""
+        return self._accepted_seq
+
+    async def wait_delivered(self, mark: int) -> bool:
+        """Wait until the feed has delivered stream sequence ``mark``; False if not feeding.
+
+        Also False once the server has been away for ``connect_timeout`` while waiting: the
+        events are stored in the stream (nothing is lost), but this process cannot read them
+        back, and ``stop()`` must not wait for a server that may never return.
+        """
+        loop = asyncio.get_running_loop()
+        away_since: float | None = None
+        waiter: asyncio.Future[bool] | None = None
+        while self._delivered_seq < mark:
+            task = self._feed_task
+            if task is None or task.done():
+                return False
+            if self._state is TransportState.DISCONNECTED:
+                away_since = loop.time() if away_since is None else away_since
+                if loop.time() - away_since >= self.config.connect_timeout:
+                    return False
+            else:
+                away_since = None
+            if waiter is None:
+                waiter = loop.create_future()
+                self._waiters.append((mark, waiter))
+            try:
+                # Woken by the feed; re-checked every quarter second for a lost server.
+                released = await asyncio.wait_for(asyncio.shield(waiter), 0.25)
+            except TimeoutError:
+                continue
+            if not released:  # the transport is stopping
+                return self._delivered_seq >= mark
+            waiter = None
+        return True
+
+    def stats(self) -> dict[str, Any]:
+        """Connection state, servers, stream, publish and feed counters, durable figures."""
+        nc = self._nc
+        url = nc.connected_url if nc is not None and nc.is_connected else None
+        feed = self._feed
+        return {
+            "name": self.name,
+            "state": self._state.value,
+            "servers": self._servers,
+            "connected_server": safe_server(url.geturl()) if url is not None else None,
+            "stream": self.config.stream,
+            "subject_prefix": self._prefix,
+            "pending": self.pending,
+            "last_stored_seq": self._accepted_seq,
+            "last_delivered_seq": self._delivered_seq,
+            **self._counts,
+            "feed_delivered": feed.delivered if feed else 0,
+            "feed_resets": feed.resets if feed else 0,
+            "undecodable": feed.undecodable if feed else 0,
+            "durables": [durable.figures() for durable in self._durables.values()],
+        }
+
+    # -- durable subscriptions, history, replay ------------------------------------------------
+
+    def add_durable(self, durable: DurableSubscription) -> None:
+        """Run a durable subscription on this transport (started now if the bus runs)."""
+        self._durables[durable.id] = durable
+        task = self._feed_task
+        if task is not None and not task.done():
+            durable.start()
+
+    def forget_durable(self, subscription_id: str) -> bool:
+        """Stop and forget a durable subscription (its consumer stays on the server).
+
+        Its task is cancelled now and awaited by the next :meth:`stop`.
+        """
+        durable = self._durables.pop(subscription_id, None)
+        if durable is None:
+            return False
+        self._retired.append(durable)
+        durable.cancel()
+        return True
+
+    @property
+    def durables(self) -> dict[str, DurableSubscription]:
+        """The durable subscriptions by subscription id."""
+        return self._durables
+
+    def durable_for(self, **options: Any) -> DurableSubscription:
+        """A durable subscription reading this transport's stream (not yet added)."""
+        return DurableSubscription(
+            connect=self._connection,
+            stream=self.config.stream,
+            prefix=self._prefix,
+            max_ack_pending=self.config.max_ack_pending,
+            **options,
+        )
+
+    async def history(self, pattern: str | None, limit: int) -> list[Event]:
+        """The newest ``limit`` events matching ``pattern`` in the stream, oldest first."""
+        _, js = await self._connection()
+        return await read_history(js, self.config.stream, self._prefix, pattern, limit)
+
+    def replay(self, pattern: str, since: datetime | int) -> AsyncIterator[Event]:
+        """The stored events matching ``pattern`` from ``since`` to the stream's end now."""
+        return read_stream(self._connection, self.config.stream, self._prefix, pattern, since)
+
+    # -- internals ----------------------------------------------------------------------------
+
+    async def _store(self, event: Event, deadline: float) -> None:
+        loop = asyncio.get_running_loop()
+        subject = self.subject_of(event.type)
+        payload = event.to_json()
+        self._remember((event,))
+        headers = {"Nats-Msg-Id": event.id}
+        attempt = 0
+        last_error: BaseException | None = None
+        while True:
+            remaining = deadline - loop.time()
+            if remaining <= 0 and attempt > 0:
+                break
+            try:
+                _, js = await self._connection(deadline)
+                ack = await js.publish(
+                    subject, payload, timeout=max(min(remaining, _ACK_WAIT), 0.05), headers=headers
+                )
+            except nats.js.errors.APIError as err:
+                if err.err_code != _STREAM_NOT_FOUND:
+                    self._counts["publish_failures"] += 1
+                    raise TransportError(
+                        f"JetStream on {self._servers} refused event {event.type!r} "
+                        f"({event.id}): {err.description or err}"
+                    ) from None
+                self._stream_ready = False  # deleted under us: recreate it, then retry
+                last_error = err
+            except _RETRYABLE as err:
+                last_error = err
+            else:
+                self._note_ack(ack)
+                return
+            attempt += 1
+            self._counts["publish_retries"] += 1
+            delay = _RETRY_DELAYS[min(attempt - 1, len(_RETRY_DELAYS) - 1)]
+            await asyncio.sleep(max(min(delay, deadline - loop.time()), 0))
+        self._counts["publish_failures"] += 1
+        _log.warning(
+            "bus.jetstream_publish_failed",
+            event_id=event.id,
+            event_type=event.type,
+            servers=self._servers,
+            attempts=attempt,
+            publish_timeout=self.publish_timeout,
+            error=repr(last_error),
+        )
+        raise TransportTimeoutError(
+            f"event {event.type!r} ({event.id}) was not acknowledged by JetStream on "
+            f"{self._servers} within publish_timeout={self.publish_timeout}s after {attempt} "
+            f"attempts (last error: {type(last_error).__name__}); is the server up? "
+            "Publishing it again stores it at most once"
+        )
+
+    def _take_own(self, event_id: str) -> Event | None:
+        return self._own.pop(event_id, None)
+
+    def _remember(self, events: Sequence[Event]) -> None:
+        own = self._own
+        if self._feed_task is None:
+            return
+        if len(own) > _OWN_LIMIT:  # publishes that never came back (failed, or no feed)
+            for stale in list(own)[: len(own) // 2]:
+                del own[stale]
+        for event in events:
+            own[event.id] = event
+
+    def _note_ack(self, ack: api.PubAck) -> None:
+        if ack.duplicate:
+            self._counts["duplicates"] += 1
+        else:
+            self._counts["published"] += 1
+        if not self._accepted_seq:
+            self._first_accepted = ack.seq
+        if ack.seq > self._accepted_seq:
+            self._accepted_seq = ack.seq
+
+    _first_accepted = 0
+
+    def _on_delivered(self, seq: int) -> None:
+        self._delivered_seq = seq
+        if self._waiters:
+            self._release_waiters()
+
+    def _release_waiters(self, *, stopping: bool = False) -> None:
+        done = self._delivered_seq
+        kept = []
+        for target, waiter in self._waiters:
+            if stopping or target <= done:
+                if not waiter.done() and not waiter.get_loop().is_closed():
+                    waiter.set_result(target <= done)
+            else:
+                kept.append((target, waiter))
+        self._waiters = kept
+
+    async def _connection(self, deadline: float | None = None) -> tuple[Client, JetStreamContext]:
+        """The connection on the running loop, connecting (and creating the stream) if needed.
+
+        Raises:
+            TransportError: no server answered in time.
+        """
+        loop = asyncio.get_running_loop()
+        while True:
+            nc, js = self._nc, self._js
+            if nc is not None and js is not None and self._nc_loop is loop and not nc.is_closed:
+                if not self._stream_ready:
+                    await self._ensure_stream(js)
+                return nc, js
+            if self._connecting is not None and self._connecting.get_loop() is loop:
+                await asyncio.shield(self._connecting)
+                continue
+            self._connecting = loop.create_future()
+            try:
+                await self._connect(loop, deadline)
+            finally:
+                self._connecting.set_result(None)
+                self._connecting = None
+
+    async def _connect(self, loop: asyncio.AbstractEventLoop, deadline: float | None) -> None:
+        self._nc = self._js = None  # a connection of a loop that is gone cannot be closed
+        cfg = self.config
+        timeout = cfg.connect_timeout
+        if deadline is not None:
+            timeout = max(min(timeout, deadline - loop.time()), 0.05)
+        nc = Client()
+        options: dict[str, Any] = {
+            "servers": cfg.servers,
+            "name": "mnemo-events",
+            "connect_timeout": max(int(timeout), 1),
+            "reconnect_time_wait": cfg.reconnect_wait,
+            "max_reconnect_attempts": -1,
+            "error_cb": self._on_error,
+            "disconnected_cb": self._on_disconnected,
+            "reconnected_cb": self._on_reconnected,
+        }
+        if cfg.credentials:
+            options["user_credentials"] = cfg.credentials
+        if cfg.user:
+            options["user"] = cfg.user
+        if cfg.password is not None:
+            options["password"] = cfg.password.get_secret_value()
+        if cfg.token is not None:
+            options["token"] = cfg.token.get_secret_value()
+        context = self._tls or _tls_context(cfg)
+        if context is not None:
+            options["tls"] = context
+        try:
+            async with asyncio.timeout(timeout):
+                await nc.connect(**options)
+        except (TimeoutError, OSError, nats.errors.Error) as err:
+            await _close_quietly(nc)
+            raise TransportError(
+                f"cannot connect to NATS at {self._servers} within {timeout:.1f}s "
+                f"({type(err).__name__}); is nats-server running with -js?"
+            ) from None
+        self._nc, self._js, self._nc_loop = nc, nc.jetstream(timeout=_ACK_WAIT), loop
+        self._stream_ready = False
+        self._state = TransportState.CONNECTED
+        _log.info("bus.jetstream_connected", servers=self._servers, stream=cfg.stream)
+        await self._ensure_stream(self._js)
+
+    async def _ensure_stream(self, js: JetStreamContext) -> None:
+        cfg = self.config
+        try:
+            await js.stream_info(cfg.stream)
+        except nats.js.errors.NotFoundError:
+            config = api.StreamConfig(
+                name=cfg.stream,
+                subjects=[f"{self._prefix}.>"],
+                storage=api.StorageType.FILE,
+                retention=api.RetentionPolicy.LIMITS,
+                discard=api.DiscardPolicy.OLD,
+                max_age=cfg.max_age_seconds or None,
+                max_bytes=cfg.max_bytes,
+                max_msgs=cfg.max_msgs,
+                duplicate_window=cfg.duplicate_window_seconds,
+            )
+            try:
+                await js.add_stream(config)
+            except nats.js.errors.BadRequestError:
+                await js.stream_info(cfg.stream)  # created meanwhile by another process
+            else:
+                _log.info("bus.jetstream_stream_created", stream=cfg.stream, prefix=self._prefix)
+        except _RETRYABLE:
+            raise
+        except nats.js.errors.Error as err:
+            raise TransportError(f"JetStream on {self._servers}: {err}") from None
+        self._stream_ready = True
+
+    async def _close(self) -> None:
+        nc, self._nc, self._js = self._nc, None, None
+        if nc is not None and self._nc_loop is asyncio.get_running_loop():
+            await _close_quietly(nc)
+        self._nc_loop = None
+
+    async def _on_error(self, err: Exception) -> None:
+        _log.debug("bus.jetstream_client_error", servers=self._servers, error=repr(err))
+
+    async def _on_disconnected(self) -> None:
+        if self._nc is not None:
+            self._counts["disconnects"] += 1
+            self._state = TransportState.DISCONNECTED
+            _log.warning("bus.jetstream_disconnected", servers=self._servers)
+
+    async def _on_reconnected(self) -> None:
+        self._counts["reconnects"] += 1
+        self._state = TransportState.CONNECTED
+        _log.warning("bus.jetstream_reconnected", servers=self._servers)
+
+
+def _tls_context(cfg: JetStreamConfig) -> ssl.SSLContext | None:
+    if not (cfg.tls_ca_file or cfg.tls_cert_file or cfg.tls_key_file):
+        return None
+    context = ssl.create_default_context(cafile=cfg.tls_ca_file)
+    if cfg.tls_cert_file:
+        context.load_cert_chain(cfg.tls_cert_file, cfg.tls_key_file)
+    return context
+
+
+async def _close_quietly(nc: Client) -> None:
+    try:
+        await asyncio.wait_for(nc.close(), 2.0)
+    except Exception as err:
+        _log.debug("bus.jetstream_cleanup_failed", error=repr(err))

@@ -1,0 +1,407 @@
+"""The bus on JetStream in one process: publish/ack/dedupe, feeds, durables, history, faults."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import nats
+import pytest
+from nats.js import api
+from structlog.testing import capture_logs
+
+from mnemo_events.bus._jetstream import JetStreamTransport
+from mnemo_events.bus._transport import MemoryTransport
+from mnemo_events.config import EventsConfig, RetryConfig, load_config
+from mnemo_events.event import Event
+from mnemo_events.event_bus import EventBus
+from mnemo_events.exceptions import (
+    ConfigError,
+    EventValidationError,
+    QueueFullError,
+    TransportError,
+    TransportTimeoutError,
+)
+from tests.helpers.nats import NatsServer, free_port
+from tests.helpers.receiver import eventually
+
+FAST_RETRY = RetryConfig(max_attempts=3, base_delay_seconds=0.05, max_delay_seconds=0.1)
+STREAM = "MNEMO_EVENTS"
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[NatsServer]:
+    """A real nats-server with JetStream on a free loopback port."""
+    with NatsServer(tmp_path / "js") as running:
+        yield running
+
+
+@pytest.fixture
+async def bus(server: NatsServer) -> AsyncIterator[EventBus]:
+    """A started bus on the server's stream, shut down after the test."""
+    async with EventBus(
+        transport=server.url, validation="off", delivery_timeout=1.0, publish_timeout=2.0
+    ) as started:
+        yield started
+
+
+async def _stream_messages(url: str) -> list[api.RawStreamMsg]:
+    """Every message stored in the stream, read with raw nats-py."""
+    nc = await nats.connect(url)
+    try:
+        js = nc.jetstream()
+        state = (await js.stream_info(STREAM)).state
+        return (
+            [await js.get_msg(STREAM, seq) for seq in range(state.first_seq, state.last_seq + 1)]
+            if state.messages
+            else []
+        )
+    finally:
+        await nc.close()
+
+
+def _transport(bus: EventBus) -> JetStreamTransport:
+    transport = bus._transport
+    assert isinstance(transport, JetStreamTransport)
+    return transport
+
+
+class TestSettings:
+    def test_url_string_config_and_environment_select_jetstream(self) -> None:
+        """A nats:// URL (argument, events.transport, or the environment) gives a JetStream
+        transport; None and "memory" keep the in-process one."""
+        url = "nats://127.0.0.1:4222"
+        assert isinstance(EventBus(transport=url)._transport, JetStreamTransport)
+        assert isinstance(EventBus(EventsConfig(transport=url))._transport, JetStreamTransport)
+        settings = load_config(environ={"MNEMO_EVENTS_EVENTS_TRANSPORT": url})
+        assert isinstance(EventBus(settings.events)._transport, JetStreamTransport)
+        assert isinstance(EventBus()._transport, MemoryTransport)
+        assert isinstance(EventBus(transport="memory")._transport, MemoryTransport)
+
+    def test_mapping_form_sets_stream_prefix_and_limits(self) -> None:
+        """events.transport as a mapping names the stream, the subject prefix and limits."""
+        config = EventsConfig.model_validate(
+            {
+                "transport": {
+                    "servers": ["nats://127.0.0.1:4222", "nats://127.0.0.1:4223"],
+                    "stream": "ENGINE",
+                    "subject_prefix": "eng.events",
+                    "max_msgs": 1000,
+                }
+            }
+        )
+        transport = _transport(EventBus(config))
+        assert transport.config.stream == "ENGINE"
+        assert transport.subject_of("memory.created") == "eng.events.memory.created"
+        assert transport.config.max_msgs == 1000
+
+    @pytest.mark.parametrize(
+        ("value", "message"),
+        [
+            ("redis://localhost", "neither 'memory' nor a NATS URL"),
+            ({"stream": "bad name"}, "stream name 'bad name'"),
+            ({"subject_prefix": "a.*"}, "subject_prefix 'a.*'"),
+        ],
+    )
+    def test_bad_transport_values_are_refused(self, value: Any, message: str) -> None:
+        """A transport that is neither memory nor valid JetStream settings is a ConfigError
+        naming the value."""
+        with pytest.raises(ConfigError, match=message):
+            EventBus(transport=value)
+
+    def test_durable_needs_jetstream(self) -> None:
+        """A durable subscription on the in-process bus is refused, not silently volatile."""
+        with pytest.raises(ConfigError, match="needs a JetStream transport"):
+            EventBus().subscribe("memory.*", lambda event: None, durable="workers")
+
+
+class TestPublish:
+    async def test_publish_returns_once_stored_with_the_event_id(
+        self, bus: EventBus, server: NatsServer
+    ) -> None:
+        """When publish returns, the stream holds the event under <prefix>.<type> with its id
+        as Nats-Msg-Id."""
+        event = await bus.publish("memory.created", {"n": 1})
+        (stored,) = await _stream_messages(server.url)
+        assert stored.subject == "mnemo.memory.created"
+        assert stored.headers is not None
+        assert stored.headers["Nats-Msg-Id"] == event.id
+        assert stored.data == event.to_json()
+
+    async def test_a_retried_publish_is_stored_once(
+        self, bus: EventBus, server: NatsServer
+    ) -> None:
+        """Publishing the same event twice (a retry after a lost ack) stores it once."""
+        event = Event.create("memory.created", {"n": 1})
+        transport = _transport(bus)
+        await transport.accept(event)
+        await transport.accept(event)
+        assert len(await _stream_messages(server.url)) == 1
+        assert transport.stats()["duplicates"] == 1
+
+    async def test_invalid_payload_never_leaves_the_process(self, server: NatsServer) -> None:
+        """In strict mode an invalid payload raises before anything reaches the stream."""
+        async with EventBus(transport=server.url) as strict:
+            with pytest.raises(EventValidationError, match="memory_id"):
+                await strict.publish("memory.created", {"content": "no id"})
+            await strict.publish("custom.thing", {"n": 1})
+        assert [m.subject for m in await _stream_messages(server.url)] == ["mnemo.custom.thing"]
+
+    async def test_publish_batch_stores_every_event_in_order(
+        self, bus: EventBus, server: NatsServer
+    ) -> None:
+        """publish_batch pipelines its acks and the stream holds the batch in order."""
+        events = await bus.publish_batch([("memory.created", {"n": n}) for n in range(300)])
+        stored = await _stream_messages(server.url)
+        assert [m.headers["Nats-Msg-Id"] for m in stored if m.headers] == [e.id for e in events]
+
+
+class TestLiveFeed:
+    async def test_every_bus_on_the_stream_delivers_every_event_in_order(
+        self, server: NatsServer
+    ) -> None:
+        """Two buses on one stream: each one's subscriber gets the events of both, in stream
+        order, with the usual handler isolation."""
+        seen: dict[str, list[int]] = {"a": [], "b": []}
+        async with (
+            EventBus(transport=server.url, validation="off") as a,
+            EventBus(transport=server.url, validation="off") as b,
+        ):
+            a.subscribe("memory.*", lambda e: seen["a"].append(e.data["n"]))
+            b.subscribe("memory.*", lambda e: seen["b"].append(e.data["n"]))
+            b.subscribe("memory.*", lambda e: 1 / 0)  # isolated: counted, the others go on
+            for n in range(50):
+                await (a if n % 2 else b).publish("memory.created", {"n": n})
+            await a.flush()
+            await b.flush()
+            await eventually(lambda: len(seen["a"]) == len(seen["b"]) == 50)
+            assert seen["a"] == seen["b"] == list(range(50))
+            assert b.get_metrics()["total_errors"] == 50
+
+    async def test_plain_subscriptions_start_from_now(self, server: NatsServer) -> None:
+        """A bus started after events were stored does not replay them to plain
+        subscribers; it delivers what comes next."""
+        async with EventBus(transport=server.url, validation="off") as earlier:
+            await earlier.publish("memory.created", {"n": 0})
+        got: list[int] = []
+        async with EventBus(transport=server.url, validation="off") as later:
+            later.subscribe("memory.*", lambda e: got.append(e.data["n"]))
+            await later.publish("memory.created", {"n": 1})
+            await later.flush()
+        assert got == [1]
+
+
+class TestDurable:
+    async def test_poison_event_is_terminated_after_max_attempts(
+        self, bus: EventBus, server: NatsServer
+    ) -> None:
+        """A handler that always raises sees the event max_attempts times, then the event is
+        terminated: counted, logged, never redelivered."""
+        calls: list[str] = []
+
+        def poison(event: Event) -> None:
+            calls.append(event.id)
+            raise RuntimeError("cannot handle")
+
+        with capture_logs() as logs:
+            sub_id = bus.subscribe("memory.*", poison, durable="poison", retry=FAST_RETRY)
+            await asyncio.sleep(0.3)
+            await bus.publish("memory.created", {"n": 1})
+            durable = _transport(bus).durables[sub_id]
+            await eventually(lambda: durable.terminated == 1, within=10)
+            await asyncio.sleep(0.5)
+        assert len(calls) == 3
+        assert durable.redelivered == 2
+        assert [line["event"] for line in logs].count("bus.durable_terminated") == 1
+        assert bus.get_metrics()["total_errors"] == 3
+
+    async def test_timed_out_handler_is_redelivered(self, bus: EventBus) -> None:
+        """A handler over delivery_timeout is cancelled, counted, and gets the event again."""
+        attempts: list[int] = []
+
+        async def slow_once(event: Event) -> None:
+            attempts.append(1)
+            if len(attempts) == 1:
+                await asyncio.sleep(5)
+
+        sub_id = bus.subscribe("memory.*", slow_once, durable="slow", retry=FAST_RETRY)
+        await asyncio.sleep(0.3)
+        await bus.publish("memory.created", {"n": 1})
+        durable = _transport(bus).durables[sub_id]
+        await eventually(lambda: durable.delivered == 1, within=10)
+        assert (durable.timeouts, durable.redelivered, len(attempts)) == (1, 1, 2)
+
+    async def test_durable_resumes_where_it_left_off(self, server: NatsServer) -> None:
+        """Events stored while no process reads a durable subscription are handled, once
+        each, by the next process that subscribes with its name."""
+        first: list[int] = []
+        async with EventBus(transport=server.url, validation="off") as one:
+            one.subscribe("memory.*", lambda e: first.append(e.data["n"]), durable="resume")
+            await asyncio.sleep(0.3)
+            for n in range(3):
+                await one.publish("memory.created", {"n": n})
+            await eventually(lambda: len(first) == 3, within=10)
+        async with EventBus(transport=server.url, validation="off") as producer:
+            for n in range(3, 6):
+                await producer.publish("memory.created", {"n": n})
+        second: list[int] = []
+        async with EventBus(transport=server.url, validation="off") as two:
+            two.subscribe("memory.*", lambda e: second.append(e.data["n"]), durable="resume")
+            await eventually(lambda: len(second) == 3, within=10)
+            assert any(info.id for info in two.list_subscriptions("memory.*"))
+        assert (first, second) == ([0, 1, 2], [3, 4, 5])
+
+
+class TestHistoryAndReplay:
+    async def test_history_is_read_from_the_stream(self, server: NatsServer) -> None:
+        """get_history on a fresh bus returns what another bus stored, newest last."""
+        async with EventBus(transport=server.url, validation="off") as writer:
+            for n in range(10):
+                await writer.publish("memory.created" if n % 2 else "memory.updated", {"n": n})
+        async with EventBus(transport=server.url, validation="off") as reader:
+            created = await reader.get_history("memory.created", limit=3)
+            everything = await reader.get_history(limit=50)
+        assert [e.data["n"] for e in created] == [5, 7, 9]
+        assert [e.data["n"] for e in everything] == list(range(10))
+
+    async def test_replay_since_a_sequence_or_a_time(self, bus: EventBus) -> None:
+        """replay gives stored events from a stream sequence or a time, as an async iterator
+        and as an observable that completes."""
+        for n in range(3):
+            await bus.publish("memory.created", {"n": n})
+        middle = datetime.now(UTC)
+        for n in range(3, 6):
+            await bus.publish("memory.created", {"n": n})
+        await bus.publish("other.thing", {"n": 99})
+        by_seq = [e.data["n"] async for e in bus.replay("memory.*", since=2)]
+        by_time = [e.data["n"] async for e in bus.replay("memory.*", since=middle)]
+        observed: list[int] = []
+        done = asyncio.get_running_loop().create_future()
+        bus.replay(">", since=1).subscribe(
+            lambda e: observed.append(e.data["n"]), on_completed=lambda: done.set_result(None)
+        )
+        await asyncio.wait_for(done, 10)
+        assert by_seq == [1, 2, 3, 4, 5]
+        assert by_time == [3, 4, 5]
+        assert observed == [0, 1, 2, 3, 4, 5, 99]
+
+    async def test_replay_in_memory_uses_the_history(self) -> None:
+        """The in-process bus replays its history by time and refuses stream sequences."""
+        async with EventBus(validation="off") as local:
+            start = datetime.now(UTC)
+            await local.publish("memory.created", {"n": 1})
+            await local.flush()
+            assert [e.data["n"] async for e in local.replay("memory.*", since=start)] == [1]
+            with pytest.raises(ValueError, match="JetStream transport only"):
+                local.replay("memory.*", since=1)
+
+
+class TestFaults:
+    async def test_server_that_never_comes_back_fails_publish_in_bounded_time(
+        self, server: NatsServer
+    ) -> None:
+        """With the server gone for good, publish retries for publish_timeout, then raises a
+        TransportTimeoutError (also a QueueFullError) naming the server; stats say so."""
+        async with EventBus(transport=server.url, validation="off", publish_timeout=1.0) as bus:
+            await bus.publish("memory.created", {"n": 0})
+            server.stop()
+            await eventually(lambda: _transport(bus).state.value == "disconnected", within=5)
+            started = time.monotonic()
+            with pytest.raises(TransportTimeoutError, match=server.url) as caught:
+                await bus.publish("memory.created", {"n": 1})
+            assert time.monotonic() - started < 6.0  # publish_timeout (1 s), never unbounded
+            assert isinstance(caught.value, QueueFullError)
+            assert (await bus.get_stats())["transport"]["state"] == "disconnected"
+
+    async def test_stop_does_not_wait_for_a_server_that_is_gone(self, server: NatsServer) -> None:
+        """With events stored but not yet read back when the server goes away, stop() gives
+        up on them after connect_timeout (they stay in the stream) and says so, instead of
+        waiting for the server forever."""
+        transport = JetStreamTransport(server.url, connect_timeout=1.0)
+        bus = EventBus(transport=transport, validation="off")
+        await bus.start()
+        await bus.publish("memory.created", {"n": 0})
+        server.stop()
+        await eventually(lambda: transport.state.value == "disconnected", within=5)
+        # A stream position the feed never reaches: what stop() waits for before it drains.
+        async with asyncio.timeout(10):
+            assert await transport.wait_delivered(transport.mark() + 1) is False
+        async with asyncio.timeout(15):
+            await bus.stop()
+        assert bus.state.value == "stopped"
+        await bus.shutdown()
+
+    async def test_no_server_at_start_is_a_clear_error(self) -> None:
+        """Starting on a port where no server listens raises TransportError naming the
+        server (without its password) within connect_timeout."""
+        url = f"nats://user:s3cret@127.0.0.1:{free_port()}"
+        transport = JetStreamTransport(url, connect_timeout=1.0)
+        bus = EventBus(transport=transport)
+        started = time.monotonic()
+        with pytest.raises(TransportError, match=r"nats://127\.0\.0\.1:\d+") as caught:
+            await bus.start()
+        assert time.monotonic() - started < 3.0
+        assert "s3cret" not in str(caught.value)
+        await bus.shutdown()
+
+    async def test_live_subscriber_resumes_after_a_server_restart(
+        self, bus: EventBus, server: NatsServer
+    ) -> None:
+        """A server restart between publishes loses none of them for a live subscriber."""
+        got: list[int] = []
+        bus.subscribe("memory.*", lambda e: got.append(e.data["n"]))
+        for n in range(5):
+            await bus.publish("memory.created", {"n": n})
+        await asyncio.to_thread(server.restart)
+        for n in range(5, 10):
+            await bus.publish("memory.created", {"n": n})
+        await eventually(lambda: len(got) >= 10, within=15)
+        assert got == list(range(10))
+        assert (await bus.get_stats())["transport"]["state"] == "connected"
+
+
+class TestService:
+    async def test_healthz_reports_the_jetstream_connection(
+        self, server: NatsServer, tmp_path: Path
+    ) -> None:
+        """The service's /healthz names the transport and turns 503 while the server is gone."""
+        import aiohttp
+        from aiohttp import web
+
+        from mnemo_events.config import Settings
+        from mnemo_events.server import create_app
+
+        settings = Settings.model_validate(
+            {
+                "events": {"transport": server.url, "validation": "off"},
+                "webhooks": {"persistence_path": None, "delivery_store_path": None},
+                "server": {"api_key": None},
+            }
+        )
+        runner = web.AppRunner(create_app(settings, environ={}))
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        url = f"http://127.0.0.1:{runner.addresses[0][1]}/healthz"
+        try:
+            async with aiohttp.ClientSession() as session:
+                async with session.get(url) as up:
+                    assert up.status == 200
+                    assert (await up.json())["transport"] == {
+                        "name": "jetstream",
+                        "state": "connected",
+                    }
+                server.stop()
+
+                async def unavailable() -> bool:
+                    async with session.get(url) as down:
+                        body = await down.json()
+                        return down.status == 503 and body["transport"]["state"] == "disconnected"
+
+                assert await eventually(unavailable, within=10)
+        finally:
+            await runner.cleanup()
