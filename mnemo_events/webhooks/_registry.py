@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import json
 import os
+import secrets
 import tempfile
 import time
 from collections.abc import Callable
@@ -168,24 +169,37 @@ def _load(path: Path) -> dict[str, Webhook]:
     return webhooks
 
 
-def _encode(webhooks: list[Webhook], now: float) -> bytes:
+def _stored_registry_id(path: Path) -> str | None:
+    """The ``registry_id`` a webhook file carries (files written before it have none)."""
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    found = raw.get("registry_id") if isinstance(raw, dict) else None
+    return found if isinstance(found, str) and found.isascii() and found.isprintable() else None
+
+
+def _encode(webhooks: list[Webhook], now: float, registry_id: str) -> bytes:
     document = {
         "format": FILE_FORMAT,
         "version": _VERSION,
+        "registry_id": registry_id,
         "saved_at": datetime.now(UTC).isoformat(),
         "webhooks": [webhook_to_json(w, now=now) for w in webhooks],
     }
     return json.dumps(document, indent=2, ensure_ascii=False).encode("utf-8") + b"\n"
 
 
-def _persist(path: Path, webhooks: list[Webhook], now: float, *, keep_mnemocore: bool) -> None:
+def _persist(
+    path: Path, webhooks: list[Webhook], now: float, registry_id: str, *, keep_mnemocore: bool
+) -> None:
     """Encode and write in one frame, so no caller's frame holds the encoded secrets.
 
     With ``keep_mnemocore`` the MnemoCore file being replaced is first kept beside it.
     """
     if keep_mnemocore:
         keep_original(path)
-    _write_atomic(path, _encode(webhooks, now))
+    _write_atomic(path, _encode(webhooks, now, registry_id))
 
 
 def _secret_values(webhooks: list[Webhook]) -> list[str]:
@@ -253,9 +267,20 @@ class WebhookRegistry:
         self._webhooks: dict[str, Webhook] = {} if self._path is None else _load(self._path)
         self._mnemocore_original = self._path is not None and _holds_mnemocore(self._path)
         """The file is MnemoCore's: keep it beside ours before the first save rewrites it."""
+        stored = None if self._path is None else _stored_registry_id(self._path)
+        self._registry_id = stored or f"whr_{secrets.token_hex(12)}"
+        self.registry_id_saved = stored is not None
+        """Whether the file on disk carries :attr:`registry_id` (false until the first save
+        of a new or older file): only then can a delivery store be bound to it."""
         self._lock = asyncio.Lock()
         self.version = 0
         """Bumped on every change, so readers can cache derived data."""
+
+    @property
+    def registry_id(self) -> str:
+        """This registry's identity (``whr_...``), saved in its file: a delivery store records
+        it and refuses to serve another registry."""
+        return self._registry_id
 
     @property
     def path(self) -> Path | None:
@@ -335,6 +360,7 @@ class WebhookRegistry:
                 self._path,
                 snapshot,
                 time.time(),
+                self._registry_id,
                 keep_mnemocore=self._mnemocore_original,
             )
         )
@@ -362,5 +388,6 @@ class WebhookRegistry:
             del failed, write, snapshot  # nor does this frame keep them for a renderer
             raise error
         self._mnemocore_original = False
+        self.registry_id_saved = True
         if cancelled:
             raise asyncio.CancelledError

@@ -86,6 +86,9 @@ class DeliveryRuntime:
             How many unfinished deliveries were resumed.
         """
         loop = asyncio.get_running_loop()
+        self.store.expect_registry(
+            self._registry.registry_id, saved=self._registry.registry_id_saved
+        )
         await self.store.open()
         resolver = self._resolver
         if not self._config.allow_private_networks:

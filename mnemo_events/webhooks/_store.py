@@ -14,7 +14,8 @@ resolves then. Before that, a SIGKILL loses it; after, it survives and is resume
 **Checked at open.** An existing file must be a delivery store (``PRAGMA application_id``,
 ``user_version`` and the ``store_meta`` format) and pass ``PRAGMA quick_check``; a 0-byte,
 damaged or foreign file raises :class:`~mnemo_events.exceptions.DeliveryStoreCorruptError`
-naming it and is never written to. A new file is built under a temporary name and linked into
+naming it and is never written to. A store also records the ``registry_id`` of the
+``webhooks.json`` it serves, and refuses to open for another one. A new file is built under a temporary name and linked into
 place, so a crash during creation never leaves a half-made store behind.
 
 ``path=None`` keeps the store in memory (gone at :meth:`DeliveryStore.close`).
@@ -169,6 +170,7 @@ class DeliveryStore:
         self._wakeup: asyncio.Event | None = None
         self._task: asyncio.Task[None] | None = None
         self._state = StoreState.NEW
+        self._registry: tuple[str, bool] | None = None
         self.batches = 0
         """Transactions committed."""
         self.write_errors = 0
@@ -246,6 +248,34 @@ class DeliveryStore:
             ],
         )
 
+    def expect_registry(self, registry_id: str, *, saved: bool) -> None:
+        """Before :meth:`open`: this store serves the webhook registry ``registry_id``.
+
+        At open, a store recorded for another registry is refused before anything is written
+        (its deliveries would be resumed against the wrong webhooks); one recorded for none
+        records this one, once the registry's file carries it (``saved``).
+        """
+        self._registry = (registry_id, saved)
+
+    def _check_registry(self, conn: sqlite3.Connection, path: Path) -> None:
+        if self._registry is None:
+            return
+        registry_id, saved = self._registry
+        row = conn.execute("SELECT value FROM store_meta WHERE key = 'registry_id'").fetchone()
+        if row is not None and saved and row[0] != registry_id:
+            raise _corrupt(
+                path,
+                f"belongs to another webhook registry (registry_id {row[0]!r}, but the webhook "
+                f"file says {registry_id!r})",
+            )
+
+    def _record_registry(self, conn: sqlite3.Connection) -> None:
+        if self._registry is not None and self._registry[1]:
+            conn.execute(
+                "INSERT OR IGNORE INTO store_meta (key, value) VALUES ('registry_id', ?)",
+                (self._registry[0],),
+            )
+
     def _create(self, path: Path) -> None:
         """Build a new store under a temporary name, then link it into place (no clobber)."""
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -278,12 +308,15 @@ class DeliveryStore:
             raise _corrupt(path, f"cannot be opened ({err})") from err
         try:
             legacy = check_store_file(conn, path)
+            if not legacy:
+                self._check_registry(conn, path)
             conn.execute("PRAGMA journal_mode = WAL")
             conn.execute("PRAGMA synchronous = NORMAL")
             conn.execute("PRAGMA busy_timeout = 5000")
             conn.executescript(SCHEMA)
             if legacy:
                 self._init_meta(conn)
+            self._record_registry(conn)
         except BaseException:
             conn.close()
             raise

@@ -109,6 +109,39 @@ class TestRefused:
         assert path.stat().st_size == 0
 
 
+class TestRegistryIdentity:
+    async def _registered(self, registry: Path, store: Path) -> None:
+        wm = WebhookManager(registry, delivery_store_path=store, allow_private_networks=True)
+        await wm.start()
+        await wm.register_webhook("http://127.0.0.1:9/h", ["memory.*"])
+        await wm.stop()
+
+    async def test_a_store_of_another_registry_is_refused(self, tmp_path: Path) -> None:
+        """A delivery store used with one webhooks.json refuses to start with another (whose
+        webhooks are not the ones its deliveries were for), naming both ids; it is untouched."""
+        store = tmp_path / "d.sqlite3"
+        await self._registered(tmp_path / "a.json", store)
+        await self._registered(tmp_path / "a.json", store)  # binds it (the file has its id)
+        other = tmp_path / "b.json"
+        await self._registered(other, tmp_path / "other.sqlite3")
+        before = _digest(store)
+        wm = WebhookManager(other, delivery_store_path=store)
+        with pytest.raises(DeliveryStoreCorruptError, match="another webhook registry"):
+            await wm.start()
+        assert not wm.is_running
+        assert _digest(store) == before
+
+    async def test_the_same_registry_reopens_its_store(self, tmp_path: Path) -> None:
+        """Restarting with the same webhooks.json and store is accepted, again and again."""
+        store = tmp_path / "d.sqlite3"
+        for _ in range(3):
+            await self._registered(tmp_path / "a.json", store)
+        wm = WebhookManager(tmp_path / "a.json", delivery_store_path=store)
+        await wm.start()
+        assert len(wm.list_webhooks()) == 3
+        await wm.stop()
+
+
 class TestAccepted:
     async def test_a_new_store_is_stamped(self, tmp_path: Path) -> None:
         """A new file carries the store's application_id and format, and leaves no temporary
