@@ -15,8 +15,9 @@ resolves then. Before that, a SIGKILL loses it; after, it survives and is resume
 ``user_version`` and the ``store_meta`` format) and pass ``PRAGMA quick_check``; a 0-byte,
 damaged or foreign file raises :class:`~mnemo_events.exceptions.DeliveryStoreCorruptError`
 naming it and is never written to. A store also records the ``registry_id`` of the
-``webhooks.json`` it serves, and refuses to open for another one. A new file is built under a temporary name and linked into
-place, so a crash during creation never leaves a half-made store behind.
+``webhooks.json`` it serves, and refuses to open for another one. A new file is built under a
+temporary name and linked into place, so a crash during creation never leaves a half-made store
+behind.
 
 ``path=None`` keeps the store in memory (gone at :meth:`DeliveryStore.close`).
 """
