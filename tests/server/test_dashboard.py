@@ -178,8 +178,8 @@ class TestDashboard:
 
         before = len([r for r in receiver.on("/hook") if r.delivery_id == first["id"]])
         await page.click(f'{delivery_row} button[data-action="redeliver"]')
-        await page.wait_for_selector("#message.ok")
-        assert "queued again" in await page.inner_text("#message")
+        # Wait for this action's own message (an earlier one may still be showing).
+        await page.wait_for_selector(f"#message.ok:has-text('{first['id']} queued again')")
         await eventually(
             lambda: (
                 len([r for r in receiver.on("/hook") if r.delivery_id == first["id"]]) >= before + 2
@@ -199,10 +199,9 @@ class TestDashboard:
         await eventually(_enabled)
 
         await page.click(f'{webhook_row} button[data-action="replay"]')
-        await page.wait_for_selector("#message.ok")
-        assert "failed deliveries queued again" in await page.inner_text("#message")
+        await page.wait_for_selector("#message.ok:has-text('failed deliveries queued again')")
 
-        await _check_test_button(page, service, receiver, webhook_row)
+        await _check_test_button(page, receiver, webhook_row)
 
         painted = await page.evaluate(
             """() => {
@@ -239,21 +238,14 @@ class TestDashboard:
         await page.close()
 
 
-async def _check_test_button(
-    page: Page, service: Service, receiver: Receiver, webhook_row: str
-) -> None:
-    """ "Send test" posts to /webhooks/{id}/test: the receiver gets the test event where the
-    route exists; without it, the dashboard shows the service's refusal instead of success."""
-    routes = {r.resource.canonical for r in service.app.router.routes() if r.resource}
+async def _check_test_button(page: Page, receiver: Receiver, webhook_row: str) -> None:
+    """ "Send test" posts to /webhooks/{id}/test: the dashboard reports success and the
+    receiver gets the test event."""
     before = len(receiver.on("/hook"))
     await page.evaluate("document.getElementById('message').className = 'toast'")
     await page.click(f'{webhook_row} button[data-action="test"]')
-    if "/webhooks/{webhook_id}/test" in routes:
-        await page.wait_for_selector("#message.ok")
-        await eventually(lambda: len(receiver.on("/hook")) > before)
-    else:
-        await page.wait_for_selector("#message.error")
-        assert "404" in await page.inner_text("#message")
+    await page.wait_for_selector("#message.ok")
+    await eventually(lambda: len(receiver.on("/hook")) > before)
 
 
 class TestDocsPage:
