@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable, Iterator
 
 import pytest
+import structlog
 
 from mnemo_events._log import library_level, set_library_level
 from mnemo_events.event_bus import EventBus, reset_event_bus
@@ -14,13 +15,15 @@ from tests.helpers.receiver import Receiver
 
 @pytest.fixture(autouse=True)
 def _isolated_globals(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """Each test starts with no shared bus, no config from the environment, quiet logs."""
+    """Each test starts with no shared bus, no config from the environment, quiet logs, and
+    structlog unconfigured (so the library's lines go to the standard library's logging)."""
     monkeypatch.delenv("MNEMO_EVENTS_CONFIG", raising=False)
     level = library_level()
     reset_event_bus()
     yield
     reset_event_bus()
     set_library_level(level)
+    structlog.reset_defaults()  # a test that configured structlog leaves nothing behind
 
 
 @pytest.fixture
