@@ -24,7 +24,13 @@ from nats.js.errors import NotFoundError
 from mnemo_events._log import logger
 from mnemo_events.bus._aio import cancel_and_wait
 from mnemo_events.bus._jetstream_feed import decode_event
-from mnemo_events.bus._subscription import EventFilter, Handler, SubscriptionInfo, _name_of
+from mnemo_events.bus._subscription import (
+    _PASSTHROUGH,
+    EventFilter,
+    Handler,
+    SubscriptionInfo,
+    _name_of,
+)
 from mnemo_events.config import RetryConfig
 from mnemo_events.event import Event
 from mnemo_events.patterns import Pattern
@@ -213,7 +219,16 @@ class DurableSubscription:
                 self.timeouts += 1
                 self._log.error("bus.handler_timeout", event_id=event.id, event_type=event.type)
                 return "handler timed out"
-        except Exception as err:
+        except _PASSTHROUGH:
+            raise
+        except BaseException as err:
+            # As in the in-process actor: a CancelledError the handler met (a future someone
+            # else cancelled) or a GeneratorExit is the handler's failure, redelivered like
+            # any other; only the consumer's own cancellation ends it.
+            if isinstance(err, asyncio.CancelledError):
+                task = asyncio.current_task()
+                if task is not None and task.cancelling():
+                    raise
             self._log.error(
                 "bus.handler_failed",
                 event_id=event.id,

@@ -235,6 +235,29 @@ class TestDurable:
         await eventually(lambda: durable.delivered == 1, within=10)
         assert (durable.timeouts, durable.redelivered, len(attempts)) == (1, 1, 2)
 
+    async def test_a_cancelled_error_from_a_handler_is_redelivered(self, bus: EventBus) -> None:
+        """A durable handler that meets a CancelledError it did not cause (a future someone
+        else cancelled) fails that delivery, which is counted and redelivered; the durable
+        subscription goes on."""
+        attempts: list[int] = []
+
+        async def cancelled_once(event: Event) -> None:
+            attempts.append(event.data["n"])
+            if len(attempts) == 1:
+                cancelled: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+                cancelled.cancel()
+                await cancelled
+
+        sub_id = bus.subscribe("memory.*", cancelled_once, durable="cancel", retry=FAST_RETRY)
+        await asyncio.sleep(0.3)
+        await bus.publish("memory.created", {"n": 1})
+        durable = _transport(bus).durables[sub_id]
+        await eventually(lambda: durable.delivered == 1, within=10)
+        await bus.publish("memory.created", {"n": 2})
+        await eventually(lambda: durable.delivered == 2, within=10)
+        assert attempts == [1, 1, 2]
+        assert durable.redelivered == 1
+
     async def test_durable_resumes_where_it_left_off(self, server: NatsServer) -> None:
         """Events stored while no process reads a durable subscription are handled, once
         each, by the next process that subscribes with its name."""
