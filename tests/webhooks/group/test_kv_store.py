@@ -148,6 +148,16 @@ class TestWrites:
         assert job is not None
         assert (job.body, job.event_type) == (b'{"n":1}', "memory.created")
 
+    async def test_any_body_is_kept_byte_for_byte(self, store: JetStreamDeliveryStore) -> None:
+        """A body with NUL bytes, invalid UTF-8 and quotes reads back exactly, after an
+        attempt rewrote its record too."""
+        body = b'{"a":"\x00\xff\\"}\x00tail'
+        await store.add_delivery("dlv_raw", "wh_a", "evt", "t", body, 1.0)
+        store.record_attempt(*_retry("dlv_raw", 1))
+        job = await store.job("dlv_raw")
+        assert job is not None
+        assert (job.body, job.attempts) == (body, 1)
+
     async def test_unknown_delivery_is_none(self, store: JetStreamDeliveryStore) -> None:
         """Looking up an id that does not exist gives None."""
         assert await store.get_delivery("dlv_missing") is None
