@@ -40,23 +40,19 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import secrets
 import time
-from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, TypeVar
+from collections.abc import Callable, Sequence
+from typing import Any
 
-import nats.errors
 from nats.js import JetStreamContext, api
 from nats.js.errors import (
-    KeyNotFoundError,
-    NoStreamResponseError,
     NotFoundError,
-    ServiceUnavailableError,
 )
 from nats.js.kv import KV_DEL, KV_OP, KV_PURGE, KeyValue
 
 from mnemo_events._log import logger
-from mnemo_events.exceptions import DeliveryStoreClosedError, DeliveryStoreCorruptError
+from mnemo_events.exceptions import DeliveryStoreClosedError
+from mnemo_events.webhooks._kv_chains import WriteChains
 from mnemo_events.webhooks._kv_common import (
     DEFAULT_PREFIX,
     bucket_names,
@@ -65,6 +61,7 @@ from mnemo_events.webhooks._kv_common import (
     scan,
     wrong_last,
 )
+from mnemo_events.webhooks._kv_counters import SharedCounters
 from mnemo_events.webhooks._kv_records import (
     FINISHED,
     OPEN,
@@ -74,8 +71,6 @@ from mnemo_events.webhooks._kv_records import (
     encode,
     job_of,
     new_record,
-    state_of,
-    state_record,
 )
 from mnemo_events.webhooks._store import StoreState
 from mnemo_events.webhooks._store_rows import AttemptRow, StoredJob, UpdateRow, WebhookState
@@ -83,22 +78,12 @@ from mnemo_events.webhooks.models import Delivery
 
 __all__ = ["JetStreamDeliveryStore"]
 
-_T = TypeVar("_T")
 _log = logger("webhooks.store")
-_TRANSIENT = (
-    nats.errors.TimeoutError,
-    nats.errors.NoRespondersError,
-    nats.errors.ConnectionReconnectingError,
-    NoStreamResponseError,
-    ServiceUnavailableError,
-)
-"""Failures of a server restarting or briefly away: the write is tried again."""
 _MAX_CONFLICTS = 256
 """Compare-and-set rounds of one write before it gives up (others kept writing the key)."""
 _CACHE = 4096
 """Records this process wrote last, kept with their revision to skip a read before a write."""
 _MARKER_TTL = 3600
-_REGISTRY_ID_KEY = "meta.registry_id"
 
 
 class JetStreamDeliveryStore:
@@ -123,16 +108,12 @@ class JetStreamDeliveryStore:
         self._js = js
         self._names = (names["deliveries"], names["state"])
         self._ttl = max(int(retention_days * 86400), 1)
-        self._write_timeout = write_timeout
+        self._chains = WriteChains(write_timeout)
         self._records: KeyValue | None = None
-        self._counters: KeyValue | None = None
+        self._counters: SharedCounters | None = None
         self._state = StoreState.NEW
         self._registry: tuple[str, bool] | None = None
-        self._tails: dict[str, asyncio.Task[Any]] = {}
-        self._inflight: set[asyncio.Task[Any]] = set()
-        self._unreported: list[asyncio.Task[Any]] = []
         self._cache: dict[str, tuple[str, int, dict[str, Any]]] = {}
-        self._latest_state: dict[str, WebhookState] = {}
         self.batches = 0
         """Writes the server acknowledged."""
         self.write_errors = 0
@@ -193,27 +174,19 @@ class JetStreamDeliveryStore:
         if self._state is not StoreState.NEW:
             self._refuse_unless_open()
         self._records = await open_bucket(self._js, self._names[0], "mnemo-events deliveries")
-        self._counters = await open_bucket(self._js, self._names[1], "mnemo-events counters")
-        await self._check_registry(self._counters)
+        counters = SharedCounters(
+            await open_bucket(self._js, self._names[1], "mnemo-events counters"),
+            self._chains,
+            failed=self._failed_write,
+            stored=self._stored,
+        )
+        if self._registry is not None and self._registry[1]:
+            await counters.check_registry(self._registry[0], self._names[0])
+        self._counters = counters
         self._state = StoreState.OPEN
 
-    async def _check_registry(self, counters: KeyValue) -> None:
-        if self._registry is None or not self._registry[1]:
-            return
-        registry_id = self._registry[0]
-        try:
-            await counters.create(_REGISTRY_ID_KEY, registry_id.encode())
-            return
-        except Exception as err:
-            if not wrong_last(err):
-                raise
-        found = ((await counters.get(_REGISTRY_ID_KEY)).value or b"").decode("utf-8", "replace")
-        if found != registry_id:
-            raise DeliveryStoreCorruptError(
-                f"delivery store (KV bucket {self._names[0]!r}) belongs to another webhook "
-                f"registry (registry_id {found!r}, but the registry says {registry_id!r}); it "
-                "was left untouched: use another bucket prefix, or the registry it belongs to"
-            )
+    def _stored(self) -> None:
+        self.batches += 1
 
     async def close(self) -> None:
         """Wait for the writes under way (each bounded by ``write_timeout``), then refuse work."""
@@ -223,39 +196,9 @@ class JetStreamDeliveryStore:
             return
         self._state = StoreState.CLOSING
         try:
-            await self._settled()
+            await self._chains.settled()
         finally:
             self._state = StoreState.CLOSED
-
-    # -- the write chains --------------------------------------------------------------------
-
-    def _enqueue(self, chain: str, work: Callable[[], Awaitable[_T]]) -> asyncio.Task[_T]:
-        """Run ``work`` after the writes queued before on ``chain`` (one chain per key)."""
-        previous = self._tails.get(chain)
-
-        async def _step() -> _T:
-            if previous is not None and not previous.done():
-                await asyncio.wait([previous])
-            return await work()
-
-        task = asyncio.get_running_loop().create_task(_step())
-        self._tails[chain] = task
-        self._inflight.add(task)
-        task.add_done_callback(lambda done: self._finished(chain, done))
-        return task
-
-    def _finished(self, chain: str, task: asyncio.Task[Any]) -> None:
-        if self._tails.get(chain) is task:
-            del self._tails[chain]
-        self._inflight.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            self._unreported.append(task)  # flush() reports it
-
-    async def _settled(self) -> None:
-        """Wait (never raising) for every write submitted before the call."""
-        pending = list(self._inflight)
-        if pending:
-            await asyncio.wait(pending)
 
     async def flush(self) -> None:
         """Return once every write submitted before the call is stored.
@@ -266,23 +209,10 @@ class JetStreamDeliveryStore:
                 was logged and counted; that record is not stored).
         """
         self._refuse_unless_open()
-        await self._settled()
-        failed, self._unreported = self._unreported, []
-        if failed:
-            raise failed[0].exception()  # type: ignore[misc]
-
-    async def _retrying(self, call: Callable[[], Awaitable[_T]]) -> _T:
-        """``call()``, tried again while the server is away, up to ``write_timeout``."""
-        deadline = time.monotonic() + self._write_timeout
-        delay = 0.05
-        while True:
-            try:
-                return await call()
-            except _TRANSIENT:
-                if time.monotonic() + delay > deadline:
-                    raise
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 1.0)
+        await self._chains.settled()
+        failed = self._chains.take_failure()
+        if failed is not None:
+            raise failed
 
     def _failed_write(self, what: str, key: str, err: BaseException) -> None:
         self.write_errors += 1
@@ -311,7 +241,9 @@ class JetStreamDeliveryStore:
         assert records is not None
         subject = f"{records._pre}d.*.{key_token(delivery_id)}"
         try:
-            msg = await self._retrying(lambda: self._js.get_msg(records._stream, subject=subject))
+            msg = await self._chains.retrying(
+                lambda: self._js.get_msg(records._stream, subject=subject)
+            )
         except NotFoundError:
             return None
         headers = msg.headers or {}
@@ -356,7 +288,7 @@ class JetStreamDeliveryStore:
                 write = functools.partial(
                     self._publish, key, value, revision, finished=record["status"] in FINISHED
                 )
-                new_revision = await self._retrying(write)
+                new_revision = await self._chains.retrying(write)
             except Exception as err:
                 if wrong_last(err):
                     continue  # changed by another process (or by our own timed-out try)
@@ -391,7 +323,7 @@ class JetStreamDeliveryStore:
                 record = new_record(delivery_id, webhook_id, event_id, event_type, body, created_at)
                 value = encode(record)
                 try:
-                    revision = await self._retrying(
+                    revision = await self._chains.retrying(
                         lambda: self._publish(key, value, 0, finished=False)
                     )
                 except Exception as err:
@@ -404,7 +336,7 @@ class JetStreamDeliveryStore:
                 self._failed_write("add_delivery", key, err)
                 raise
 
-        return self._enqueue(delivery_id, _add)
+        return self._chains.enqueue(delivery_id, _add)
 
     def record_attempt(self, attempt: AttemptRow | None, update: UpdateRow) -> None:
         """Record one attempt (if one was made) and the delivery's new state, in one write.
@@ -428,7 +360,7 @@ class JetStreamDeliveryStore:
                 self._failed_write("record_attempt", update.id, err)
                 raise
 
-        self._enqueue(update.id, _record)
+        self._chains.enqueue(update.id, _record)
 
     def reopen(self, delivery_ids: Sequence[str]) -> asyncio.Future[None]:
         """Make deliveries pending again for a new round of attempts (a redelivery); the
@@ -453,7 +385,7 @@ class JetStreamDeliveryStore:
                     self._failed_write("reopen", delivery_id, err)
                     raise
 
-            return self._enqueue(delivery_id, _reopen)
+            return self._chains.enqueue(delivery_id, _reopen)
 
         tasks = [_one(delivery_id) for delivery_id in delivery_ids]
 
@@ -472,23 +404,8 @@ class JetStreamDeliveryStore:
             DeliveryStoreClosedError: the store is not open.
         """
         self._refuse_unless_open()
-        self._latest_state[state.webhook_id] = _copy_state(state)  # as it is now
-        counters = self._counters
-        assert counters is not None
-        key = f"s.{key_token(state.webhook_id)}"
-
-        async def _save() -> None:
-            latest = self._latest_state.pop(state.webhook_id, None)
-            if latest is None:
-                return  # a later save_state queued before this ran wrote it already
-            try:
-                await self._retrying(lambda: counters.put(key, encode(state_record(latest))))
-                self.batches += 1
-            except Exception as err:
-                self._failed_write("save_state", key, err)
-                raise
-
-        self._enqueue(f"state:{state.webhook_id}", _save)
+        assert self._counters is not None
+        self._counters.save(state)
 
     async def bump_state(
         self, webhook_id: str, *, success: bool, at: float, status_code: int | None = None
@@ -497,66 +414,28 @@ class JetStreamDeliveryStore:
         and return them: a success resets ``consecutive_failures`` and sets
         ``last_success_at``, a failure adds one and sets ``last_failure_at``; both set
         ``last_delivery_at``. Concurrent bumps from any processes are all counted, once each
-        (a write that timed out is checked before it is tried again).
+        (a write that timed out is checked before it is tried again). ``status_code`` is
+        kept in the stored value, for operators.
 
         Raises:
             DeliveryStoreClosedError: the store is not open.
         """
         self._refuse_unless_open()
-        counters = self._counters
-        assert counters is not None
-        key = f"s.{key_token(webhook_id)}"
-        token = secrets.token_hex(8)
-
-        async def _bump() -> WebhookState:
-            for _ in range(_MAX_CONFLICTS):
-                try:
-                    entry = await self._retrying(lambda: counters.get(key))
-                    current, revision = decode(entry.value), entry.revision or 0
-                except KeyNotFoundError as err:
-                    marker = getattr(err, "entry", None)
-                    revision = getattr(marker, "revision", None) or 0
-                    current = state_record(WebhookState(webhook_id))
-                if current.get("bump") == token:  # our earlier try was stored after all
-                    return state_of(current)
-                state = state_of(current)
-                state.last_delivery_at = at
-                if success:
-                    state.consecutive_failures = 0
-                    state.last_success_at = at
-                else:
-                    state.consecutive_failures += 1
-                    state.last_failure_at = at
-                value = encode(state_record(state, status_code) | {"bump": token})
-                try:
-                    await counters.update(key, value, last=revision)
-                except Exception as err:
-                    if wrong_last(err) or isinstance(err, _TRANSIENT):
-                        continue
-                    raise
-                self.batches += 1
-                return state
-            raise RuntimeError(
-                f"the counters of webhook {webhook_id} in the KV bucket {self._names[1]!r} "
-                f"were changed by others {_MAX_CONFLICTS} times in a row"
-            )
-
-        try:
-            return await self._enqueue(f"state:{webhook_id}", _bump)
-        except Exception as err:
-            self._failed_write("bump_state", key, err)
-            raise
+        assert self._counters is not None
+        return await self._counters.bump(
+            webhook_id, success=success, at=at, status_code=status_code
+        )
 
     async def states(self) -> dict[str, WebhookState]:
         """Every webhook's saved counters."""
         self._refuse_unless_open()
-        await self._settled()
+        await self._chains.settled()
         assert self._counters is not None
-        found: dict[str, WebhookState] = {}
-        async for record in self._scan(self._counters, "s.*"):
-            state = state_of(record)
-            found[state.webhook_id] = state
-        return found
+        return await self._counters.every(self._bad_entry)
+
+    def _bad_entry(self, entry: KeyValue.Entry, err: Exception) -> None:
+        self.bad_entries += 1
+        _log.error("webhooks.kv_bad_entry", bucket=entry.bucket, key=entry.key, error=repr(err))
 
     # -- queries and rare writes -------------------------------------------------------------
 
@@ -565,8 +444,7 @@ class JetStreamDeliveryStore:
             try:
                 record = decode(entry.value)
             except ValueError as err:
-                self.bad_entries += 1
-                _log.error("webhooks.kv_bad_entry", bucket=kv._name, key=entry.key, error=repr(err))
+                self._bad_entry(entry, err)
                 continue
             record["_revision"] = entry.revision
             record["_key"] = entry.key
@@ -574,7 +452,7 @@ class JetStreamDeliveryStore:
 
     async def _of_webhook(self, webhook_id: str | None) -> list[dict[str, Any]]:
         self._refuse_unless_open()
-        await self._settled()
+        await self._chains.settled()
         assert self._records is not None
         keys = "d.*.*" if webhook_id is None else f"d.{key_token(webhook_id)}.*"
         return [record async for record in self._scan(self._records, keys)]
@@ -582,14 +460,14 @@ class JetStreamDeliveryStore:
     async def get_delivery(self, delivery_id: str) -> Delivery | None:
         """One delivery with its attempts, or ``None``."""
         self._refuse_unless_open()
-        await self._settled()
+        await self._chains.settled()
         found = await self._fetch(delivery_id)
         return None if found is None else delivery_of(found[2], with_attempts=True)
 
     async def job(self, delivery_id: str) -> StoredJob | None:
         """One delivery as a job, or ``None``."""
         self._refuse_unless_open()
-        await self._settled()
+        await self._chains.settled()
         found = await self._fetch(delivery_id)
         return None if found is None else job_of(found[2])
 
@@ -638,7 +516,9 @@ class JetStreamDeliveryStore:
             return True
 
         open_ids = [r["id"] for r in await self._of_webhook(webhook_id) if r["status"] in OPEN]
-        tasks = [self._enqueue(i, functools.partial(self._mutate, i, _change)) for i in open_ids]
+        tasks = [
+            self._chains.enqueue(i, functools.partial(self._mutate, i, _change)) for i in open_ids
+        ]
         return sum(await asyncio.gather(*tasks))
 
     async def prune(self, before: float) -> int:
@@ -658,20 +538,10 @@ class JetStreamDeliveryStore:
                     finished=True,
                     purge=True,
                 )
-                await self._retrying(purge)
+                await self._chains.retrying(purge)
             except Exception as err:
                 if wrong_last(err):
                     continue
                 raise
             pruned += 1
         return pruned
-
-
-def _copy_state(state: WebhookState) -> WebhookState:
-    return WebhookState(
-        webhook_id=state.webhook_id,
-        consecutive_failures=state.consecutive_failures,
-        last_delivery_at=state.last_delivery_at,
-        last_success_at=state.last_success_at,
-        last_failure_at=state.last_failure_at,
-    )
