@@ -353,14 +353,21 @@ class JetStreamDeliveryStore:
             apply_attempt(record, attempt, update)
             return True
 
-        async def _record() -> None:
+        self._change_later("record_attempt", update.id, _change)
+
+    def _change_later(
+        self, what: str, delivery_id: str, change: Callable[[dict[str, Any]], bool]
+    ) -> asyncio.Task[bool]:
+        """Queue ``change`` of one record on its chain; a failure is logged and counted."""
+
+        async def _write() -> bool:
             try:
-                await self._mutate(update.id, _change)
+                return await self._mutate(delivery_id, change)
             except Exception as err:
-                self._failed_write("record_attempt", update.id, err)
+                self._failed_write(what, delivery_id, err)
                 raise
 
-        self._chains.enqueue(update.id, _record)
+        return self._chains.enqueue(delivery_id, _write)
 
     def reopen(self, delivery_ids: Sequence[str]) -> asyncio.Future[None]:
         """Make deliveries pending again for a new round of attempts (a redelivery); the
@@ -377,17 +384,7 @@ class JetStreamDeliveryStore:
             )
             return True
 
-        def _one(delivery_id: str) -> asyncio.Task[bool]:
-            async def _reopen() -> bool:
-                try:
-                    return await self._mutate(delivery_id, _change)
-                except Exception as err:
-                    self._failed_write("reopen", delivery_id, err)
-                    raise
-
-            return self._chains.enqueue(delivery_id, _reopen)
-
-        tasks = [_one(delivery_id) for delivery_id in delivery_ids]
+        tasks = [self._change_later("reopen", i, _change) for i in delivery_ids]
 
         async def _all() -> None:
             await asyncio.gather(*tasks)
@@ -516,9 +513,7 @@ class JetStreamDeliveryStore:
             return True
 
         open_ids = [r["id"] for r in await self._of_webhook(webhook_id) if r["status"] in OPEN]
-        tasks = [
-            self._chains.enqueue(i, functools.partial(self._mutate, i, _change)) for i in open_ids
-        ]
+        tasks = [self._change_later("fail_open", i, _change) for i in open_ids]
         return sum(await asyncio.gather(*tasks))
 
     async def prune(self, before: float) -> int:
