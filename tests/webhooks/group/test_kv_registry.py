@@ -291,6 +291,24 @@ class TestRestarts:
                 await again.close()
                 await nc.close()
 
+    async def test_a_new_registry_loads_every_webhook(
+        self, server: NatsServer, two: tuple[JetStreamWebhookRegistry, ...]
+    ) -> None:
+        """300 webhooks (more than a KV watcher's queue holds) written by one registry are
+        all in the mirror of a registry opened afterwards, before open() returns."""
+        registry, _ = two
+        await asyncio.gather(*(registry.put(_webhook(n)) for n in range(300)))
+        nc, js = await _connect(server.url)
+        try:
+            fresh = await JetStreamWebhookRegistry.open(js)
+            try:
+                assert len(fresh) == 300
+                assert fresh.get("wh_299").secret == "whsec_secret299"
+            finally:
+                await fresh.close()
+        finally:
+            await nc.close()
+
     async def test_a_live_registry_follows_changes_after_a_server_restart(
         self, tmp_path: Path
     ) -> None:
