@@ -23,7 +23,8 @@ for the writes submitted before it, so a process reads its own writes.
 
 **Retention.** A finished record (``success``/``failed``) is written with a per-message TTL
 of ``retention_days``: the server removes it that long after its last change, with no marker
-left; :meth:`prune` also removes finished records by their ``updated_at``, as SQLite's does.
+left. :meth:`prune` removes finished records by their ``updated_at``, as SQLite's does, for
+a cut-off more recent than the retention (an older one is the TTL's work: no scan).
 
 **Costs** (a round trip is about 0.3 ms on loopback): ``add_delivery`` one publish;
 ``record_attempt``, ``reopen`` one compare-and-set publish (plus one get when this process
@@ -32,8 +33,9 @@ the subject ``d.*.<id>``, which the server answers from its subject index (work 
 number of webhooks, not of records); ``list_deliveries``, ``counts``, ``failed_jobs`` one
 ephemeral consumer over the webhook's keys: one message per record of that webhook, so
 O(its records in the retention period); ``fail_open`` that, plus a write per open record;
-``open_jobs``, ``prune`` O(all records); ``states`` O(webhooks); ``bump_state`` one get and
-one compare-and-set (two more per conflict); ``save_state`` one publish.
+``open_jobs`` O(all records); ``prune`` O(all records), or nothing at the retention
+cut-off; ``states`` O(webhooks); ``bump_state`` one get and one compare-and-set (two more
+per conflict); ``save_state`` one publish.
 """
 
 from __future__ import annotations
@@ -518,7 +520,15 @@ class JetStreamDeliveryStore:
 
     async def prune(self, before: float) -> int:
         """Delete finished deliveries last updated before ``before``; how many. A record
-        changed meanwhile (a redelivery) is kept."""
+        changed meanwhile (a redelivery) is kept.
+
+        A cut-off at or before ``retention_days`` ago (what the runtime asks for every hour)
+        is the TTL's work already: it returns 0 without the scan of every record, which
+        every process of a group would otherwise pay each hour.
+        """
+        self._refuse_unless_open()
+        if before <= time.time() - self._ttl:
+            return 0
         pruned = 0
         for record in await self._of_webhook(None):
             if record["status"] not in FINISHED or record["updated_at"] >= before:

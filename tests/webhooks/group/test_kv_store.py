@@ -325,6 +325,19 @@ class TestQueries:
         assert await store.get_delivery("dlv_wh_a_3") is not None
         assert await store.counts("wh_a") == {"success": 1, "pending": 1}
 
+    async def test_prune_at_the_retention_cut_off_leaves_it_to_the_ttl(
+        self, store: JetStreamDeliveryStore
+    ) -> None:
+        """The runtime's hourly prune (cut-off: retention_days ago) scans nothing and removes
+        nothing: finished records carry their TTL; a later cut-off does scan."""
+        now = time.time()
+        old = now - 40 * 86400  # finished long ago by its stamp, written just now
+        _add(store, 1, at=old)
+        store.record_attempt(*_success("dlv_wh_a_1", 1, at=old))
+        assert await store.prune(now - 30 * 86400) == 0
+        assert await store.get_delivery("dlv_wh_a_1") is not None
+        assert await store.prune(now - 29 * 86400) == 1
+
 
 class TestShared:
     async def test_a_second_store_sees_the_same_records(
