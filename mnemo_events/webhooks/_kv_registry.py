@@ -43,6 +43,7 @@ from nats.js.kv import KV_DEL, KV_PURGE, KeyValue
 
 from mnemo_events._log import logger
 from mnemo_events.exceptions import WebhookNotFoundError, WebhookPersistenceError
+from mnemo_events.webhooks._kv_chains import TRANSIENT
 from mnemo_events.webhooks._kv_common import (
     DEFAULT_PREFIX,
     Follower,
@@ -381,9 +382,11 @@ class JetStreamWebhookRegistry:
                 try:
                     await self._defs_kv.delete(key, last=definition.revision)
                 except Exception as err:
-                    if not wrong_last(err):
+                    if not (wrong_last(err) or isinstance(err, TRANSIENT)):
                         raise self._failed(webhook_id, err, [removed]) from None
                     await self._guarded(webhook_id, [removed], self._reread(webhook_id))
+                    if isinstance(err, TRANSIENT) and webhook_id not in self._webhooks:
+                        return removed  # the delete whose answer was lost was stored
                     continue
                 # The marker's revision is not returned; the watcher brings it.
                 self._forget(webhook_id, definition.revision, own=True)
@@ -406,11 +409,15 @@ class JetStreamWebhookRegistry:
                 if must_exist and current is None:
                     raise WebhookNotFoundError(f"no webhook with id {webhook_id!r}")
                 changed = update(current)
+                write_id = secrets.token_hex(8)
                 try:
-                    await self._write(webhook_id, changed)
+                    await self._write(webhook_id, changed, write_id)
                 except _Conflict:
                     seen = [changed] if current is None else [changed, current]
                     await self._guarded(webhook_id, seen, self._reread(webhook_id))
+                    stored = self._defs.get(webhook_id)
+                    if stored is not None and stored.doc.get("write_id") == write_id:
+                        return changed  # a try that timed out was stored after all
                     continue
                 return changed
         raise self._too_busy(webhook_id)
@@ -422,12 +429,16 @@ class JetStreamWebhookRegistry:
         finally:
             self._own_writes.pop(webhook_id, None)
 
-    async def _write(self, webhook_id: str, webhook: Webhook) -> None:
+    async def _write(self, webhook_id: str, webhook: Webhook, write_id: str) -> None:
         """Write one webhook (secrets entry, then the definition by compare-and-set).
 
+        The definition carries ``write_id``, so a try whose answer was lost (a time-out) is
+        recognised when the webhook is read again.
+
         Raises:
-            _Conflict: another process wrote the definition first.
-            WebhookPersistenceError: any other failure.
+            _Conflict: another process wrote the definition first, or the server's answer
+                was lost (the caller reads the webhook again to know).
+            WebhookPersistenceError: any other failure (nothing was stored).
         """
         if webhook.id != webhook_id:
             raise ValueError(f"a change of webhook {webhook_id!r} returned {webhook.id!r}")
@@ -440,6 +451,7 @@ class JetStreamWebhookRegistry:
         )
         version = old_version if same and old_version is not None else secrets.token_hex(8)
         definition["secrets_version"] = version
+        definition["write_id"] = write_id
         body = json.dumps(definition, ensure_ascii=False).encode("utf-8")
         try:
             if not same:
@@ -454,6 +466,10 @@ class JetStreamWebhookRegistry:
             except KeyWrongLastSequenceError:
                 if not same:
                     await self._purge_secrets(webhook_id, version)
+                raise _Conflict from None
+            except TRANSIENT:
+                # Maybe stored: its secrets entry stays (garbage if it was not, a dangling
+                # definition if it were purged), and the caller reads the webhook again.
                 raise _Conflict from None
         except _Conflict:
             raise
