@@ -43,7 +43,7 @@ from nats.js.kv import KV_DEL, KV_PURGE, KeyValue
 
 from mnemo_events._log import logger
 from mnemo_events.exceptions import WebhookNotFoundError, WebhookPersistenceError
-from mnemo_events.webhooks._kv_chains import TRANSIENT
+from mnemo_events.webhooks._kv_chains import TRANSIENT, retrying
 from mnemo_events.webhooks._kv_common import (
     DEFAULT_PREFIX,
     Follower,
@@ -99,6 +99,7 @@ class JetStreamWebhookRegistry:
         """The definition this registry is writing for a webhook (``None``: deleting), so
         the watcher, which may bring it before the server's acknowledgement, knows it."""
         self._lock = asyncio.Lock()
+        self._write_timeout = 10.0
         self._followers: list[Follower] = []
         self._registry_id = ""
         self._closed = False
@@ -113,10 +114,13 @@ class JetStreamWebhookRegistry:
 
     @classmethod
     async def open(
-        cls, js: JetStreamContext, *, prefix: str = DEFAULT_PREFIX
+        cls, js: JetStreamContext, *, prefix: str = DEFAULT_PREFIX, write_timeout: float = 10.0
     ) -> JetStreamWebhookRegistry:
         """Open the registry of ``prefix`` on a JetStream context (buckets created if missing),
         with every stored webhook loaded and a watcher keeping the mirror current.
+
+        ``write_timeout``: how long the read-back after a conflict or a lost answer is tried
+        again while the server is away.
 
         Raises:
             ValueError: a bad prefix.
@@ -126,6 +130,7 @@ class JetStreamWebhookRegistry:
         definitions = await open_bucket(js, names["webhooks"], "mnemo-events webhooks")
         secret_bucket = await open_bucket(js, names["secrets"], "mnemo-events webhook secrets")
         registry = cls(js, definitions, secret_bucket)
+        registry._write_timeout = write_timeout
         try:
             await registry._start()
         except BaseException:
@@ -319,7 +324,7 @@ class JetStreamWebhookRegistry:
         """Bring one webhook's mirror up to the server's latest (after a conflict)."""
         token = key_token(webhook_id)
         try:
-            entry = await self._defs_kv.get(f"w.{token}")
+            entry = await retrying(lambda: self._defs_kv.get(f"w.{token}"), self._write_timeout)
         except KeyNotFoundError as err:
             marker = getattr(err, "entry", None)
             revision = getattr(marker, "revision", None) or self._known_revision(webhook_id) + 1
@@ -330,7 +335,9 @@ class JetStreamWebhookRegistry:
         doc = json.loads(entry.value or b"")
         version = str(doc.get("secrets_version"))
         if (webhook_id, version) not in self._secret_docs:
-            secret_entry = await self._secrets_kv.get(f"s.{token}.{version}")
+            secret_entry = await retrying(
+                lambda: self._secrets_kv.get(f"s.{token}.{version}"), self._write_timeout
+            )
             self._secret_docs[(webhook_id, version)] = json.loads(secret_entry.value or b"")
         self._gone.pop(webhook_id, None)
         self._defs[webhook_id] = _Definition(entry.revision or 0, doc)
