@@ -34,7 +34,7 @@ from mnemo_events.bus._aio import cancel_and_wait
 from mnemo_events.bus._jetstream_config import JetStreamConfig, safe_server, split_servers
 from mnemo_events.bus._jetstream_durable import DurableSubscription
 from mnemo_events.bus._jetstream_feed import LiveFeed
-from mnemo_events.bus._jetstream_replay import read_history, read_stream
+from mnemo_events.bus._jetstream_replay import read_history, read_stream, read_stream_sequenced
 from mnemo_events.bus._transport import TransportState
 from mnemo_events.event import Event
 from mnemo_events.exceptions import TransportError, TransportTimeoutError
@@ -403,6 +403,32 @@ class JetStreamTransport:
     def replay(self, pattern: str, since: datetime | int) -> AsyncIterator[Event]:
         """The stored events matching ``pattern`` from ``since`` to the stream's end now."""
         return read_stream(self._connection, self.config.stream, self._prefix, pattern, since)
+
+    def replay_sequenced(self, pattern: str, since: int) -> AsyncIterator[tuple[int, Event]]:
+        """As :meth:`replay` from a stream sequence, each event with its sequence."""
+        return read_stream_sequenced(
+            self._connection, self.config.stream, self._prefix, pattern, since
+        )
+
+    def sequence_of(self, event_id: str) -> int | None:
+        """The stream sequence of an event the live feed delivered recently, else None."""
+        feed = self._feed
+        return feed.sequence_of(event_id) if feed is not None else None
+
+    async def stream_bounds(self) -> tuple[int, int]:
+        """The first and last sequences the stream holds now (``first > last``: empty)."""
+        _, js = await self._connection()
+        state = (await js.stream_info(self.config.stream)).state
+        return state.first_seq, state.last_seq
+
+    async def message_id_at(self, seq: int) -> str | None:
+        """The ``Nats-Msg-Id`` (event id) stored at stream sequence ``seq``; None if none is."""
+        _, js = await self._connection()
+        try:
+            msg = await js.get_msg(self.config.stream, seq)
+        except nats.js.errors.NotFoundError:
+            return None
+        return (msg.headers or {}).get("Nats-Msg-Id")
 
     # -- internals ----------------------------------------------------------------------------
 
