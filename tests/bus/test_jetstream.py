@@ -14,6 +14,7 @@ import pytest
 from nats.js import api
 from structlog.testing import capture_logs
 
+from mnemo_events._log import set_library_level
 from mnemo_events.bus._jetstream import JetStreamTransport
 from mnemo_events.bus._transport import MemoryTransport
 from mnemo_events.config import EventsConfig, RetryConfig, load_config
@@ -277,6 +278,96 @@ class TestDurable:
             await eventually(lambda: len(second) == 3, within=10)
             assert any(info.id for info in two.list_subscriptions("memory.*"))
         assert (first, second) == ([0, 1, 2], [3, 4, 5])
+
+
+class TestDurableStart:
+    @staticmethod
+    async def _stored(server: NatsServer, count: int) -> datetime:
+        """Store ``count`` events, n = 0.., from another bus; the time after the first half."""
+        async with EventBus(transport=server.url, validation="off") as writer:
+            for n in range(count // 2):
+                await writer.publish("memory.created", {"n": n})
+            middle = datetime.now(UTC)
+            for n in range(count // 2, count):
+                await writer.publish("memory.created", {"n": n})
+        return middle
+
+    @pytest.mark.parametrize(
+        ("start", "expected"),
+        [
+            (None, [6, 7]),
+            ("new", [6, 7]),
+            ("all", [0, 1, 2, 3, 4, 5, 6, 7]),
+            (3, [2, 3, 4, 5, 6, 7]),
+            ("middle", [3, 4, 5, 6, 7]),
+        ],
+    )
+    async def test_a_new_durable_begins_where_start_says(
+        self, server: NatsServer, start: Any, expected: list[int]
+    ) -> None:
+        """A new durable begins with the events stored from now on (default "new"), the
+        whole stream ("all"), a stream sequence or a time, then goes on in stream order."""
+        middle = await self._stored(server, 6)
+        got: list[int] = []
+        async with EventBus(transport=server.url, validation="off") as bus:
+            bus.subscribe(
+                "memory.*",
+                lambda e: got.append(e.data["n"]),
+                durable="starter",
+                start=middle if start == "middle" else start,
+            )
+            await asyncio.sleep(0.5)  # the consumer exists: "new" starts here
+            for n in (6, 7):
+                await bus.publish("memory.created", {"n": n})
+            await eventually(lambda: len(got) >= len(expected), within=10)
+            await asyncio.sleep(0.2)
+        assert got == expected
+
+    async def test_an_existing_durable_keeps_its_position(self, server: NatsServer) -> None:
+        """start= only shapes a durable that does not exist yet: one that exists resumes
+        where it left off, and the ignored start is logged once."""
+        first: list[int] = []
+        async with EventBus(transport=server.url, validation="off") as one:
+            one.subscribe("memory.*", lambda e: first.append(e.data["n"]), durable="kept")
+            await asyncio.sleep(0.5)
+            for n in range(2):
+                await one.publish("memory.created", {"n": n})
+            await eventually(lambda: len(first) == 2, within=10)
+        await self._stored(server, 0)
+        async with EventBus(transport=server.url, validation="off") as writer:
+            for n in (2, 3):
+                await writer.publish("memory.created", {"n": n})
+        second: list[int] = []
+        set_library_level("info")  # reset after the test by the autouse fixture
+        with capture_logs() as logs:
+            async with EventBus(transport=server.url, validation="off") as two:
+                two.subscribe(
+                    "memory.*", lambda e: second.append(e.data["n"]), durable="kept", start="all"
+                )
+                await eventually(lambda: len(second) >= 2, within=10)
+                await asyncio.sleep(0.3)
+        assert (first, second) == ([0, 1], [2, 3])
+        kept = [line for line in logs if line["event"] == "bus.durable_start_kept"]
+        assert len(kept) == 1
+        assert kept[0]["requested"] == "all"
+
+    @pytest.mark.parametrize(
+        "start",
+        ["old", "ALL", 0, -1, True, 1.5, datetime(2026, 1, 1)],  # noqa: DTZ001 - naive on purpose
+    )
+    def test_a_bad_start_is_refused(self, start: Any) -> None:
+        """A start that is neither "new", "all", an aware time nor a sequence >= 1 is a
+        ValueError naming it, before anything reaches the server."""
+        bus = EventBus(transport="nats://127.0.0.1:4222")
+        with pytest.raises(ValueError, match=r"durable start=.* must be 'new', 'all'"):
+            bus.subscribe("memory.*", lambda event: None, durable="d", start=start)
+
+    def test_start_without_durable_is_refused(self) -> None:
+        """start= on a plain (live) subscription is a ConfigError pointing at durable= and
+        at replay, not silently ignored."""
+        bus = EventBus(transport="nats://127.0.0.1:4222")
+        with pytest.raises(ConfigError, match=r"needs durable='name'.*bus\.replay"):
+            bus.subscribe("memory.*", lambda event: None, start="all")
 
 
 class TestHistoryAndReplay:
