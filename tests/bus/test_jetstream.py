@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
@@ -63,6 +64,34 @@ async def _stream_messages(url: str) -> list[api.RawStreamMsg]:
         )
     finally:
         await nc.close()
+
+
+async def _stored_ids(url: str) -> list[str]:
+    """The Nats-Msg-Id of every message in the stream, in stream order (ordered consumer)."""
+    nc = await nats.connect(url)
+    try:
+        js = nc.jetstream()
+        count = (await js.stream_info(STREAM)).state.messages
+        sub = await js.subscribe(
+            "mnemo.>", ordered_consumer=True, deliver_policy=api.DeliverPolicy.ALL
+        )
+        ids = []
+        for _ in range(count):
+            msg = await sub.next_msg(timeout=10)
+            ids.append((msg.headers or {}).get("Nats-Msg-Id", ""))
+        await sub.unsubscribe()
+        return ids
+    finally:
+        await nc.close()
+
+
+def _in_order_once(stored: list[str], batch: list[str]) -> bool:
+    """Each id of ``batch`` is stored exactly once, and in the batch's order."""
+    positions = {event_id: index for index, event_id in enumerate(stored)}
+    if len(positions) != len(stored) or not set(batch) <= positions.keys():
+        return False
+    order = [positions[event_id] for event_id in batch]
+    return order == sorted(order)
 
 
 def _transport(bus: EventBus) -> JetStreamTransport:
@@ -159,6 +188,50 @@ class TestPublish:
         events = await bus.publish_batch([("memory.created", {"n": n}) for n in range(300)])
         stored = await _stream_messages(server.url)
         assert [m.headers["Nats-Msg-Id"] for m in stored if m.headers] == [e.id for e in events]
+
+
+class TestBatchOrder:
+    @pytest.mark.parametrize("atomic", [True, False])
+    async def test_a_batch_is_stored_in_order(self, server: NatsServer, atomic: bool) -> None:
+        """publish_batch stores its events in the list's order over several windows, as
+        atomic batches (the default) and pipelined."""
+        transport = JetStreamTransport(server.url, atomic_batches=atomic)
+        async with EventBus(transport=transport, validation="off") as bus:
+            events = await bus.publish_batch([("memory.created", {"n": n}) for n in range(2_500)])
+            assert transport.stats()["published"] == 2_500
+        assert await _stored_ids(server.url) == [e.id for e in events]
+
+    async def test_a_batch_partly_stored_already_stores_each_event_once(
+        self, bus: EventBus, server: NatsServer
+    ) -> None:
+        """A batch holding events stored before (a retried batch) stores each event once:
+        the rest follow in the batch's order."""
+        events = [Event.create("memory.created", {"n": n}) for n in range(10)]
+        transport = _transport(bus)
+        await transport.accept(events[3])
+        await transport.accept(events[7])
+        await transport.accept_batch(events)
+        rest = [e.id for e in events if e not in (events[3], events[7])]
+        assert await _stored_ids(server.url) == [events[3].id, events[7].id, *rest]
+        assert transport.stats()["duplicates"] == 2
+
+    async def test_a_stream_made_without_atomic_batches_gets_them(self, server: NatsServer) -> None:
+        """A stream that exists without allow_atomic (made by another tool or an older
+        version) is switched to atomic batches, and batches go on storing in order."""
+        nc = await nats.connect(server.url)
+        try:
+            await nc.jetstream().add_stream(name=STREAM, subjects=["mnemo.>"])
+        finally:
+            await nc.close()
+        async with EventBus(transport=server.url, validation="off") as bus:
+            events = await bus.publish_batch([("memory.created", {"n": n}) for n in range(50)])
+        nc = await nats.connect(server.url)
+        try:
+            info = await nc.jetstream().stream_info(STREAM)
+        finally:
+            await nc.close()
+        assert info.config.allow_atomic is True
+        assert await _stored_ids(server.url) == [e.id for e in events]
 
 
 class TestLiveFeed:
@@ -430,6 +503,37 @@ class TestFaults:
             assert time.monotonic() - started < 6.0  # publish_timeout (1 s), never unbounded
             assert isinstance(caught.value, QueueFullError)
             assert (await bus.get_stats())["transport"]["state"] == "disconnected"
+
+    async def test_a_server_restart_mid_batch_stores_the_batch_once_in_order(
+        self, server: NatsServer
+    ) -> None:
+        """nats-server restarted while publish_batch stores 20,000 events: it returns, and
+        the stream holds every event once, in the batch's order."""
+        async with EventBus(transport=server.url, validation="off", publish_timeout=30) as bus:
+            await bus.publish("warm.up", {})
+            transport = _transport(bus)
+
+            def restart_mid_batch() -> None:
+                deadline = time.monotonic() + 30
+                while transport.stats()["published"] < 3_000 and time.monotonic() < deadline:
+                    time.sleep(0.001)
+                server.restart()
+
+            restarter = threading.Thread(target=restart_mid_batch)
+            restarter.start()
+            try:
+                events = await bus.publish_batch(
+                    [("memory.created", {"n": n}) for n in range(20_000)]
+                )
+            finally:
+                await asyncio.to_thread(restarter.join, 60)
+            stats = transport.stats()
+        assert stats["disconnects"] >= 1
+        assert stats["publish_retries"] >= 1  # the restart came mid-batch
+        assert stats["published"] + stats["duplicates"] >= 20_001
+        stored = await _stored_ids(server.url)
+        assert len(stored) == 20_001
+        assert _in_order_once(stored, [e.id for e in events])
 
     async def test_stop_does_not_wait_for_a_server_that_is_gone(self, server: NatsServer) -> None:
         """With events stored but not yet read back when the server goes away, stop() gives
