@@ -540,18 +540,37 @@ class JetStreamTransport:
         return feed.sequence_of(event_id) if feed is not None else None
 
     async def stream_bounds(self) -> tuple[int, int]:
-        """The first and last sequences the stream holds now (``first > last``: empty)."""
+        """The first and last sequences the stream holds now (``first > last``: empty).
+
+        Raises:
+            TransportError: the server did not answer (its URL is named).
+        """
         _, js = await self._connection()
-        state = (await js.stream_info(self.config.stream)).state
+        try:
+            state = (await js.stream_info(self.config.stream)).state
+        except (nats.errors.Error, TimeoutError) as err:
+            raise TransportError(
+                f"JetStream on {self._servers}: cannot read stream {self.config.stream!r} "
+                f"({type(err).__name__})"
+            ) from None
         return state.first_seq, state.last_seq
 
     async def message_id_at(self, seq: int) -> str | None:
-        """The ``Nats-Msg-Id`` (event id) stored at stream sequence ``seq``; None if none is."""
+        """The ``Nats-Msg-Id`` (event id) stored at stream sequence ``seq``; None if none is.
+
+        Raises:
+            TransportError: the server did not answer (its URL is named).
+        """
         _, js = await self._connection()
         try:
             msg = await js.get_msg(self.config.stream, seq)
         except nats.js.errors.NotFoundError:
             return None
+        except (nats.errors.Error, TimeoutError) as err:
+            raise TransportError(
+                f"JetStream on {self._servers}: cannot read sequence {seq} of stream "
+                f"{self.config.stream!r} ({type(err).__name__})"
+            ) from None
         return (msg.headers or {}).get("Nats-Msg-Id")
 
     # -- internals ----------------------------------------------------------------------------

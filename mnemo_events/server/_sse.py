@@ -32,7 +32,7 @@ from aiohttp import web
 from mnemo_events._log import logger
 from mnemo_events.bus._jetstream_bus import jetstream_of
 from mnemo_events.event import Event
-from mnemo_events.exceptions import InvalidPatternError
+from mnemo_events.exceptions import InvalidPatternError, TransportError
 from mnemo_events.patterns import parse_pattern
 from mnemo_events.server._middleware import ApiError
 from mnemo_events.server._sse_jetstream import Sequenced, parse_sse_id, resume_point, sse_id
@@ -81,6 +81,8 @@ class SseStats:
     """Streams opened with a ``Last-Event-ID`` no longer in the history."""
     replayed: int = 0
     """Events sent from the history (or the JetStream stream) to resuming clients."""
+    catch_up_failures: int = 0
+    """Resumptions from the stream that ended because it could not be read (logged)."""
     catch_up_rounds: int = 0
     """Rounds of reading the JetStream stream for resuming clients (one each, plus one per
     live queue that overflowed meanwhile)."""
@@ -286,7 +288,15 @@ async def stream(request: web.Request) -> web.StreamResponse:
     missing = 0
     if last_id is not None and stream is not None:
         event_id, seq = parse_sse_id(last_id)
-        point = None if seq is None else await resume_point(stream, event_id, seq)
+        try:
+            point = None if seq is None else await resume_point(stream, event_id, seq)
+        except (TransportError, TimeoutError) as err:
+            raise ApiError(
+                503,
+                f"cannot resume from the JetStream stream now ({type(err).__name__}); "
+                "retry with the same Last-Event-ID",
+                headers={"Retry-After": "1"},
+            ) from None
         if point is not None:
             after, missing = point
             client.catching_up = True
@@ -387,7 +397,21 @@ async def _run(writer: _Writer, client: _Client, backlog: list[Event]) -> None:
 async def _run_from_stream(
     writer: _Writer, client: _Client, stream: Sequenced, pattern: str, after: int, stats: SseStats
 ) -> None:
-    last = await writer.catch_up(client, stream, pattern, after, stats)
+    try:
+        last = await writer.catch_up(client, stream, pattern, after, stats)
+    except (ConnectionError, asyncio.CancelledError):
+        raise
+    except Exception as err:
+        # The stream could not be read (its server went away): end this response; the
+        # client reconnects with the id it saw last and resumes from there.
+        stats.catch_up_failures += 1
+        _log.warning(
+            "server.stream_catch_up_failed",
+            pattern=pattern,
+            last_event_id=writer.last_id,
+            error=f"{type(err).__name__}: {err}",
+        )
+        return
     await writer.live(client, set(), after_seq=last)
 
 

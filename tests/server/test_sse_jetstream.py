@@ -176,6 +176,29 @@ class TestResumeFromTheStream:
         assert stats.gaps == 0
         assert stats.catch_up_rounds >= 2  # the queue (4) overflowed during the first round
 
+    async def test_resuming_while_the_server_is_away_is_a_503(
+        self, service: Service, server: NatsServer
+    ) -> None:
+        """A client resuming while the JetStream server is away gets a 503 with Retry-After
+        in bounded time; with the server back, the same id resumes from the stream."""
+        reader = asyncio.ensure_future(_read(service, 1))
+        await asyncio.sleep(0.3)
+        await _publish(service, 0, 1)
+        (first,) = await reader
+        await _publish(service, 1, 3)
+        await asyncio.to_thread(server.stop)
+        headers = {**AUTH, "Accept": "text/event-stream", "Last-Event-ID": first[0]}
+        async with asyncio.timeout(15):
+            async with service.session.get(
+                f"{service.url}/events/stream", headers=headers
+            ) as response:
+                assert response.status == 503
+                assert response.headers["Retry-After"] == "1"
+                assert "retry with the same Last-Event-ID" in (await response.json())["detail"]
+        await asyncio.to_thread(server.start)
+        messages = await _read(service, 3, last_id=first[0])
+        assert [m[2]["data"]["n"] for m in messages] == [1, 2, 3]
+
     async def test_an_id_the_stream_does_not_hold_falls_back_to_the_history(
         self, service: Service
     ) -> None:
