@@ -201,6 +201,22 @@ class TestBatchOrder:
             assert transport.stats()["published"] == 2_500
         assert await _stored_ids(server.url) == [e.id for e in events]
 
+    async def test_more_concurrent_batches_than_the_server_takes_are_all_stored(
+        self, server: NatsServer
+    ) -> None:
+        """120 batches at once, beyond the server's 50 atomic batches in flight per stream:
+        the ones it turns away are sent again, and each batch is stored once, in order."""
+        async with EventBus(transport=server.url, validation="off", publish_timeout=30) as bus:
+            batches = await asyncio.gather(
+                *(
+                    bus.publish_batch([("memory.created", {"n": n, "batch": b}) for n in range(50)])
+                    for b in range(120)
+                )
+            )
+        stored = await _stored_ids(server.url)
+        assert len(stored) == 120 * 50
+        assert all(_in_order_once(stored, [e.id for e in batch]) for batch in batches)
+
     async def test_a_batch_partly_stored_already_stores_each_event_once(
         self, bus: EventBus, server: NatsServer
     ) -> None:
