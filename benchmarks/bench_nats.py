@@ -1,10 +1,13 @@
 """Case 8: the bus on NATS JetStream against raw nats-py, on the same local nats-server.
 
 Publish throughput: the same payloads, ``batch_size`` at a time, as ``bus.publish_batch`` on a
-JetStream bus (validation off; it builds each event, encodes it and pipelines the stream's
-acknowledgements) and as raw ``js.publish_async`` of the JSON with a ``Nats-Msg-Id`` then
-``publish_async_completed()`` per batch: pipelined the same way. Rates are events stored (all
-acknowledged) per second, repetitions interleaved, the stream purged before each.
+JetStream bus (validation off; it builds each event, encodes it, stores each window of 1,000
+as one atomic batch, and its live feed reads every event back for local subscribers) and as
+raw ``js.publish_async`` of the JSON with a ``Nats-Msg-Id`` then ``publish_async_completed()``
+per batch: pipelined, one acknowledgement per event (the target's reference). A third row,
+raw atomic batches with the same headers as ours and no feed, shows what the protocol alone
+gives. Rates are events stored (all acknowledged) per second, repetitions interleaved, the
+stream purged before each.
 
 Latency: another process subscribes (a live bus subscription, or a raw nats-py ordered
 consumer for the reference); this one publishes ``latency_events`` events one ``await`` at a
@@ -36,6 +39,7 @@ __all__ = ["OURS", "RAW", "case_8"]
 
 OURS = "EventBus(transport=nats) publish_batch"
 RAW = "raw nats-py js.publish_async, pipelined"
+RAW_ATOMIC = "raw nats-py atomic batches, same headers"
 OURS_LATENCY = "EventBus live subscription"
 RAW_LATENCY = "raw nats-py ordered consumer"
 _STREAM = "MNEMO_EVENTS"
@@ -65,6 +69,33 @@ async def _raw(url: str, chunks: list[list[dict[str, Any]]]) -> float:
                     _SUBJECT, body, headers={"Nats-Msg-Id": f"evt_{uuid.uuid4().hex}"}
                 )
             await js.publish_async_completed()
+        return time.perf_counter() - started
+    finally:
+        await nc.close()
+
+
+async def _raw_atomic(url: str, chunks: list[list[dict[str, Any]]]) -> float:
+    nc = await nats.connect(url)
+    try:
+        await nc.jetstream().publish(_SUBJECT, b"{}")
+        started = time.perf_counter()
+        for chunk in chunks:
+            batch = uuid.uuid4().hex
+            last = len(chunk)
+            for number, item in enumerate(chunk, 1):
+                body = json.dumps(item["data"], separators=(",", ":")).encode()
+                headers = {
+                    "Nats-Msg-Id": f"evt_{uuid.uuid4().hex}",
+                    "Nats-Batch-Id": batch,
+                    "Nats-Batch-Sequence": str(number),
+                }
+                if number < last:
+                    await nc.publish(_SUBJECT, body, headers=headers)
+                    continue
+                headers["Nats-Batch-Commit"] = "1"
+                reply = await nc.request(_SUBJECT, body, timeout=10, headers=headers)
+                if b'"error"' in reply.data:
+                    raise RuntimeError(reply.data.decode())
         return time.perf_counter() - started
     finally:
         await nc.close()
@@ -165,12 +196,13 @@ async def case_8(sizes: Sizes, repeat: int) -> CaseResult:
     items = [{"type": "bench.created", "data": data} for data in payloads(count)]
     chunks = [items[i : i + size] for i in range(0, count, size)]
     latency_events = max(min(count // 10, 2_000), 20)
-    samples: dict[str, list[float]] = {OURS: [], RAW: []}
+    samples: dict[str, list[float]] = {OURS: [], RAW: [], RAW_ATOMIC: []}
     with local_nats_server() as url:
-        await _ours(url, chunks[:1])  # creates the stream; warms both paths
+        await _ours(url, chunks[:1])  # creates the stream; warms every path
         await _raw(url, chunks[:1])
+        await _raw_atomic(url, chunks[:1])
         for round_number in range(repeat):
-            order = [(OURS, _ours), (RAW, _raw)]
+            order = [(OURS, _ours), (RAW, _raw), (RAW_ATOMIC, _raw_atomic)]
             for name, run in order if round_number % 2 == 0 else order[::-1]:
                 await _purge(url)
                 samples[name].append(count / await run(url, chunks))
@@ -183,6 +215,7 @@ async def case_8(sizes: Sizes, repeat: int) -> CaseResult:
     result.rows = [
         Row(8, group, OURS, "events/s", tuple(samples[OURS]), RAW, count),
         Row(8, group, RAW, "events/s", tuple(samples[RAW]), None, count),
+        Row(8, group, RAW_ATOMIC, "events/s", tuple(samples[RAW_ATOMIC]), None, count),
     ]
     for name, figures in latency.items():
         result.rows.append(
@@ -218,3 +251,6 @@ if __name__ == "__main__":
             print(f"{row.group:35} {row.name:42} {row.median:12.2f} {row.unit}")
         for target in report.targets:
             print(target.goal, f"{target.value:.2f}", "pass" if target.passed else "FAIL")
+        group = "events stored per second"
+        ours, atomic = report.row(OURS, group).median, report.row(RAW_ATOMIC, group).median
+        print(f"{OURS} / {RAW_ATOMIC}: {ours / atomic:.2f}")

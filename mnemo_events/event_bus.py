@@ -190,6 +190,7 @@ class EventBus:
         *,
         durable: str | None = None,
         retry: RetryConfig | None = None,
+        start: str | datetime | int | None = None,
     ) -> str:
         """Call ``handler(event)`` for every event whose type matches ``event_pattern``.
 
@@ -203,16 +204,20 @@ class EventBus:
         resumes where it left off after a restart, every process using the name shares its
         events, and an event whose handler raises or times out is redelivered after the
         ``retry`` schedule's delays (default ``RetryConfig()``), ``max_attempts`` times in
-        all, then terminated (counted and logged). Without it, subscriptions see events
-        published from now on.
+        all, then terminated (counted and logged). ``start`` says where a new durable begins:
+        ``"new"`` (the default: events stored from now on), ``"all"`` (the whole stream), a
+        timezone-aware time or a stream sequence; a durable that exists keeps its position.
+        Without ``durable``, subscriptions see events published from now on.
 
         Raises:
             InvalidPatternError: the pattern is malformed; the message names it.
             TypeError: ``handler`` or ``event_filter`` is not callable.
             BusClosedError: the bus was shut down.
-            ConfigError: ``durable`` on a bus that does not run on JetStream.
+            ConfigError: ``durable`` on a bus that does not run on JetStream, or ``start``
+                without ``durable``.
+            ValueError: ``start`` is none of those forms.
         """
-        if durable is not None:
+        if durable is not None or start is not None:
             self._refuse_if_closed()
             return _js.subscribe_durable(
                 self._transport,
@@ -222,6 +227,7 @@ class EventBus:
                 event_filter=event_filter,
                 durable=durable,
                 retry=retry,
+                start=start,
             )
         actor = self._add(event_pattern, typed_handler(handler), event_filter)
         if not enabled:

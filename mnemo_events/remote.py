@@ -63,7 +63,9 @@ class RemoteStream:
         url: the service's base URL (``http://127.0.0.1:8080``).
         api_key: the service's ``server.api_key``, sent as ``Authorization: Bearer``.
         pattern: which event types (``memory.*``; default every event).
-        last_event_id: resume after this event (from the service's history).
+        last_event_id: resume after this message id (an event id, or an ``id`` the service
+            sent: on JetStream it carries the stream sequence, and the service resumes from
+            the stream).
         max_reconnects: consecutive failed attempts before giving up (None: never).
         read_timeout: seconds without a byte (the service sends a keep-alive every 15 s)
             before the connection counts as dead.
@@ -97,7 +99,8 @@ class RemoteStream:
         self._resume_now = False
         self._closed = False
         self.last_event_id = last_event_id
-        """The id of the last event received: where a reconnection resumes."""
+        """The id of the last message received, where a reconnection resumes: the event's
+        id, followed by ``@<stream sequence>`` when the service runs on JetStream."""
         self.reconnects = 0
         """Connections made after the first."""
         self.gaps = 0
@@ -199,7 +202,9 @@ class RemoteStream:
                 if not message.data:
                     continue
                 event = Event.from_dict(json.loads(message.data))
-                self.last_event_id = event.id
+                # The message id is the resume point: the event id, plus its stream
+                # sequence when the service runs on JetStream.
+                self.last_event_id = message.id or event.id
                 yield event
 
 

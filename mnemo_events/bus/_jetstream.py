@@ -19,6 +19,7 @@ the last event they handled.
 from __future__ import annotations
 
 import asyncio
+import json
 import ssl
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
@@ -28,13 +29,14 @@ import nats.errors
 import nats.js.errors
 from nats.aio.client import Client
 from nats.js import api
+from nats.nuid import NUID
 
 from mnemo_events._log import logger
 from mnemo_events.bus._aio import cancel_and_wait
 from mnemo_events.bus._jetstream_config import JetStreamConfig, safe_server, split_servers
 from mnemo_events.bus._jetstream_durable import DurableSubscription
 from mnemo_events.bus._jetstream_feed import LiveFeed
-from mnemo_events.bus._jetstream_replay import read_history, read_stream
+from mnemo_events.bus._jetstream_replay import read_history, read_stream, read_stream_sequenced
 from mnemo_events.bus._transport import TransportState
 from mnemo_events.event import Event
 from mnemo_events.exceptions import TransportError, TransportTimeoutError
@@ -51,8 +53,14 @@ _RETRY_DELAYS = (0.02, 0.05, 0.1, 0.2, 0.5)
 _ACK_WAIT = 2.0
 """Seconds one publish attempt waits for the stream's acknowledgement before retrying."""
 _STREAM_NOT_FOUND = 10059
+_ATOMIC_DISABLED = 10174
+_BATCH_INCOMPLETE = 10176
+"""A part of an atomic batch went missing (a connection lost mid-batch): send it again."""
+_BATCH_DUPLICATE = 10201
+"""An event of an atomic batch is stored already (a retry of a batch that was committed)."""
 _WINDOW = 1_000
-"""Events of a batch sent before their acknowledgements are awaited."""
+"""Events of a batch sent before their acknowledgements are awaited (the server's largest
+atomic batch too)."""
 _ASYNC_PENDING_SAFE = 3_000
 _OWN_LIMIT = 50_000
 _RETRYABLE = (
@@ -125,6 +133,9 @@ class JetStreamTransport:
         self._nc_loop: asyncio.AbstractEventLoop | None = None
         self._connecting: asyncio.Future[None] | None = None
         self._stream_ready = False
+        self._nuid = NUID()
+        self._atomic = False
+        """Whether the stream takes atomic batches (known once connected)."""
         self._state = TransportState.NEW
         self._feed: LiveFeed | None = None
         self._feed_task: asyncio.Task[None] | None = None
@@ -244,20 +255,133 @@ class JetStreamTransport:
         await self._store(event, deadline)
 
     async def accept_batch(self, events: Sequence[Event]) -> None:
-        """Store several events, pipelined: all are sent, then every acknowledgement awaited.
+        """Store several events in the list's order, 1,000 at a time.
 
-        Events whose acknowledgement does not come are retried one by one (stored once
-        thanks to their ids) until ``publish_timeout``; only then can order differ from the
-        list's.
+        Each window is one atomic batch (``atomic_batches``, the default, on a server that
+        has them): stored whole, in order, after the events stored before it, or not at all;
+        a window whose commit is not acknowledged is sent again until ``publish_timeout``,
+        and one that is partly stored already (a commit whose acknowledgement was lost, or
+        an event published before) is stored one event at a time, each once, in order.
+        Otherwise the window's acknowledgements are pipelined, and events whose
+        acknowledgement does not come are retried one by one (stored once thanks to their
+        ids): only then can order differ from the list's.
 
         Raises:
             TransportTimeoutError, TransportError: as :meth:`accept`, for the first event
-                that could not be stored.
+                that could not be stored; the windows before it are stored.
         """
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.publish_timeout
         for start in range(0, len(events), _WINDOW):
-            await self._store_window(events[start : start + _WINDOW], deadline)
+            window = events[start : start + _WINDOW]
+            await self._connection(deadline)
+            if self._atomic:
+                await self._store_atomic(window, deadline)
+            else:
+                await self._store_window(window, deadline)
+
+    async def _store_atomic(self, events: Sequence[Event], deadline: float) -> None:
+        loop = asyncio.get_running_loop()
+        self._remember(events)
+        attempt = 0
+        last_error: BaseException | None = None
+        while True:
+            remaining = deadline - loop.time()
+            if remaining <= 0 and attempt > 0:
+                break
+            try:
+                nc, _ = await self._connection(deadline)
+                if not self._atomic:  # the stream was recreated without atomic batches
+                    await self._store_window(events, deadline)
+                    return
+                ack = await self._send_batch(nc, events, max(min(remaining, _ACK_WAIT), 0.05))
+            except nats.js.errors.APIError as err:
+                code = err.err_code
+                if code == _BATCH_DUPLICATE:
+                    # Some are stored: one at a time, in order; each is stored once.
+                    for event in events:
+                        await self._store(event, deadline)
+                    return
+                if code == _ATOMIC_DISABLED:
+                    self._atomic = False
+                    self._stream_ready = False  # look again (and switch it on if allowed)
+                elif code == _STREAM_NOT_FOUND:
+                    self._stream_ready = False
+                elif code != _BATCH_INCOMPLETE:
+                    self._counts["publish_failures"] += 1
+                    raise TransportError(
+                        f"JetStream on {self._servers} refused a batch of {len(events)} "
+                        f"events from {events[0].type!r} ({events[0].id}): "
+                        f"{err.description or err}"
+                    ) from None
+                last_error = err
+            except _RETRYABLE as err:
+                last_error = err
+            else:
+                self._note_batch_ack(ack, len(events))
+                return
+            attempt += 1
+            self._counts["publish_retries"] += 1
+            delay = _RETRY_DELAYS[min(attempt - 1, len(_RETRY_DELAYS) - 1)]
+            await asyncio.sleep(max(min(delay, deadline - loop.time()), 0))
+        self._counts["publish_failures"] += 1
+        first = events[0]
+        _log.warning(
+            "bus.jetstream_publish_failed",
+            event_id=first.id,
+            event_type=first.type,
+            servers=self._servers,
+            attempts=attempt,
+            publish_timeout=self.publish_timeout,
+            error=repr(last_error),
+        )
+        raise TransportTimeoutError(
+            f"a batch of {len(events)} events from {first.type!r} ({first.id}) was not "
+            f"acknowledged by JetStream on {self._servers} within "
+            f"publish_timeout={self.publish_timeout}s after {attempt} attempts (last error: "
+            f"{type(last_error).__name__}); is the server up? Publishing them again stores "
+            "each at most once"
+        )
+
+    async def _send_batch(self, nc: Client, events: Sequence[Event], ack_wait: float) -> api.PubAck:
+        """Send one atomic batch (a fresh batch id each attempt); the commit's acknowledgement.
+
+        Raises:
+            nats.js.errors.APIError: the server refused the batch (its code says why).
+        """
+        batch_id = self._nuid.next().decode()
+        subject_of = self.subject_of
+        publish = nc.publish
+        last = len(events)
+        for number, event in enumerate(events[:-1], 1):
+            await publish(
+                subject_of(event.type),
+                event.to_json(),
+                headers={
+                    "Nats-Msg-Id": event.id,
+                    api.Header.BATCH_ID: batch_id,
+                    api.Header.BATCH_SEQUENCE: str(number),
+                },
+            )
+        event = events[-1]
+        try:
+            reply = await nc.request(
+                subject_of(event.type),
+                event.to_json(),
+                timeout=ack_wait,
+                headers={
+                    "Nats-Msg-Id": event.id,
+                    api.Header.BATCH_ID: batch_id,
+                    api.Header.BATCH_SEQUENCE: str(last),
+                    api.Header.BATCH_COMMIT: "1",
+                },
+            )
+        except nats.errors.NoRespondersError:
+            raise nats.js.errors.NoStreamResponseError from None
+        response = json.loads(reply.data)
+        if "error" in response:
+            raise nats.js.errors.APIError.from_error(response["error"])
+        return api.PubAck.from_response(response)
 
     async def _store_window(self, events: Sequence[Event], deadline: float) -> None:
         loop = asyncio.get_running_loop()
@@ -286,9 +410,9 @@ class JetStreamTransport:
             unsent = list(events[len(sent) :])
         retry: list[Event] = []
         if sent:
-            _, late = await asyncio.wait(
-                [future for _, future in sent], timeout=max(deadline - loop.time(), 0.001)
-            )
+            # One attempt's wait, not the whole publish_timeout: time is left for retries.
+            wait = max(min(deadline - loop.time(), _ACK_WAIT), 0.001)
+            _, late = await asyncio.wait([future for _, future in sent], timeout=wait)
             for future in late:
                 future.cancel()
         for event, future in sent:
@@ -404,6 +528,51 @@ class JetStreamTransport:
         """The stored events matching ``pattern`` from ``since`` to the stream's end now."""
         return read_stream(self._connection, self.config.stream, self._prefix, pattern, since)
 
+    def replay_sequenced(self, pattern: str, since: int) -> AsyncIterator[tuple[int, Event]]:
+        """As :meth:`replay` from a stream sequence, each event with its sequence."""
+        return read_stream_sequenced(
+            self._connection, self.config.stream, self._prefix, pattern, since
+        )
+
+    def sequence_of(self, event_id: str) -> int | None:
+        """The stream sequence of an event the live feed delivered recently, else None."""
+        feed = self._feed
+        return feed.sequence_of(event_id) if feed is not None else None
+
+    async def stream_bounds(self) -> tuple[int, int]:
+        """The first and last sequences the stream holds now (``first > last``: empty).
+
+        Raises:
+            TransportError: the server did not answer (its URL is named).
+        """
+        _, js = await self._connection()
+        try:
+            state = (await js.stream_info(self.config.stream)).state
+        except (nats.errors.Error, TimeoutError) as err:
+            raise TransportError(
+                f"JetStream on {self._servers}: cannot read stream {self.config.stream!r} "
+                f"({type(err).__name__})"
+            ) from None
+        return state.first_seq, state.last_seq
+
+    async def message_id_at(self, seq: int) -> str | None:
+        """The ``Nats-Msg-Id`` (event id) stored at stream sequence ``seq``; None if none is.
+
+        Raises:
+            TransportError: the server did not answer (its URL is named).
+        """
+        _, js = await self._connection()
+        try:
+            msg = await js.get_msg(self.config.stream, seq)
+        except nats.js.errors.NotFoundError:
+            return None
+        except (nats.errors.Error, TimeoutError) as err:
+            raise TransportError(
+                f"JetStream on {self._servers}: cannot read sequence {seq} of stream "
+                f"{self.config.stream!r} ({type(err).__name__})"
+            ) from None
+        return (msg.headers or {}).get("Nats-Msg-Id")
+
     # -- internals ----------------------------------------------------------------------------
 
     async def _store(self, event: Event, deadline: float) -> None:
@@ -478,6 +647,14 @@ class JetStreamTransport:
             self._counts["published"] += 1
         if not self._accepted_seq:
             self._first_accepted = ack.seq
+        if ack.seq > self._accepted_seq:
+            self._accepted_seq = ack.seq
+
+    def _note_batch_ack(self, ack: api.PubAck, count: int) -> None:
+        """An atomic batch's commit: ``count`` events stored up to sequence ``ack.seq``."""
+        self._counts["published"] += count
+        if not self._accepted_seq:
+            self._first_accepted = ack.seq - count + 1
         if ack.seq > self._accepted_seq:
             self._accepted_seq = ack.seq
 
@@ -568,7 +745,10 @@ class JetStreamTransport:
     async def _ensure_stream(self, js: JetStreamContext) -> None:
         cfg = self.config
         try:
-            await js.stream_info(cfg.stream)
+            info = await js.stream_info(cfg.stream)
+            self._atomic = bool(info.config.allow_atomic)
+            if cfg.atomic_batches and not self._atomic:
+                await self._allow_atomic(js, info.config)
         except nats.js.errors.NotFoundError:
             config = api.StreamConfig(
                 name=cfg.stream,
@@ -580,18 +760,45 @@ class JetStreamTransport:
                 max_bytes=cfg.max_bytes,
                 max_msgs=cfg.max_msgs,
                 duplicate_window=cfg.duplicate_window_seconds,
+                allow_atomic=cfg.atomic_batches or None,
             )
             try:
-                await js.add_stream(config)
+                created = await js.add_stream(config)
             except nats.js.errors.BadRequestError:
-                await js.stream_info(cfg.stream)  # created meanwhile by another process
+                # created meanwhile by another process
+                info = await js.stream_info(cfg.stream)
+                self._atomic = bool(info.config.allow_atomic)
             else:
+                self._atomic = bool(created.config.allow_atomic)
                 _log.info("bus.jetstream_stream_created", stream=cfg.stream, prefix=self._prefix)
         except _RETRYABLE:
             raise
         except nats.js.errors.Error as err:
             raise TransportError(f"JetStream on {self._servers}: {err}") from None
         self._stream_ready = True
+
+    async def _allow_atomic(self, js: JetStreamContext, config: api.StreamConfig) -> None:
+        """Switch atomic batches on for a stream made without them, once; else say why not."""
+        if self._atomic_refused:
+            return
+        config.allow_atomic = True
+        try:
+            updated = await js.update_stream(config)
+            self._atomic = bool(updated.config.allow_atomic)
+            reason = None if self._atomic else "the server keeps allow_atomic off (before 2.12?)"
+        except nats.js.errors.APIError as err:
+            reason = f"{err.description or err}"
+        if reason is not None:
+            self._atomic_refused = True
+            _log.warning(
+                "bus.jetstream_atomic_unavailable",
+                stream=self.config.stream,
+                reason=reason,
+                hint="publish_batch pipelines one acknowledgement per event instead; a batch "
+                "retried after a fault may then be stored out of order",
+            )
+
+    _atomic_refused = False
 
     async def _close(self) -> None:
         nc, self._nc, self._js = self._nc, None, None

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "durable_infos",
+    "durable_start",
     "durable_totals",
     "jetstream_of",
     "remove_durable",
@@ -82,14 +83,24 @@ def subscribe_durable(
     pattern: str,
     handler: Handler,
     event_filter: Callable[[Event], bool] | None,
-    durable: str,
+    durable: str | None,
     retry: RetryConfig | None,
+    start: str | datetime | int | None = None,
 ) -> str:
     """Add a durable subscription on the transport's stream; returns its id.
 
     Raises:
-        ConfigError: the bus does not run on JetStream, or the durable name is malformed.
+        ConfigError: the bus does not run on JetStream, the durable name is malformed, or
+            ``start`` comes without ``durable``.
+        ValueError: ``start`` is not "new", "all", an aware datetime or a sequence >= 1.
     """
+    if durable is None:
+        raise ConfigError(
+            f"subscribe(..., start={start!r}) needs durable='name': plain subscriptions are "
+            "live (they see what is published from now on); bus.replay(pattern, since=...) "
+            "reads the past"
+        )
+    checked_start = durable_start(start)
     js = jetstream_of(transport)
     if js is None:
         raise ConfigError(
@@ -109,9 +120,31 @@ def subscribe_durable(
         durable=durable,
         retry=retry or RetryConfig(),
         delivery_timeout=config.delivery_timeout,
+        start_at=checked_start,
+        start_given=start is not None,
     )
     js.add_durable(subscription)
     return subscription.id
+
+
+def durable_start(start: object) -> str | datetime | int:
+    """``start`` checked: "new" (also for None), "all", an aware datetime, or a sequence.
+
+    Raises:
+        ValueError: anything else; the message names the value.
+    """
+    if start is None:
+        return "new"
+    if isinstance(start, str) and start in ("new", "all"):
+        return start
+    if isinstance(start, datetime) and start.tzinfo is not None:
+        return start
+    if isinstance(start, int) and not isinstance(start, bool) and start >= 1:
+        return start
+    raise ValueError(
+        f"durable start={start!r} must be 'new', 'all', a timezone-aware datetime or a "
+        "stream sequence >= 1"
+    )
 
 
 def remove_durable(transport: object, subscription_id: str) -> bool:

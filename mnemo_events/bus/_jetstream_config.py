@@ -81,6 +81,12 @@ class JetStreamConfig(BaseModel):
     """Seconds between reconnection attempts after the server went away."""
     max_ack_pending: int = Field(256, ge=1)
     """Events a durable subscription may hold unacknowledged (all its processes together)."""
+    atomic_batches: bool = True
+    """``publish_batch`` stores each window of up to 1,000 events as one JetStream atomic
+    batch (nats-server 2.12+; the stream's ``allow_atomic`` is switched on): whole and in the
+    batch's order, or not at all, so a retry after a fault cannot reorder it. False, or a
+    server without them: acknowledgements pipelined one per event, and a batch retried
+    after a fault may be stored out of order."""
 
     @field_validator("stream")
     @classmethod

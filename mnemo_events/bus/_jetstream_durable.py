@@ -67,6 +67,8 @@ class DurableSubscription:
         retry: RetryConfig,
         delivery_timeout: float,
         max_ack_pending: int,
+        start_at: str | datetime | int = "new",
+        start_given: bool = False,
     ) -> None:
         self.id = subscription_id
         self.pattern = pattern
@@ -81,6 +83,10 @@ class DurableSubscription:
         self._delays = schedule(retry)
         self._timeout = delivery_timeout
         self._max_ack_pending = max_ack_pending
+        self.start_at = start_at
+        """Where the consumer begins when this subscription creates it: "new", "all", a
+        time or a stream sequence. A consumer that exists keeps its own position."""
+        self._start_given = start_given
         self._task: asyncio.Task[None] | None = None
         self.delivered = 0
         self.errors = 0
@@ -119,7 +125,7 @@ class DurableSubscription:
 
     def consumer_config(self) -> api.ConsumerConfig:
         """The consumer this subscription creates when the server has none by its name."""
-        return api.ConsumerConfig(
+        config = api.ConsumerConfig(
             name=self.durable,
             durable_name=self.durable,
             deliver_policy=api.DeliverPolicy.NEW,
@@ -129,16 +135,40 @@ class DurableSubscription:
             filter_subject=self._subject,
             max_ack_pending=self._max_ack_pending,
         )
+        start = self.start_at
+        if start == "all":
+            config.deliver_policy = api.DeliverPolicy.ALL
+        elif isinstance(start, datetime):
+            config.deliver_policy = api.DeliverPolicy.BY_START_TIME
+            config.opt_start_time = start
+        elif isinstance(start, int):
+            config.deliver_policy = api.DeliverPolicy.BY_START_SEQUENCE
+            config.opt_start_seq = start
+        return config
+
+    async def _bind_consumer(self, js: JetStreamContext) -> None:
+        """Create the consumer with :meth:`consumer_config`, or keep the existing one."""
+        try:
+            info = await js.consumer_info(self._stream, self.durable)
+        except NotFoundError:
+            await js.add_consumer(self._stream, config=self.consumer_config())
+            return
+        if self._start_given:
+            self._start_given = False  # said once per subscription, not per reconnection
+            self._log.info(
+                "bus.durable_start_kept",
+                requested=str(self.start_at),
+                deliver_policy=str(getattr(info.config.deliver_policy, "value", None)),
+                pending=info.num_pending,
+                hint="the durable exists: it resumes where it left off",
+            )
 
     async def _run(self) -> None:
         failures = 0
         while True:
             try:
                 _, js = await self._connect()
-                try:
-                    await js.consumer_info(self._stream, self.durable)
-                except NotFoundError:
-                    await js.add_consumer(self._stream, config=self.consumer_config())
+                await self._bind_consumer(js)
                 sub = await js.pull_subscribe_bind(self.durable, stream=self._stream)
                 failures = 0
                 try:

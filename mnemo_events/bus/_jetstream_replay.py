@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from nats.aio.client import Client
     from nats.js.client import JetStreamContext
 
-__all__ = ["read_history", "read_stream"]
+__all__ = ["read_history", "read_stream", "read_stream_sequenced"]
 
 _log = logger("bus")
 _FETCH = 256
@@ -40,8 +40,9 @@ def _subject(prefix: str, pattern: str | None) -> str:
 
 async def _read(
     js: JetStreamContext, stream: str, subject: str, since: datetime | int, until_seq: int
-) -> AsyncIterator[Event]:
-    """Events on ``subject`` from ``since`` (a sequence or a time) up to ``until_seq``."""
+) -> AsyncIterator[tuple[int, Event]]:
+    """Events on ``subject`` from ``since`` (a sequence or a time) up to ``until_seq``, with
+    their stream sequences."""
     config = api.ConsumerConfig(
         ack_policy=api.AckPolicy.NONE,
         filter_subject=subject,
@@ -69,7 +70,7 @@ async def _read(
                     if meta.sequence.stream > until_seq:
                         return
                     try:
-                        yield decode_event(msg.data)
+                        event = decode_event(msg.data)
                     except Exception as err:
                         _log.error(
                             "bus.jetstream_undecodable",
@@ -77,6 +78,8 @@ async def _read(
                             seq=meta.sequence.stream,
                             error=repr(err),
                         )
+                    else:
+                        yield meta.sequence.stream, event
                     if meta.sequence.stream >= until_seq or meta.num_pending == 0:
                         return
         finally:
@@ -121,7 +124,7 @@ async def read_history(
                 window *= 4
                 continue
         newest: deque[Event] = deque(maxlen=limit)
-        async for event in _read(js, stream, subject, start, last):
+        async for _, event in _read(js, stream, subject, start, last):
             newest.append(event)
         return list(newest)
 
@@ -133,11 +136,19 @@ async def read_stream(
 
     ``since`` is a timezone-aware time or a stream sequence (1 is the first).
     """
+    async for _, event in read_stream_sequenced(connect, stream, prefix, pattern, since):
+        yield event
+
+
+async def read_stream_sequenced(
+    connect: Connect, stream: str, prefix: str, pattern: str, since: datetime | int
+) -> AsyncIterator[tuple[int, Event]]:
+    """As :func:`read_stream`, each event with its stream sequence."""
     subject = _subject(prefix, pattern)
     _, js = await connect()
     last = (await js.stream_info(stream)).state.last_seq
-    async for event in _read(js, stream, subject, since, last):
-        yield event
+    async for pair in _read(js, stream, subject, since, last):
+        yield pair
 
 
 async def _bounded(step: Awaitable[object]) -> None:

@@ -10,6 +10,11 @@ matching event published after that one, then goes on live. When the id is no lo
 history (``events.history_size``), an ``event: mnemo:gap`` message says so before the live
 events: what was missed cannot be replayed.
 
+On a JetStream transport the ids are ``<event id>@<stream sequence>`` and a resuming client
+gets every later event from the stream itself, however many, across restarts of the service
+(:mod:`mnemo_events.server._sse_jetstream`); the gap is then only what the stream's own
+limits dropped.
+
 Control messages use event names with a colon, which no event type can contain.
 """
 
@@ -25,10 +30,12 @@ from typing import Any
 from aiohttp import web
 
 from mnemo_events._log import logger
+from mnemo_events.bus._jetstream_bus import jetstream_of
 from mnemo_events.event import Event
-from mnemo_events.exceptions import InvalidPatternError
+from mnemo_events.exceptions import InvalidPatternError, TransportError
 from mnemo_events.patterns import parse_pattern
 from mnemo_events.server._middleware import ApiError
+from mnemo_events.server._sse_jetstream import Sequenced, parse_sse_id, resume_point, sse_id
 from mnemo_events.server._state import SERVICE
 
 __all__ = [
@@ -73,7 +80,12 @@ class SseStats:
     gaps: int = 0
     """Streams opened with a ``Last-Event-ID`` no longer in the history."""
     replayed: int = 0
-    """Events sent from the history to resuming clients."""
+    """Events sent from the history (or the JetStream stream) to resuming clients."""
+    catch_up_failures: int = 0
+    """Resumptions from the stream that ended because it could not be read (logged)."""
+    catch_up_rounds: int = 0
+    """Rounds of reading the JetStream stream for resuming clients (one each, plus one per
+    live queue that overflowed meanwhile)."""
 
 
 SSE_STATS = web.AppKey("mnemo_events.sse_stats", SseStats)
@@ -93,6 +105,9 @@ class _Client:
     stalled: asyncio.Event = field(default_factory=asyncio.Event)
     ended: asyncio.Event = field(default_factory=asyncio.Event)
     dropped: int = 0
+    catching_up: bool = False
+    """Being resumed from the stream: a full queue is read again from there, not a stall."""
+    overflowed: bool = False
 
     def offer(self, event: Event) -> None:
         """The bus subscription's observer: queue the event, or mark the client stalled."""
@@ -102,18 +117,27 @@ class _Client:
         try:
             self.queue.put_nowait(event)
         except asyncio.QueueFull:
+            if self.catching_up:
+                self.overflowed = True  # the stream holds it: the next round reads it
+                return
             self.dropped += 1
             self.stalled.set()
+
+    def restart(self) -> None:
+        """Empty the queue for a new round of catching up from the stream."""
+        self.overflowed = False
+        while not self.queue.empty():
+            self.queue.get_nowait()
 
     def end(self) -> None:
         """The bus stopped: the stream ends after the queue."""
         self.ended.set()
 
 
-def _message(event: Event, *, retry: bool = False) -> bytes:
+def _message(event: Event, message_id: str, *, retry: bool = False) -> bytes:
     head = f"retry: {RETRY_MILLISECONDS}\n" if retry else ""
     data = event.to_json().decode("utf-8")
-    return f"{head}id: {event.id}\nevent: {event.type}\ndata: {data}\n\n".encode()
+    return f"{head}id: {message_id}\nevent: {event.type}\ndata: {data}\n\n".encode()
 
 
 def _control(name: str, detail: Mapping[str, object], last_id: str | None) -> bytes:
@@ -157,20 +181,28 @@ def _disconnected(request: web.Request) -> bool:
 class _Writer:
     """Writes one stream; remembers the id of the last event handed to the socket."""
 
-    def __init__(self, request: web.Request, response: web.StreamResponse) -> None:
+    def __init__(
+        self, request: web.Request, response: web.StreamResponse, stream: Sequenced | None
+    ) -> None:
         self.request = request
         self.response = response
+        self.stream = stream
+        """The JetStream transport, whose sequences go in the ids; None in memory."""
         self.last_id: str | None = None
         self._retry_sent = False
         self._last_write = asyncio.get_running_loop().time()
 
-    async def event(self, event: Event) -> None:
-        """Send one event (the first carries ``retry:``)."""
-        data = _message(event, retry=not self._retry_sent)
+    async def event(self, event: Event, seq: int | None = None) -> None:
+        """Send one event (the first carries ``retry:``); its id carries its stream
+        sequence on JetStream."""
+        if seq is None and self.stream is not None:
+            seq = self.stream.sequence_of(event.id)
+        message_id = sse_id(event.id, seq)
+        data = _message(event, message_id, retry=not self._retry_sent)
         self._retry_sent = True
         # aiohttp hands the bytes to the transport before it waits for room, so once this
         # call starts the event is on its way even if the wait is cancelled.
-        self.last_id = event.id
+        self.last_id = message_id
         await self.write(data)
 
     async def write(self, data: bytes) -> None:
@@ -183,24 +215,51 @@ class _Writer:
         for event in events:
             await self.event(event)
 
-    async def live(self, client: _Client, skip: set[str]) -> None:
-        """Send queued events until the bus stops or the client goes away."""
-        loop = asyncio.get_running_loop()
+    async def catch_up(
+        self, client: _Client, stream: Sequenced, pattern: str, after: int, stats: SseStats
+    ) -> int:
+        """Send every stored event matching ``pattern`` after sequence ``after``, in rounds
+        until the live queue kept up; the last sequence sent."""
         while True:
-            try:
-                async with asyncio.timeout(_POLL_SECONDS):
-                    event = await client.queue.get()
-            except TimeoutError:
-                if client.ended.is_set() or _disconnected(self.request):
-                    return
-                if loop.time() - self._last_write >= HEARTBEAT_SECONDS:
-                    await self.write(b": keep-alive\n\n")
-                continue
+            client.restart()
+            stats.catch_up_rounds += 1
+            async for seq, event in stream.replay_sequenced(pattern, after + 1):
+                await self.event(event, seq)
+                stats.replayed += 1
+                after = seq
+            if not client.overflowed:
+                client.catching_up = False  # no await since the check: nothing slips by
+                return after
+
+    async def live(self, client: _Client, skip: set[str], after_seq: int = 0) -> None:
+        """Send queued events until the bus stops or the client goes away; events at or
+        before stream sequence ``after_seq`` were already sent from the stream."""
+        stream = self.stream
+        while (event := await self._next(client)) is not None:
             if skip:
                 if event.id in skip:
                     continue  # already replayed from the history
                 skip.clear()  # live events come in order: no later one was replayed
-            await self.event(event)
+            seq = None
+            if stream is not None:
+                seq = stream.sequence_of(event.id)
+                if after_seq:
+                    if seq is not None and seq <= after_seq:
+                        continue  # already sent by the catch-up from the stream
+                    after_seq = 0  # stream order: no later one was sent
+            await self.event(event, seq)
+
+    async def _next(self, client: _Client) -> Event | None:
+        """The next queued event; None once the bus stopped or the client went away."""
+        while True:
+            try:
+                async with asyncio.timeout(_POLL_SECONDS):
+                    return await client.queue.get()
+            except TimeoutError:
+                if client.ended.is_set() or _disconnected(self.request):
+                    return None
+                if asyncio.get_running_loop().time() - self._last_write >= HEARTBEAT_SECONDS:
+                    await self.write(b": keep-alive\n\n")
 
 
 async def _until_first(*aws: asyncio.Future[Any]) -> None:
@@ -211,10 +270,11 @@ async def _until_first(*aws: asyncio.Future[Any]) -> None:
 async def stream(request: web.Request) -> web.StreamResponse:
     """The live stream of events matching ``pattern`` (default all) as ``text/event-stream``.
 
-    Each message has ``id`` (the event id), ``event`` (its type) and ``data`` (the event's
-    JSON); the first also has ``retry``. An idle stream gets a ``: keep-alive`` comment every
-    15 s. With a ``Last-Event-ID`` header the stream starts with the matching events
-    published after that one (from the history). A client that falls
+    Each message has ``id`` (the event id; ``<event id>@<stream sequence>`` on JetStream),
+    ``event`` (its type) and ``data`` (the event's JSON); the first also has ``retry``. An
+    idle stream gets a ``: keep-alive`` comment every 15 s. With a ``Last-Event-ID`` header
+    the stream starts with the matching events published after that one (from the history,
+    or from the stream on JetStream). A client that falls
     ``server.stream_queue_size`` events behind gets ``event: mnemo:resume`` and is
     disconnected. The stream ends when the client disconnects or the service shuts down.
     """
@@ -223,6 +283,25 @@ async def stream(request: web.Request) -> web.StreamResponse:
     pattern = _stream_pattern(request)
     last_id = _last_event_id(request)
     client = _Client(asyncio.Queue(service.settings.server.stream_queue_size))
+    stream: Sequenced | None = jetstream_of(service.bus.transport)
+    after: int | None = None  # the stream sequence to resume after (JetStream)
+    missing = 0
+    if last_id is not None and stream is not None:
+        event_id, seq = parse_sse_id(last_id)
+        try:
+            point = None if seq is None else await resume_point(stream, event_id, seq)
+        except (TransportError, TimeoutError) as err:
+            raise ApiError(
+                503,
+                f"cannot resume from the JetStream stream now ({type(err).__name__}); "
+                "retry with the same Last-Event-ID",
+                headers={"Retry-After": "1"},
+            ) from None
+        if point is not None:
+            after, missing = point
+            client.catching_up = True
+        else:
+            last_id = event_id  # no sequence, or not this stream's: look the event id up
     # Subscribe before reading the history and before answering: nothing published from now
     # on is missed; what is both in the history and queued is sent once.
     subscription = service.bus.observe(pattern).subscribe(
@@ -230,7 +309,11 @@ async def stream(request: web.Request) -> web.StreamResponse:
     )
     backlog: list[Event] = []
     gap = False
-    if last_id is not None:
+    if after is not None:
+        gap = missing > 0
+        stats.gaps += gap
+        stats.resumed += 1
+    elif last_id is not None:
         history = await service.bus.get_history(pattern, limit=service.bus.config.history_size)
         found = _after(history, last_id)
         gap = found is None
@@ -245,22 +328,35 @@ async def stream(request: web.Request) -> web.StreamResponse:
             "X-Accel-Buffering": "no",
         }
     )
-    writer = _Writer(request, response)
-    writer.last_id = last_id
+    writer = _Writer(request, response, stream)
+    writer.last_id = request.headers.get("Last-Event-ID", "").strip() or None
     service.stream_clients += 1
     pump: asyncio.Task[None] | None = None
     waiters: list[asyncio.Task[Any]] = []
     try:
         await response.prepare(request)
         await response.write(f": streaming {pattern}\n\n".encode())
-        if gap:
+        if gap and after is not None:
+            detail = {
+                "last_event_id": writer.last_id,
+                "missing": missing,
+                "detail": f"{missing} events after this one are no longer in the stream (its "
+                "limits dropped them): the stream resumes with the oldest it holds",
+            }
+            await writer.write(_control(GAP_EVENT, detail, None))
+        elif gap:
             detail = {
                 "last_event_id": last_id,
                 "detail": "this event is no longer in the history (events.history_size): "
                 "events published after it and before now cannot be replayed",
             }
             await writer.write(_control(GAP_EVENT, detail, None))
-        pump = asyncio.ensure_future(_run(writer, client, backlog))
+        if after is not None and stream is not None:
+            pump = asyncio.ensure_future(
+                _run_from_stream(writer, client, stream, pattern, after, stats)
+            )
+        else:
+            pump = asyncio.ensure_future(_run(writer, client, backlog))
         waiters = [
             asyncio.ensure_future(client.stalled.wait()),
             asyncio.ensure_future(service.closing.wait()),
@@ -296,6 +392,27 @@ async def stream(request: web.Request) -> web.StreamResponse:
 async def _run(writer: _Writer, client: _Client, backlog: list[Event]) -> None:
     await writer.replay(backlog)
     await writer.live(client, {event.id for event in backlog})
+
+
+async def _run_from_stream(
+    writer: _Writer, client: _Client, stream: Sequenced, pattern: str, after: int, stats: SseStats
+) -> None:
+    try:
+        last = await writer.catch_up(client, stream, pattern, after, stats)
+    except (ConnectionError, asyncio.CancelledError):
+        raise
+    except Exception as err:
+        # The stream could not be read (its server went away): end this response; the
+        # client reconnects with the id it saw last and resumes from there.
+        stats.catch_up_failures += 1
+        _log.warning(
+            "server.stream_catch_up_failed",
+            pattern=pattern,
+            last_event_id=writer.last_id,
+            error=f"{type(err).__name__}: {err}",
+        )
+        return
+    await writer.live(client, set(), after_seq=last)
 
 
 async def _cut_off(

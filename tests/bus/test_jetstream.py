@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
@@ -14,6 +15,7 @@ import pytest
 from nats.js import api
 from structlog.testing import capture_logs
 
+from mnemo_events._log import set_library_level
 from mnemo_events.bus._jetstream import JetStreamTransport
 from mnemo_events.bus._transport import MemoryTransport
 from mnemo_events.config import EventsConfig, RetryConfig, load_config
@@ -62,6 +64,34 @@ async def _stream_messages(url: str) -> list[api.RawStreamMsg]:
         )
     finally:
         await nc.close()
+
+
+async def _stored_ids(url: str) -> list[str]:
+    """The Nats-Msg-Id of every message in the stream, in stream order (ordered consumer)."""
+    nc = await nats.connect(url)
+    try:
+        js = nc.jetstream()
+        count = (await js.stream_info(STREAM)).state.messages
+        sub = await js.subscribe(
+            "mnemo.>", ordered_consumer=True, deliver_policy=api.DeliverPolicy.ALL
+        )
+        ids = []
+        for _ in range(count):
+            msg = await sub.next_msg(timeout=10)
+            ids.append((msg.headers or {}).get("Nats-Msg-Id", ""))
+        await sub.unsubscribe()
+        return ids
+    finally:
+        await nc.close()
+
+
+def _in_order_once(stored: list[str], batch: list[str]) -> bool:
+    """Each id of ``batch`` is stored exactly once, and in the batch's order."""
+    positions = {event_id: index for index, event_id in enumerate(stored)}
+    if len(positions) != len(stored) or not set(batch) <= positions.keys():
+        return False
+    order = [positions[event_id] for event_id in batch]
+    return order == sorted(order)
 
 
 def _transport(bus: EventBus) -> JetStreamTransport:
@@ -158,6 +188,66 @@ class TestPublish:
         events = await bus.publish_batch([("memory.created", {"n": n}) for n in range(300)])
         stored = await _stream_messages(server.url)
         assert [m.headers["Nats-Msg-Id"] for m in stored if m.headers] == [e.id for e in events]
+
+
+class TestBatchOrder:
+    @pytest.mark.parametrize("atomic", [True, False])
+    async def test_a_batch_is_stored_in_order(self, server: NatsServer, atomic: bool) -> None:
+        """publish_batch stores its events in the list's order over several windows, as
+        atomic batches (the default) and pipelined."""
+        transport = JetStreamTransport(server.url, atomic_batches=atomic)
+        async with EventBus(transport=transport, validation="off") as bus:
+            events = await bus.publish_batch([("memory.created", {"n": n}) for n in range(2_500)])
+            assert transport.stats()["published"] == 2_500
+        assert await _stored_ids(server.url) == [e.id for e in events]
+
+    async def test_more_concurrent_batches_than_the_server_takes_are_all_stored(
+        self, server: NatsServer
+    ) -> None:
+        """120 batches at once, beyond the server's 50 atomic batches in flight per stream:
+        the ones it turns away are sent again, and each batch is stored once, in order."""
+        async with EventBus(transport=server.url, validation="off", publish_timeout=30) as bus:
+            batches = await asyncio.gather(
+                *(
+                    bus.publish_batch([("memory.created", {"n": n, "batch": b}) for n in range(50)])
+                    for b in range(120)
+                )
+            )
+        stored = await _stored_ids(server.url)
+        assert len(stored) == 120 * 50
+        assert all(_in_order_once(stored, [e.id for e in batch]) for batch in batches)
+
+    async def test_a_batch_partly_stored_already_stores_each_event_once(
+        self, bus: EventBus, server: NatsServer
+    ) -> None:
+        """A batch holding events stored before (a retried batch) stores each event once:
+        the rest follow in the batch's order."""
+        events = [Event.create("memory.created", {"n": n}) for n in range(10)]
+        transport = _transport(bus)
+        await transport.accept(events[3])
+        await transport.accept(events[7])
+        await transport.accept_batch(events)
+        rest = [e.id for e in events if e not in (events[3], events[7])]
+        assert await _stored_ids(server.url) == [events[3].id, events[7].id, *rest]
+        assert transport.stats()["duplicates"] == 2
+
+    async def test_a_stream_made_without_atomic_batches_gets_them(self, server: NatsServer) -> None:
+        """A stream that exists without allow_atomic (made by another tool or an older
+        version) is switched to atomic batches, and batches go on storing in order."""
+        nc = await nats.connect(server.url)
+        try:
+            await nc.jetstream().add_stream(name=STREAM, subjects=["mnemo.>"])
+        finally:
+            await nc.close()
+        async with EventBus(transport=server.url, validation="off") as bus:
+            events = await bus.publish_batch([("memory.created", {"n": n}) for n in range(50)])
+        nc = await nats.connect(server.url)
+        try:
+            info = await nc.jetstream().stream_info(STREAM)
+        finally:
+            await nc.close()
+        assert info.config.allow_atomic is True
+        assert await _stored_ids(server.url) == [e.id for e in events]
 
 
 class TestLiveFeed:
@@ -279,6 +369,96 @@ class TestDurable:
         assert (first, second) == ([0, 1, 2], [3, 4, 5])
 
 
+class TestDurableStart:
+    @staticmethod
+    async def _stored(server: NatsServer, count: int) -> datetime:
+        """Store ``count`` events, n = 0.., from another bus; the time after the first half."""
+        async with EventBus(transport=server.url, validation="off") as writer:
+            for n in range(count // 2):
+                await writer.publish("memory.created", {"n": n})
+            middle = datetime.now(UTC)
+            for n in range(count // 2, count):
+                await writer.publish("memory.created", {"n": n})
+        return middle
+
+    @pytest.mark.parametrize(
+        ("start", "expected"),
+        [
+            (None, [6, 7]),
+            ("new", [6, 7]),
+            ("all", [0, 1, 2, 3, 4, 5, 6, 7]),
+            (3, [2, 3, 4, 5, 6, 7]),
+            ("middle", [3, 4, 5, 6, 7]),
+        ],
+    )
+    async def test_a_new_durable_begins_where_start_says(
+        self, server: NatsServer, start: Any, expected: list[int]
+    ) -> None:
+        """A new durable begins with the events stored from now on (default "new"), the
+        whole stream ("all"), a stream sequence or a time, then goes on in stream order."""
+        middle = await self._stored(server, 6)
+        got: list[int] = []
+        async with EventBus(transport=server.url, validation="off") as bus:
+            bus.subscribe(
+                "memory.*",
+                lambda e: got.append(e.data["n"]),
+                durable="starter",
+                start=middle if start == "middle" else start,
+            )
+            await asyncio.sleep(0.5)  # the consumer exists: "new" starts here
+            for n in (6, 7):
+                await bus.publish("memory.created", {"n": n})
+            await eventually(lambda: len(got) >= len(expected), within=10)
+            await asyncio.sleep(0.2)
+        assert got == expected
+
+    async def test_an_existing_durable_keeps_its_position(self, server: NatsServer) -> None:
+        """start= only shapes a durable that does not exist yet: one that exists resumes
+        where it left off, and the ignored start is logged once."""
+        first: list[int] = []
+        async with EventBus(transport=server.url, validation="off") as one:
+            one.subscribe("memory.*", lambda e: first.append(e.data["n"]), durable="kept")
+            await asyncio.sleep(0.5)
+            for n in range(2):
+                await one.publish("memory.created", {"n": n})
+            await eventually(lambda: len(first) == 2, within=10)
+        await self._stored(server, 0)
+        async with EventBus(transport=server.url, validation="off") as writer:
+            for n in (2, 3):
+                await writer.publish("memory.created", {"n": n})
+        second: list[int] = []
+        set_library_level("info")  # reset after the test by the autouse fixture
+        with capture_logs() as logs:
+            async with EventBus(transport=server.url, validation="off") as two:
+                two.subscribe(
+                    "memory.*", lambda e: second.append(e.data["n"]), durable="kept", start="all"
+                )
+                await eventually(lambda: len(second) >= 2, within=10)
+                await asyncio.sleep(0.3)
+        assert (first, second) == ([0, 1], [2, 3])
+        kept = [line for line in logs if line["event"] == "bus.durable_start_kept"]
+        assert len(kept) == 1
+        assert kept[0]["requested"] == "all"
+
+    @pytest.mark.parametrize(
+        "start",
+        ["old", "ALL", 0, -1, True, 1.5, datetime(2026, 1, 1)],  # noqa: DTZ001 - naive on purpose
+    )
+    def test_a_bad_start_is_refused(self, start: Any) -> None:
+        """A start that is neither "new", "all", an aware time nor a sequence >= 1 is a
+        ValueError naming it, before anything reaches the server."""
+        bus = EventBus(transport="nats://127.0.0.1:4222")
+        with pytest.raises(ValueError, match=r"durable start=.* must be 'new', 'all'"):
+            bus.subscribe("memory.*", lambda event: None, durable="d", start=start)
+
+    def test_start_without_durable_is_refused(self) -> None:
+        """start= on a plain (live) subscription is a ConfigError pointing at durable= and
+        at replay, not silently ignored."""
+        bus = EventBus(transport="nats://127.0.0.1:4222")
+        with pytest.raises(ConfigError, match=r"needs durable='name'.*bus\.replay"):
+            bus.subscribe("memory.*", lambda event: None, start="all")
+
+
 class TestHistoryAndReplay:
     async def test_history_is_read_from_the_stream(self, server: NatsServer) -> None:
         """get_history on a fresh bus returns what another bus stored, newest last."""
@@ -339,6 +519,37 @@ class TestFaults:
             assert time.monotonic() - started < 6.0  # publish_timeout (1 s), never unbounded
             assert isinstance(caught.value, QueueFullError)
             assert (await bus.get_stats())["transport"]["state"] == "disconnected"
+
+    async def test_a_server_restart_mid_batch_stores_the_batch_once_in_order(
+        self, server: NatsServer
+    ) -> None:
+        """nats-server restarted while publish_batch stores 20,000 events: it returns, and
+        the stream holds every event once, in the batch's order."""
+        async with EventBus(transport=server.url, validation="off", publish_timeout=30) as bus:
+            await bus.publish("warm.up", {})
+            transport = _transport(bus)
+
+            def restart_mid_batch() -> None:
+                deadline = time.monotonic() + 30
+                while transport.stats()["published"] < 3_000 and time.monotonic() < deadline:
+                    time.sleep(0.001)
+                server.restart()
+
+            restarter = threading.Thread(target=restart_mid_batch)
+            restarter.start()
+            try:
+                events = await bus.publish_batch(
+                    [("memory.created", {"n": n}) for n in range(20_000)]
+                )
+            finally:
+                await asyncio.to_thread(restarter.join, 60)
+            stats = transport.stats()
+        assert stats["disconnects"] >= 1
+        assert stats["publish_retries"] >= 1  # the restart came mid-batch
+        assert stats["published"] + stats["duplicates"] >= 20_001
+        stored = await _stored_ids(server.url)
+        assert len(stored) == 20_001
+        assert _in_order_once(stored, [e.id for e in events])
 
     async def test_stop_does_not_wait_for_a_server_that_is_gone(self, server: NatsServer) -> None:
         """With events stored but not yet read back when the server goes away, stop() gives

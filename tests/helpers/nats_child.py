@@ -8,8 +8,9 @@ Run as a module from the repository root (a script run would put ``tests/helpers
     python -m tests.helpers.nats_child subscribe <url> <pattern> <out> [--durable NAME]
         [--delay S] [--stall-at N] [--delivery-timeout S]
 
-``publish`` publishes ``count`` events ``memory.created {"n": i}`` on a bus with the JetStream
-transport and appends one JSON line per event whose ``publish`` returned (``{"id", "n"}``), or
+``publish`` publishes ``count`` events ``memory.created {"n": i}`` (metadata ``{"pid": <its
+pid>}``) on a bus with the JetStream transport and appends one JSON line per event whose
+``publish`` returned (``{"id", "n"}``), or
 ``{"error", "n"}`` when it raised; it prints ``DONE`` at the end. ``subscribe`` prints ``READY``
 once subscribed, appends ``{"id", "n", "pid"}`` for every event its handler finishes (before
 the handler returns, so before the acknowledgement), and keeps ``<out>.stats.json`` up to
@@ -42,10 +43,11 @@ async def publish(args: argparse.Namespace) -> None:
     """Publish ``count`` events, recording each one whose publish returned."""
     out = Path(args.out)
     bus = EventBus(transport=args.url, validation="off", publish_timeout=args.publish_timeout)
+    source = {"pid": os.getpid()}
     async with bus:
         for n in range(args.count):
             try:
-                event = await bus.publish("memory.created", {"n": n})
+                event = await bus.publish("memory.created", {"n": n}, source)
             except Exception as err:
                 _append(out, {"error": f"{type(err).__name__}: {err}", "n": n})
             else:
