@@ -134,11 +134,13 @@ def _paths() -> dict[str, Any]:
                 "streamEvents",
                 {
                     "200": {
-                        "description": "`text/event-stream`: each message has `id` (event id), "
+                        "description": "`text/event-stream`: each message has `id` (the event id; "
+                        "`<event id>@<stream sequence>` on a JetStream transport), "
                         "`event` (type) and `data` (the event JSON); the first has `retry`. "
                         "A client that falls `server.stream_queue_size` events behind gets "
                         "`event: mnemo:resume` and is disconnected; `mnemo:gap` says a "
-                        "`Last-Event-ID` is no longer in the history.",
+                        "`Last-Event-ID` is no longer in the history (on JetStream: how many "
+                        "events the stream's limits dropped).",
                         "content": {"text/event-stream": {"schema": _STR}},
                     }
                 }
@@ -151,7 +153,8 @@ def _paths() -> dict[str, Any]:
                         "in": "header",
                         "required": False,
                         "description": "Resume after this event: the matching events "
-                        "published since are replayed from the history first.",
+                        "published since are replayed first, from the history (on a JetStream "
+                        "transport, from the stream itself, across service restarts).",
                         "schema": {"type": "string", "maxLength": 200, "pattern": "^[ -~]*$"},
                     },
                 ],
