@@ -1,0 +1,478 @@
+"""A member of a webhook group: several processes delivering one set of webhooks on JetStream.
+
+::
+
+    events stream ─▶ fan-out (any member) ─▶ records (shared store) + work messages
+    work stream ─▶ consumer webhook-workers ─▶ this member: take the lease ─▶ read the record
+        ─▶ WebhookActor.inject(job) ─▶ attempts (retry_when) ─▶ record ─▶ ack, release
+    heartbeat (every takeover/4): msg.in_progress() + lease renewal, while the job is held
+
+**One attempt in flight per delivery.** A member attempts a delivery only while it holds the
+delivery's lease (:mod:`~mnemo_events.webhooks._group_lease`); every attempt first checks
+that the lease outlasts the attempt's time, which is capped at half the takeover time, and a
+heartbeat renews it every quarter of that time. A member that dies stops renewing: its work
+messages come back after ``ack_wait`` (the takeover time), the lease expires at about the
+same moment, and another member takes the delivery over with the same delivery id and the
+next attempt number, read from the shared record. A member whose renewal is refused (it was
+stalled longer than the takeover time and the delivery was taken over) abandons the job
+without another attempt.
+
+**Retries** keep ``retry_when``'s backoff in the member that holds the job; the record holds
+the next attempt time, so a new owner waits until then. **Counters** that decide
+auto-disable are the group's (``bump_state`` on the shared store); a 410 or the threshold
+disables the webhook in the shared registry, and every member sees it through ``listen``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from mnemo_events._log import logger
+from mnemo_events.exceptions import WebhookActorClosedError
+from mnemo_events.webhooks._group_fanout import FanOut, publish_work
+from mnemo_events.webhooks._group_lease import Lease, LeaseBucket, Taken
+from mnemo_events.webhooks._group_work import (
+    GroupNames,
+    WorkItem,
+    fanout_consumer,
+    work_consumer,
+    work_stream,
+)
+from mnemo_events.webhooks._metrics import AttemptResult
+from mnemo_events.webhooks._outcome import DeliveryJob, given_up_rows
+from mnemo_events.webhooks.models import DeliveryStatus, Webhook
+
+if TYPE_CHECKING:
+    from nats.aio.msg import Msg
+    from nats.js.client import JetStreamContext
+    from reactivex import abc
+
+    from mnemo_events.bus._jetstream import JetStreamTransport
+    from mnemo_events.webhooks._kv_registry import JetStreamWebhookRegistry
+    from mnemo_events.webhooks._kv_store import JetStreamDeliveryStore
+    from mnemo_events.webhooks._runtime import DeliveryRuntime
+
+__all__ = ["GroupMember"]
+
+_log = logger("webhooks.group")
+_FETCH_WAIT = 1.0
+_FETCH_BATCH = 64
+_RETRY_DELAYS = (0.1, 0.25, 0.5, 1.0)
+_FINISHED = (DeliveryStatus.SUCCESS, DeliveryStatus.FAILED)
+
+
+@dataclass(eq=False)
+class _Held:
+    """A work message this member holds, with the delivery's lease."""
+
+    msg: Msg
+    item: WorkItem
+    lease: Lease
+    heartbeat: asyncio.Task[None] | None = None
+    lost: bool = False
+    """Another member took the lease over: no attempt, no acknowledgement from here."""
+    never: asyncio.Event = field(default_factory=asyncio.Event)
+    """Never set: what an attempt of an abandoned job waits on until the member stops."""
+
+
+class GroupMember:
+    """The group side of one webhook manager (see the module docstring)."""
+
+    def __init__(
+        self,
+        transport: JetStreamTransport,
+        *,
+        registry: JetStreamWebhookRegistry,
+        store: JetStreamDeliveryStore,
+        takeover_seconds: float,
+        max_jobs: int,
+        disable_after_failures: int,
+        on_disable: Any,
+    ) -> None:
+        self._transport = transport
+        config = transport.config
+        self.names = GroupNames(config.stream, config.subject_prefix)
+        self._registry = registry
+        self._store = store
+        self.takeover_seconds = takeover_seconds
+        self._max_jobs = max_jobs
+        self._disable_after = disable_after_failures
+        self._on_disable = on_disable
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{os.urandom(3).hex()}"
+        self._leases: LeaseBucket | None = None
+        self._runtime: DeliveryRuntime | None = None
+        self._held: dict[str, _Held] = {}
+        self._room = asyncio.Event()
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._loops: list[asyncio.Task[None]] = []
+        self._results: abc.DisposableBase | None = None
+        self.fanout: FanOut | None = None
+        self.counts = {
+            "taken": 0,
+            "finished": 0,
+            "busy_elsewhere": 0,
+            "already_finished": 0,
+            "lost": 0,
+            "handed_back": 0,
+            "errors": 0,
+        }
+
+    @property
+    def attempt_cap(self) -> float:
+        """The longest an attempt may take here: half the takeover time."""
+        return self.takeover_seconds / 2
+
+    async def _js(self) -> tuple[Any, JetStreamContext]:
+        return await self._transport._connection()
+
+    async def prepare(self) -> None:
+        """Create what the group needs on the server (idempotent): the work stream, both
+        consumers and the lease bucket. After this, every event stored is fanned out."""
+        _, js = await self._js()
+        await _ensure_stream(js, work_stream(self.names))
+        await _ensure_consumer(
+            js,
+            self.names.events_stream,
+            fanout_consumer(self.names, takeover_seconds=self.takeover_seconds),
+        )
+        await _ensure_consumer(
+            js,
+            self.names.work_stream,
+            work_consumer(self.names, takeover_seconds=self.takeover_seconds),
+        )
+        self._leases = await LeaseBucket.open(
+            js,
+            bucket=self.names.leases,
+            owner=self.owner,
+            lease_seconds=self.takeover_seconds,
+        )
+
+    def start(self, runtime: DeliveryRuntime) -> None:
+        """Start fanning out and taking work for ``runtime``'s actors."""
+        self._runtime = runtime
+        self._results = runtime.results.subscribe(self._on_result)
+        self.fanout = FanOut(
+            connect=self._js, names=self.names, registry=self._registry, store=self._store
+        )
+        loop = asyncio.get_running_loop()
+        self._loops = [
+            loop.create_task(self.fanout.run(), name="mnemo-wh-group-fanout"),
+            loop.create_task(self._work_loop(), name="mnemo-wh-group-work"),
+        ]
+        _log.info(
+            "webhooks.group_joined",
+            owner=self.owner,
+            stream=self.names.events_stream,
+            takeover_seconds=self.takeover_seconds,
+        )
+
+    async def stop_taking(self) -> None:
+        """Stop fetching events and work (held jobs go on until the actors stop)."""
+        loops, self._loops = self._loops, []
+        for task in loops:
+            task.cancel()
+        await asyncio.gather(*loops, return_exceptions=True)
+
+    async def hand_back(self) -> None:
+        """After the actors stopped: finish acknowledgements, and hand every job still held
+        back to the group (``nak`` at its next attempt time, lease released)."""
+        if self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        held, self._held = self._held, {}
+        for entry in held.values():
+            if entry.heartbeat is not None:
+                entry.heartbeat.cancel()
+        for entry in held.values():
+            if entry.lost or self._leases is None:
+                continue
+            self.counts["handed_back"] += 1
+            await _quietly(entry.msg.nak())
+            await _quietly(self._leases.release(entry.lease))
+        if self._results is not None:
+            self._results.dispose()
+            self._results = None
+        if held:
+            _log.info("webhooks.group_handed_back", deliveries=len(held))
+
+    # -- work ---------------------------------------------------------------------------------
+
+    async def _work_loop(self) -> None:
+        failures = 0
+        while True:
+            try:
+                _, js = await self._js()
+                sub = await js.pull_subscribe_bind(
+                    self.names.workers, stream=self.names.work_stream
+                )
+                failures = 0
+                try:
+                    while True:
+                        room = self._max_jobs - len(self._held)
+                        if room <= 0:
+                            self._room.clear()
+                            await self._room.wait()
+                            continue
+                        try:
+                            msgs = await sub.fetch(min(room, _FETCH_BATCH), timeout=_FETCH_WAIT)
+                        except TimeoutError:
+                            continue
+                        await asyncio.gather(*(self._take(msg) for msg in msgs))
+                finally:
+                    await _quietly(sub.unsubscribe())
+            except asyncio.CancelledError:
+                raise
+            except Exception as err:
+                self.counts["errors"] += 1
+                delay = _RETRY_DELAYS[min(failures, len(_RETRY_DELAYS) - 1)]
+                failures += 1
+                _log.warning("webhooks.group_work_retrying", error=repr(err), retry_in=delay)
+                await asyncio.sleep(delay)
+
+    async def _take(self, msg: Msg) -> None:
+        """Take one work message: lease, record, then the actor attempts it."""
+        assert self._leases is not None
+        assert self._runtime is not None
+        try:
+            item = WorkItem.decode(msg.data)
+        except ValueError as err:
+            self.counts["errors"] += 1
+            _log.error("webhooks.group_work_undecodable", error=str(err))
+            await _quietly(msg.term())
+            return
+        if item.delivery_id in self._held:  # a second message of a job held here
+            await _quietly(msg.nak(delay=self.takeover_seconds / 2))
+            return
+        lease = await self._leases.take(item.delivery_id)
+        if isinstance(lease, Taken):
+            self.counts["busy_elsewhere"] += 1
+            await _quietly(msg.nak(delay=max(lease.until - time.time(), 0.0) + 0.05))
+            return
+        held = _Held(msg, item, lease)
+        self._held[item.delivery_id] = held
+        try:
+            job = await self._job_for(held)
+        except Exception:
+            self._forget(held)
+            await _quietly(self._leases.release(lease))
+            raise
+        if job is None:
+            return
+        loop = asyncio.get_running_loop()
+        held.heartbeat = loop.create_task(self._heartbeat(held))
+        job.on_finished = lambda _job: self._finished(held)
+        self.counts["taken"] += 1
+        actor = self._runtime.actors.get(item.webhook_id)
+        try:
+            if actor is None:
+                webhook = self._registry.find(item.webhook_id)
+                assert webhook is not None  # checked by _job_for
+                actor = self._runtime.add(webhook)
+            actor.inject(job)
+        except WebhookActorClosedError:  # deleted meanwhile: its deliveries were failed
+            self._finished(held)
+
+    async def _job_for(self, held: _Held) -> DeliveryJob | None:
+        """The job of a held message from its shared record; None when nothing is left to
+        do (finished, gone, or its webhook deleted: acknowledged here)."""
+        item = held.item
+        store = self._store
+        delivery = await store.get_delivery(item.delivery_id)
+        stored = await store.job(item.delivery_id) if delivery is not None else None
+        if delivery is None or stored is None:
+            _log.warning("webhooks.group_work_orphaned", delivery_id=item.delivery_id)
+            await self._acknowledge(held)
+            return None
+        if delivery.status in _FINISHED:  # done before (its member died before the ack)
+            self.counts["already_finished"] += 1
+            await self._acknowledge(held)
+            return None
+        job = DeliveryJob.from_stored(stored, now=time.time())
+        job.retrying = delivery.status is DeliveryStatus.RETRYING
+        if self._registry.find(item.webhook_id) is None:
+            store.record_attempt(None, given_up_rows(job, time.time(), "webhook deleted"))
+            await self._acknowledge(held)
+            return None
+        return job
+
+    def _finished(self, held: _Held) -> None:
+        """The job's chain ended here: acknowledge once its record is committed."""
+        task = asyncio.get_running_loop().create_task(self._acknowledge(held))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _acknowledge(self, held: _Held) -> None:
+        if held.heartbeat is not None:
+            held.heartbeat.cancel()
+        if held.lost:
+            self._forget(held)
+            return
+        try:
+            await self._store.flush()  # the record before the message: nothing lost between
+        except Exception as err:
+            self.counts["errors"] += 1
+            _log.error(
+                "webhooks.group_record_failed", delivery_id=held.item.delivery_id, error=repr(err)
+            )
+            self._forget(held)  # unacknowledged: attempted again after the takeover time
+            return
+        await _quietly(held.msg.ack())
+        assert self._leases is not None
+        await _quietly(self._leases.release(held.lease))
+        self.counts["finished"] += 1
+        self._forget(held)
+
+    def _forget(self, held: _Held) -> None:
+        if self._held.get(held.item.delivery_id) is held:
+            del self._held[held.item.delivery_id]
+        self._room.set()
+
+    async def _heartbeat(self, held: _Held) -> None:
+        assert self._leases is not None
+        every = self.takeover_seconds / 4
+        while True:
+            await asyncio.sleep(every)
+            await _quietly(held.msg.in_progress())
+            try:
+                renewed = await asyncio.wait_for(self._leases.renew(held.lease), every)
+            except Exception as err:  # the server away: keep trying while the lease lasts
+                _log.debug("webhooks.group_renew_failed", error=repr(err))
+                if held.lease.until <= time.time():
+                    self._lose(held)
+                    return
+                continue
+            if renewed is None:
+                self._lose(held)
+                return
+            held.lease = renewed
+
+    def _lose(self, held: _Held) -> None:
+        held.lost = True
+        self.counts["lost"] += 1
+        self._forget(held)
+
+    async def guard(self, delivery_id: str, attempt_seconds: float) -> None:
+        """Return when this member may start an attempt of ``attempt_seconds``: it holds the
+        lease for that long (renewing first if needed). An abandoned job never returns (its
+        attempt is cancelled when the member stops)."""
+        held = self._held.get(delivery_id)
+        if held is None:
+            return  # not a group job (a test send)
+        assert self._leases is not None
+        need = attempt_seconds + self.takeover_seconds / 8
+        while not held.lost and held.lease.until - time.time() < need:
+            try:
+                renewed = await self._leases.renew(held.lease)
+            except Exception as err:
+                _log.debug("webhooks.group_renew_failed", error=repr(err))
+                if held.lease.until <= time.time():
+                    self._lose(held)
+                    break
+                await asyncio.sleep(0.1)
+                continue
+            if renewed is None:
+                self._lose(held)
+                break
+            held.lease = renewed
+        if held.lost:
+            _log.error("webhooks.group_attempt_abandoned", delivery_id=delivery_id)
+            await held.never.wait()
+
+    # -- redeliveries and the shared counters ---------------------------------------------------
+
+    async def publish_rounds(self, jobs: list[DeliveryJob]) -> None:
+        """Hand new rounds (redeliver, replay_failed) to the group's workers."""
+        _, js = await self._js()
+        items = [WorkItem(job.delivery_id, job.webhook_id, job.round_start) for job in jobs]
+        await publish_work(js, self.names, items)
+
+    def _on_result(self, item: Any) -> None:
+        if not isinstance(item, AttemptResult) or not item.attempted or item.outcome == "retry":
+            return
+        task = asyncio.get_running_loop().create_task(self._bump(item))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _bump(self, result: AttemptResult) -> None:
+        """Fold a finished delivery into the group's counters; disable at the threshold."""
+        try:
+            state = await self._store.bump_state(
+                result.webhook_id,
+                success=result.outcome == "success",
+                at=result.finished_at,
+                status_code=result.status_code,
+            )
+        except Exception as err:
+            self.counts["errors"] += 1
+            _log.error("webhooks.group_state_failed", webhook_id=result.webhook_id, error=repr(err))
+            return
+        if result.outcome == "failed" and state.consecutive_failures >= self._disable_after:
+            self._on_disable(
+                result.webhook_id, f"{state.consecutive_failures} consecutive failed deliveries"
+            )
+
+    def on_registry_change(self, webhook_id: str, webhook: Webhook | None) -> None:
+        """A webhook changed in the shared registry (any member): follow it here."""
+        runtime = self._runtime
+        if runtime is None:
+            return
+        if webhook is None:
+            actor = runtime.actors.pop(webhook_id, None)
+            if actor is not None:
+                task = asyncio.get_running_loop().create_task(actor.close())
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+            return
+        if webhook_id in runtime.actors:
+            runtime.update(webhook)
+        else:
+            runtime.add(webhook)
+
+    def report(self) -> dict[str, Any]:
+        """This member's group figures, for ``get_metrics()``."""
+        fanout = self.fanout
+        return {
+            "owner": self.owner,
+            "held": len(self._held),
+            "takeover_seconds": self.takeover_seconds,
+            "events_fanned_out": fanout.events if fanout else 0,
+            "work_published": fanout.deliveries if fanout else 0,
+            "leases_lost": self._leases.lost if self._leases else 0,
+            **self.counts,
+        }
+
+
+async def _ensure_stream(js: JetStreamContext, config: Any) -> None:
+    import nats.js.errors
+
+    try:
+        await js.stream_info(config.name)
+    except nats.js.errors.NotFoundError:
+        try:
+            await js.add_stream(config)
+        except nats.js.errors.BadRequestError:
+            await js.stream_info(config.name)  # created meanwhile by another member
+
+
+async def _ensure_consumer(js: JetStreamContext, stream: str, config: Any) -> None:
+    import nats.js.errors
+
+    try:
+        await js.consumer_info(stream, config.durable_name)
+    except nats.js.errors.NotFoundError:
+        try:
+            await js.add_consumer(stream, config=config)
+        except nats.js.errors.BadRequestError:
+            await js.consumer_info(stream, config.durable_name)
+
+
+async def _quietly(step: Any) -> None:
+    """An acknowledgement or clean-up: bounded, a failure logged (the server redelivers)."""
+    try:
+        await asyncio.wait_for(step, 2.0)
+    except Exception as err:
+        _log.debug("webhooks.group_ack_failed", error=repr(err))
