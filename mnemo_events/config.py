@@ -120,7 +120,7 @@ class WebhooksConfig(_Section):
     takeover_seconds: float = Field(30.0, ge=0.5)
     """In a group: how long a dead worker's deliveries wait before another takes them over
     (the work consumer's ``ack_wait`` and the lease time); each attempt is capped at half."""
-    group_max_jobs: int = Field(1_000, ge=1)
+    group_max_jobs: int = Field(256, ge=1)
     """In a group: deliveries one worker holds at once (attempting or waiting for a retry)."""
 
 

@@ -90,6 +90,7 @@ from mnemo_events.webhooks.signature import (
 
 if TYPE_CHECKING:
     from mnemo_events.webhooks._group_mode import GroupMode
+    from mnemo_events.webhooks._kv_registry import JetStreamWebhookRegistry
 
 __all__ = [
     "Delivery",
@@ -214,7 +215,7 @@ class WebhookManager:
             from mnemo_events.webhooks._group_mode import GroupMode
 
             self._group = GroupMode(transport, self.config)
-        self._registry: Any = WebhookRegistry(
+        self._registry: WebhookRegistry | JetStreamWebhookRegistry = WebhookRegistry(
             None if self._group is not None else self.config.persistence_path
         )
         self._resolver = resolver
@@ -308,8 +309,11 @@ class WebhookManager:
 
     async def stop(self) -> None:
         """Stop sending. Running attempts get ``stop_timeout`` seconds to finish; unfinished
-        deliveries stay pending in the store for the next ``start()``."""
+        deliveries stay pending in the store for the next ``start()``. A group member that
+        only registered (never started) closes its connection to the shared registry."""
         if self._state is not _State.RUNNING:
+            if self._group is not None and self._state is not _State.STARTING:
+                await self._group.stop(None, 0.0)
             return
         self._state = _State.STOPPED
         if self._bus_subscription is not None:

@@ -5,7 +5,8 @@
     events stream ─▶ fan-out (any member) ─▶ records (shared store) + work messages
     work stream ─▶ consumer webhook-workers ─▶ this member: take the lease ─▶ read the record
         ─▶ WebhookActor.inject(job) ─▶ attempts (retry_when) ─▶ record ─▶ ack, release
-    heartbeat (every takeover/4): msg.in_progress() + lease renewal, while the job is held
+    heartbeat (every takeover/4, one loop for all held jobs): msg.in_progress() + lease
+    renewal of each
 
 **One attempt in flight per delivery.** A member attempts a delivery only while it holds the
 delivery's lease (:mod:`~mnemo_events.webhooks._group_lease`); every attempt first checks
@@ -14,8 +15,9 @@ heartbeat renews it every quarter of that time. A member that dies stops renewin
 messages come back after ``ack_wait`` (the takeover time), the lease expires at about the
 same moment, and another member takes the delivery over with the same delivery id and the
 next attempt number, read from the shared record. A member whose renewal is refused (it was
-stalled longer than the takeover time and the delivery was taken over) abandons the job
-without another attempt.
+stalled longer than the takeover time and the delivery was taken over) abandons the job:
+its next attempt is cancelled before it starts (nothing recorded), and this member does not
+take that delivery again until the abandoned chain has ended.
 
 **Retries** keep ``retry_when``'s backoff in the member that holds the job; the record holds
 the next attempt time, so a new owner waits until then. **Counters** that decide
@@ -73,11 +75,13 @@ class _Held:
     msg: Msg
     item: WorkItem
     lease: Lease
-    heartbeat: asyncio.Task[None] | None = None
     lost: bool = False
     """Another member took the lease over: no attempt, no acknowledgement from here."""
-    never: asyncio.Event = field(default_factory=asyncio.Event)
-    """Never set: what an attempt of an abandoned job waits on until the member stops."""
+    finished: bool = False
+    """Its chain ended here: being acknowledged and released, no more renewals."""
+    renewing: asyncio.Task[Lease | None] | None = field(default=None, repr=False)
+    """The renewal under way: the heartbeat and the guard share it (two compare-and-sets on
+    one revision would make the second look like a lost lease)."""
 
 
 class GroupMember:
@@ -107,6 +111,8 @@ class GroupMember:
         self._leases: LeaseBucket | None = None
         self._runtime: DeliveryRuntime | None = None
         self._held: dict[str, _Held] = {}
+        self._abandoned: set[str] = set()
+        """Deliveries whose lease this member lost while their chain may still run here."""
         self._room = asyncio.Event()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._loops: list[asyncio.Task[None]] = []
@@ -163,6 +169,7 @@ class GroupMember:
         self._loops = [
             loop.create_task(self.fanout.run(), name="mnemo-wh-group-fanout"),
             loop.create_task(self._work_loop(), name="mnemo-wh-group-work"),
+            loop.create_task(self._heartbeat(), name="mnemo-wh-group-heartbeat"),
         ]
         _log.info(
             "webhooks.group_joined",
@@ -184,9 +191,8 @@ class GroupMember:
         if self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
         held, self._held = self._held, {}
-        for entry in held.values():
-            if entry.heartbeat is not None:
-                entry.heartbeat.cancel()
+        renewals = [e.renewing for e in held.values() if e.renewing is not None]
+        await asyncio.gather(*renewals, return_exceptions=True)
         for entry in held.values():
             if entry.lost or self._leases is None:
                 continue
@@ -244,7 +250,8 @@ class GroupMember:
             _log.error("webhooks.group_work_undecodable", error=str(err))
             await _quietly(msg.term())
             return
-        if item.delivery_id in self._held:  # a second message of a job held here
+        if item.delivery_id in self._held or item.delivery_id in self._abandoned:
+            # A second message of a job held here, or one whose old chain may still run.
             await _quietly(msg.nak(delay=self.takeover_seconds / 2))
             return
         lease = await self._leases.take(item.delivery_id)
@@ -262,8 +269,6 @@ class GroupMember:
             raise
         if job is None:
             return
-        loop = asyncio.get_running_loop()
-        held.heartbeat = loop.create_task(self._heartbeat(held))
         job.on_finished = lambda _job: self._finished(held)
         self.counts["taken"] += 1
         actor = self._runtime.actors.get(item.webhook_id)
@@ -306,9 +311,9 @@ class GroupMember:
         task.add_done_callback(self._tasks.discard)
 
     async def _acknowledge(self, held: _Held) -> None:
-        if held.heartbeat is not None:
-            held.heartbeat.cancel()
-        if held.lost:
+        held.finished = True
+        if held.lost:  # its chain has ended here: the delivery may be taken again
+            self._abandoned.discard(held.item.delivery_id)
             self._forget(held)
             return
         try:
@@ -331,34 +336,64 @@ class GroupMember:
             del self._held[held.item.delivery_id]
         self._room.set()
 
-    async def _heartbeat(self, held: _Held) -> None:
-        assert self._leases is not None
+    async def _heartbeat(self) -> None:
+        """Every quarter of the takeover time: keep every held message alive and renew every
+        held lease (concurrently: one loop, however many jobs are held)."""
         every = self.takeover_seconds / 4
         while True:
             await asyncio.sleep(every)
-            await _quietly(held.msg.in_progress())
-            try:
-                renewed = await asyncio.wait_for(self._leases.renew(held.lease), every)
-            except Exception as err:  # the server away: keep trying while the lease lasts
-                _log.debug("webhooks.group_renew_failed", error=repr(err))
-                if held.lease.until <= time.time():
-                    self._lose(held)
-                    return
-                continue
-            if renewed is None:
+            held = list(self._held.values())
+            if held:
+                await asyncio.gather(*(self._keep(entry, every) for entry in held))
+
+    async def _keep(self, held: _Held, within: float) -> None:
+        assert self._leases is not None
+        if held.finished or held.lost:
+            return
+        await _quietly(held.msg.in_progress())
+        try:
+            renewed = await asyncio.wait_for(asyncio.shield(self._renew(held)), within)
+        except Exception as err:  # the server away: keep trying while the lease lasts
+            _log.debug("webhooks.group_renew_failed", error=repr(err))
+            if held.lease.until <= time.time():
                 self._lose(held)
-                return
-            held.lease = renewed
+            return
+        if renewed is None:
+            self._lose(held)
+
+    def _renew(self, held: _Held) -> asyncio.Task[Lease | None]:
+        assert self._leases is not None
+        if held.renewing is None or held.renewing.done():
+            held.renewing = asyncio.get_running_loop().create_task(self._renew_now(held))
+        return held.renewing
+
+    async def _renew_now(self, held: _Held) -> Lease | None:
+        assert self._leases is not None
+        if held.finished:
+            return held.lease
+        renewed = await self._leases.renew(held.lease)
+        if renewed is not None:
+            held.lease = renewed  # here, so a renewal nobody waits for any more still counts
+        return renewed
 
     def _lose(self, held: _Held) -> None:
+        if held.lost or held.finished:
+            return
         held.lost = True
         self.counts["lost"] += 1
+        self._abandoned.add(held.item.delivery_id)
         self._forget(held)
 
     async def guard(self, delivery_id: str, attempt_seconds: float) -> None:
         """Return when this member may start an attempt of ``attempt_seconds``: it holds the
-        lease for that long (renewing first if needed). An abandoned job never returns (its
-        attempt is cancelled when the member stops)."""
+        lease for that long (renewing first if needed).
+
+        Raises:
+            asyncio.CancelledError: the job was abandoned (another member took it over): the
+                attempt must not start, and nothing is recorded.
+        """
+        if delivery_id in self._abandoned:
+            self._abandon_attempt(delivery_id)
         held = self._held.get(delivery_id)
         if held is None:
             return  # not a group job (a test send)
@@ -366,7 +401,7 @@ class GroupMember:
         need = attempt_seconds + self.takeover_seconds / 8
         while not held.lost and held.lease.until - time.time() < need:
             try:
-                renewed = await self._leases.renew(held.lease)
+                renewed = await asyncio.shield(self._renew(held))
             except Exception as err:
                 _log.debug("webhooks.group_renew_failed", error=repr(err))
                 if held.lease.until <= time.time():
@@ -377,10 +412,19 @@ class GroupMember:
             if renewed is None:
                 self._lose(held)
                 break
-            held.lease = renewed
         if held.lost:
-            _log.error("webhooks.group_attempt_abandoned", delivery_id=delivery_id)
-            await held.never.wait()
+            self._abandon_attempt(delivery_id)
+
+    def _abandon_attempt(self, delivery_id: str) -> None:
+        """End an abandoned job's attempt before it starts: its actor worker task ends (a
+        fresh one is spawned for the rest of the mailbox) and its chain with it."""
+        _log.error("webhooks.group_attempt_abandoned", delivery_id=delivery_id)
+        self._abandoned.discard(delivery_id)
+        runtime = self._runtime
+        if runtime is not None:
+            for actor in list(runtime.actors.values()):
+                asyncio.get_running_loop().call_soon(actor._spawn)
+        raise asyncio.CancelledError
 
     # -- redeliveries and the shared counters ---------------------------------------------------
 

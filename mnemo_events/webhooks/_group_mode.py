@@ -71,8 +71,9 @@ class GroupMode:
 
     @property
     def prefix(self) -> str:
-        """The prefix of the shared buckets: the events stream's name."""
-        return self.transport.config.stream
+        """The prefix of the shared buckets: the stream's subject prefix (unique per stream,
+        as two streams cannot share subjects)."""
+        return self.transport.config.subject_prefix
 
     async def open_registry(self) -> JetStreamWebhookRegistry:
         """The shared registry, opened on first use (registration works before ``start``)."""
@@ -96,7 +97,9 @@ class GroupMode:
 
         registry = await self.open_registry()
         _, js = await self.transport._connection()
-        store = self.store = JetStreamDeliveryStore(js, prefix=self.prefix)
+        store = self.store = JetStreamDeliveryStore(
+            js, prefix=self.prefix, retention_days=self._config.retention_days
+        )
         member = self.member = GroupMember(
             self.transport,
             registry=registry,
@@ -109,7 +112,7 @@ class GroupMode:
         await member.prepare()
         runtime = DeliveryRuntime(
             self._config,
-            registry,  # type: ignore[arg-type]
+            registry,
             _ActorStore(store),  # type: ignore[arg-type]
             resolver=resolver,
             on_disable=on_disable,

@@ -60,7 +60,7 @@ class GroupNames:
     @property
     def leases(self) -> str:
         """The lease bucket."""
-        return f"{self.events_stream}_WEBHOOK_LEASES"
+        return f"{self.prefix}_webhook_leases"
 
     fanout = "webhook-fanout"
     """The consumer on the events stream that the group shares for the fan-out."""

@@ -20,7 +20,7 @@ import dataclasses
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 from aiohttp.abc import AbstractResolver
@@ -42,6 +42,13 @@ from mnemo_events.webhooks._store import DeliveryStore, WebhookState
 from mnemo_events.webhooks.models import DeliveryStatus, Webhook, WebhookStatus
 from mnemo_events.webhooks.ssrf import GuardedResolver
 
+if TYPE_CHECKING:
+    from typing import TypeAlias
+
+    from mnemo_events.webhooks._kv_registry import JetStreamWebhookRegistry
+
+    Registry: TypeAlias = WebhookRegistry | JetStreamWebhookRegistry
+
 __all__ = ["DeliveryRuntime", "SenderGuard"]
 
 SenderGuard = Callable[[str, float], Awaitable[None]]
@@ -57,7 +64,7 @@ class DeliveryRuntime:
     def __init__(
         self,
         config: WebhooksConfig,
-        registry: WebhookRegistry,
+        registry: Registry,
         store: DeliveryStore,
         *,
         resolver: AbstractResolver | None,
@@ -297,7 +304,7 @@ class DeliveryRuntime:
             return None
         return (await self.store.states()).get(webhook_id) or WebhookState(webhook_id)
 
-    async def redeliver(self, delivery_id: str, registry: WebhookRegistry) -> str:
+    async def redeliver(self, delivery_id: str, registry: Registry) -> str:
         """Send a finished delivery again as a new round (same id); see the manager."""
         stored = await self.store.job(delivery_id)
         if stored is None:
