@@ -12,6 +12,7 @@ times; ``overlaps`` counts requests that arrived while another request with the 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import re
 import signal
@@ -45,6 +46,15 @@ class Member:
         """The process id."""
         return self.process.pid
 
+    def freeze_and_kill(self, port: int) -> set[int]:
+        """SIGSTOP, note the local ports of its connections to ``port`` (no new one can open
+        while it is stopped), then SIGKILL; those ports."""
+        self.process.send_signal(signal.SIGSTOP)
+        try:
+            return client_ports(self.pid, port)
+        finally:
+            self.kill()
+
     def kill(self) -> None:
         """SIGKILL, and reap it."""
         if self.process.poll() is None:
@@ -67,6 +77,25 @@ class Member:
                 self.process.wait(timeout=10)
         self._close()
         return self.process.returncode
+
+
+def client_ports(pid: int, remote_port: int) -> set[int]:
+    """The local ports of process ``pid``'s TCP connections to 127.0.0.1:``remote_port``
+    (read from /proc: the process's socket inodes, matched in its network table)."""
+    inodes = set()
+    fds = Path(f"/proc/{pid}/fd")
+    for fd in fds.iterdir():
+        with contextlib.suppress(OSError):
+            target = os.readlink(fd)
+            if target.startswith("socket:["):
+                inodes.add(target[8:-1])
+    ports = set()
+    for line in Path(f"/proc/{pid}/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        local, remote, inode = fields[1], fields[2], fields[9]
+        if inode in inodes and int(remote.split(":")[1], 16) == remote_port:
+            ports.add(int(local.split(":")[1], 16))
+    return ports
 
 
 def _environment(extra: dict[str, str]) -> dict[str, str]:
@@ -129,6 +158,8 @@ class Attempt:
     delivery_id: str
     number: int
     started: float
+    port: int = 0
+    """The sender's local port (which process sent it: see :func:`client_ports`)."""
     ended: float = 0.0
     status: int = 0
 
@@ -170,7 +201,8 @@ class GroupReceiver:
         await request.read()
         delivery = request.headers.get("X-MnemoCore-Delivery", "")
         number = int(request.headers.get("X-MnemoCore-Attempt", "0"))
-        attempt = Attempt(request.path, delivery, number, time.monotonic())
+        peer = request.transport.get_extra_info("peername") if request.transport else None
+        attempt = Attempt(request.path, delivery, number, time.monotonic(), peer[1] if peer else 0)
         self.attempts.append(attempt)
         if self._open[delivery]:
             self.overlaps += 1
