@@ -42,6 +42,7 @@ from mnemo_events.webhooks._group_work import (
     GroupNames,
     WorkItem,
     fanout_consumer,
+    fetch_some,
     work_consumer,
     work_stream,
 )
@@ -224,7 +225,7 @@ class GroupMember:
                             await self._room.wait()
                             continue
                         try:
-                            msgs = await sub.fetch(min(room, _FETCH_BATCH), timeout=_FETCH_WAIT)
+                            msgs = await fetch_some(sub, min(room, _FETCH_BATCH), _FETCH_WAIT)
                         except TimeoutError:
                             continue
                         await asyncio.gather(*(self._take(msg) for msg in msgs))
@@ -286,18 +287,22 @@ class GroupMember:
         do (finished, gone, or its webhook deleted: acknowledged here)."""
         item = held.item
         store = self._store
-        delivery = await store.get_delivery(item.delivery_id)
-        stored = await store.job(item.delivery_id) if delivery is not None else None
-        if delivery is None or stored is None:
+        # A round's first message delivered for the first time was just made by the fan-out
+        # (or a redelivery) with its record pending: one read, not two. Any other may find
+        # its delivery finished already (its member died before the acknowledgement).
+        fresh = item.round_start == 0 and held.msg.metadata.num_delivered == 1
+        delivery = None if fresh else await store.get_delivery(item.delivery_id)
+        stored = await store.job(item.delivery_id) if fresh or delivery is not None else None
+        if stored is None:
             _log.warning("webhooks.group_work_orphaned", delivery_id=item.delivery_id)
             await self._acknowledge(held)
             return None
-        if delivery.status in _FINISHED:  # done before (its member died before the ack)
+        if delivery is not None and delivery.status in _FINISHED:
             self.counts["already_finished"] += 1
             await self._acknowledge(held)
             return None
         job = DeliveryJob.from_stored(stored, now=time.time())
-        job.retrying = delivery.status is DeliveryStatus.RETRYING
+        job.retrying = delivery is not None and delivery.status is DeliveryStatus.RETRYING
         if self._registry.find(item.webhook_id) is None:
             store.record_attempt(None, given_up_rows(job, time.time(), "webhook deleted"))
             await self._acknowledge(held)

@@ -18,7 +18,12 @@ from typing import TYPE_CHECKING, Any
 
 from mnemo_events._log import logger
 from mnemo_events.bus._jetstream_feed import decode_event
-from mnemo_events.webhooks._group_work import GroupNames, WorkItem, delivery_id_for
+from mnemo_events.webhooks._group_work import (
+    GroupNames,
+    WorkItem,
+    delivery_id_for,
+    fetch_some,
+)
 
 if TYPE_CHECKING:
     from nats.aio.client import Client
@@ -92,7 +97,7 @@ class FanOut:
                 try:
                     while True:
                         try:
-                            msgs = await sub.fetch(_BATCH, timeout=_FETCH_WAIT)
+                            msgs = await fetch_some(sub, _BATCH, _FETCH_WAIT)
                         except TimeoutError:
                             continue
                         await self._fan_out(js, msgs)

@@ -84,14 +84,16 @@ class LeaseBucket:
         """Take the lease of a delivery: free, expired or already ours; else who holds it."""
         now = time.time()
         until = now + self.lease_seconds
+        try:  # the common case first: nobody ever held it (one round trip)
+            revision = await self._kv.create(delivery_id, self._value(until))
+        except nats.js.errors.KeyWrongLastSequenceError:
+            pass
+        else:
+            return Lease(delivery_id, revision, until)
         try:
             entry = await self._kv.get(delivery_id)
         except nats.js.errors.KeyNotFoundError:
-            try:
-                revision = await self._kv.create(delivery_id, self._value(until))
-            except nats.js.errors.KeyWrongLastSequenceError:
-                return Taken(owner="?", until=now + 0.2)  # created meanwhile: look again soon
-            return Lease(delivery_id, revision, until)
+            return Taken(owner="?", until=now + 0.2)  # changed meanwhile: look again soon
         held = _decode(entry.value)
         if held is not None and held[0] != self.owner and held[1] > now:
             return Taken(owner=held[0], until=held[1])

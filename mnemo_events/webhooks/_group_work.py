@@ -15,9 +15,11 @@ once. The delivery id is derived from the event id and the webhook id for the sa
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 from dataclasses import dataclass
+from typing import Any
 
 from nats.js import api
 
@@ -26,6 +28,7 @@ __all__ = [
     "WorkItem",
     "delivery_id_for",
     "fanout_consumer",
+    "fetch_some",
     "work_consumer",
     "work_stream",
 ]
@@ -99,6 +102,23 @@ class WorkItem:
             return cls(str(value["d"]), str(value["w"]), int(value["r"]))
         except (KeyError, TypeError) as err:
             raise ValueError(f"not a webhook work message: {raw[:80]!r}") from err
+
+
+async def fetch_some(sub: Any, most: int, wait: float) -> list[Any]:
+    """Up to ``most`` messages as soon as there is one (at most ``wait`` seconds).
+
+    nats-py's ``fetch(n)`` with nothing available waits for all ``n`` (or the time-out):
+    work trickling in would be taken a batch per time-out. So: wait for one, then take what
+    is there already.
+
+    Raises:
+        TimeoutError: nothing within ``wait``.
+    """
+    msgs: list[Any] = await sub.fetch(1, timeout=wait)
+    if most > 1:
+        with contextlib.suppress(TimeoutError):
+            msgs += await sub.fetch(most - 1, timeout=0.02)
+    return msgs
 
 
 def work_stream(names: GroupNames) -> api.StreamConfig:
