@@ -42,7 +42,7 @@ class TestQuickRun:
     def test_every_case_reports_rows_with_one_sample_each(
         self, quick_run: tuple[dict[str, Any], str, str]
     ) -> None:
-        """Each case reports rows holding exactly one finite sample per row."""
+        """Each of the seven cases reports rows holding exactly one finite sample per row."""
         record, _, _ = quick_run
         assert [case["number"] for case in record["cases"]] == sorted(CASES)
         for case in record["cases"]:
