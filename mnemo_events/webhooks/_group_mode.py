@@ -191,3 +191,4 @@ class GroupMode:
         state = (await store.states()).get(webhook_id) or WebhookState(webhook_id)
         state.consecutive_failures = 0
         store.save_state(state)
+        await store.flush()
