@@ -173,6 +173,8 @@ class GroupReceiver:
         """``decide(path, delivery_id, attempt) -> status`` for each request."""
         self.attempts: list[Attempt] = []
         self.overlaps = 0
+        self.overlapping: list[list[Attempt]] = []
+        """For each overlap: the attempts of that delivery open at that moment."""
         self._open: Counter[str] = Counter()
         self._runner: web.AppRunner | None = None
         self.port = 0
@@ -206,6 +208,9 @@ class GroupReceiver:
         self.attempts.append(attempt)
         if self._open[delivery]:
             self.overlaps += 1
+            self.overlapping.append(
+                [a for a in self.attempts if a.delivery_id == delivery and not a.ended]
+            )
         self._open[delivery] += 1
         try:
             if self.delay:
