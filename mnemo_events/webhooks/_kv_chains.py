@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 import nats.errors
 from nats.js.errors import NoStreamResponseError, ServiceUnavailableError
 
-__all__ = ["TRANSIENT", "WriteChains"]
+__all__ = ["TRANSIENT", "WriteChains", "retrying"]
 
 _T = TypeVar("_T")
 TRANSIENT = (
@@ -76,15 +76,21 @@ class WriteChains:
         return failed[0] if failed else None
 
     async def retrying(self, call: Callable[[], Awaitable[_T]]) -> _T:
-        """``call()``, tried again (50 ms, doubling to 1 s) while the server is away, up to
-        :attr:`write_timeout`; then its error."""
-        deadline = time.monotonic() + self.write_timeout
-        delay = 0.05
-        while True:
-            try:
-                return await call()
-            except TRANSIENT:
-                if time.monotonic() + delay > deadline:
-                    raise
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 1.0)
+        """:func:`retrying` with :attr:`write_timeout`."""
+        return await retrying(call, self.write_timeout)
+
+
+async def retrying(call: Callable[[], Awaitable[_T]], give_up_after: float) -> _T:
+    """``call()``, tried again (50 ms, doubling to 1 s) while the server is away, up to
+    ``give_up_after`` seconds; then its error. (Each try is bounded by the client's own
+    request time-out.)"""
+    deadline = time.monotonic() + give_up_after
+    delay = 0.05
+    while True:
+        try:
+            return await call()
+        except TRANSIENT:
+            if time.monotonic() + delay > deadline:
+                raise
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 1.0)

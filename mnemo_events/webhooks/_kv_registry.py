@@ -43,6 +43,7 @@ from nats.js.kv import KV_DEL, KV_PURGE, KeyValue
 
 from mnemo_events._log import logger
 from mnemo_events.exceptions import WebhookNotFoundError, WebhookPersistenceError
+from mnemo_events.webhooks._kv_chains import TRANSIENT, retrying
 from mnemo_events.webhooks._kv_common import (
     DEFAULT_PREFIX,
     Follower,
@@ -98,6 +99,7 @@ class JetStreamWebhookRegistry:
         """The definition this registry is writing for a webhook (``None``: deleting), so
         the watcher, which may bring it before the server's acknowledgement, knows it."""
         self._lock = asyncio.Lock()
+        self._write_timeout = 10.0
         self._followers: list[Follower] = []
         self._registry_id = ""
         self._closed = False
@@ -112,10 +114,13 @@ class JetStreamWebhookRegistry:
 
     @classmethod
     async def open(
-        cls, js: JetStreamContext, *, prefix: str = DEFAULT_PREFIX
+        cls, js: JetStreamContext, *, prefix: str = DEFAULT_PREFIX, write_timeout: float = 10.0
     ) -> JetStreamWebhookRegistry:
         """Open the registry of ``prefix`` on a JetStream context (buckets created if missing),
         with every stored webhook loaded and a watcher keeping the mirror current.
+
+        ``write_timeout``: how long the read-back after a conflict or a lost answer is tried
+        again while the server is away.
 
         Raises:
             ValueError: a bad prefix.
@@ -125,6 +130,7 @@ class JetStreamWebhookRegistry:
         definitions = await open_bucket(js, names["webhooks"], "mnemo-events webhooks")
         secret_bucket = await open_bucket(js, names["secrets"], "mnemo-events webhook secrets")
         registry = cls(js, definitions, secret_bucket)
+        registry._write_timeout = write_timeout
         try:
             await registry._start()
         except BaseException:
@@ -318,7 +324,7 @@ class JetStreamWebhookRegistry:
         """Bring one webhook's mirror up to the server's latest (after a conflict)."""
         token = key_token(webhook_id)
         try:
-            entry = await self._defs_kv.get(f"w.{token}")
+            entry = await retrying(lambda: self._defs_kv.get(f"w.{token}"), self._write_timeout)
         except KeyNotFoundError as err:
             marker = getattr(err, "entry", None)
             revision = getattr(marker, "revision", None) or self._known_revision(webhook_id) + 1
@@ -329,7 +335,9 @@ class JetStreamWebhookRegistry:
         doc = json.loads(entry.value or b"")
         version = str(doc.get("secrets_version"))
         if (webhook_id, version) not in self._secret_docs:
-            secret_entry = await self._secrets_kv.get(f"s.{token}.{version}")
+            secret_entry = await retrying(
+                lambda: self._secrets_kv.get(f"s.{token}.{version}"), self._write_timeout
+            )
             self._secret_docs[(webhook_id, version)] = json.loads(secret_entry.value or b"")
         self._gone.pop(webhook_id, None)
         self._defs[webhook_id] = _Definition(entry.revision or 0, doc)
@@ -381,9 +389,11 @@ class JetStreamWebhookRegistry:
                 try:
                     await self._defs_kv.delete(key, last=definition.revision)
                 except Exception as err:
-                    if not wrong_last(err):
+                    if not (wrong_last(err) or isinstance(err, TRANSIENT)):
                         raise self._failed(webhook_id, err, [removed]) from None
                     await self._guarded(webhook_id, [removed], self._reread(webhook_id))
+                    if isinstance(err, TRANSIENT) and webhook_id not in self._webhooks:
+                        return removed  # the delete whose answer was lost was stored
                     continue
                 # The marker's revision is not returned; the watcher brings it.
                 self._forget(webhook_id, definition.revision, own=True)
@@ -406,11 +416,15 @@ class JetStreamWebhookRegistry:
                 if must_exist and current is None:
                     raise WebhookNotFoundError(f"no webhook with id {webhook_id!r}")
                 changed = update(current)
+                write_id = secrets.token_hex(8)
                 try:
-                    await self._write(webhook_id, changed)
+                    await self._write(webhook_id, changed, write_id)
                 except _Conflict:
                     seen = [changed] if current is None else [changed, current]
                     await self._guarded(webhook_id, seen, self._reread(webhook_id))
+                    stored = self._defs.get(webhook_id)
+                    if stored is not None and stored.doc.get("write_id") == write_id:
+                        return changed  # a try that timed out was stored after all
                     continue
                 return changed
         raise self._too_busy(webhook_id)
@@ -422,12 +436,16 @@ class JetStreamWebhookRegistry:
         finally:
             self._own_writes.pop(webhook_id, None)
 
-    async def _write(self, webhook_id: str, webhook: Webhook) -> None:
+    async def _write(self, webhook_id: str, webhook: Webhook, write_id: str) -> None:
         """Write one webhook (secrets entry, then the definition by compare-and-set).
 
+        The definition carries ``write_id``, so a try whose answer was lost (a time-out) is
+        recognised when the webhook is read again.
+
         Raises:
-            _Conflict: another process wrote the definition first.
-            WebhookPersistenceError: any other failure.
+            _Conflict: another process wrote the definition first, or the server's answer
+                was lost (the caller reads the webhook again to know).
+            WebhookPersistenceError: any other failure (nothing was stored).
         """
         if webhook.id != webhook_id:
             raise ValueError(f"a change of webhook {webhook_id!r} returned {webhook.id!r}")
@@ -440,6 +458,7 @@ class JetStreamWebhookRegistry:
         )
         version = old_version if same and old_version is not None else secrets.token_hex(8)
         definition["secrets_version"] = version
+        definition["write_id"] = write_id
         body = json.dumps(definition, ensure_ascii=False).encode("utf-8")
         try:
             if not same:
@@ -454,6 +473,10 @@ class JetStreamWebhookRegistry:
             except KeyWrongLastSequenceError:
                 if not same:
                     await self._purge_secrets(webhook_id, version)
+                raise _Conflict from None
+            except TRANSIENT:
+                # Maybe stored: its secrets entry stays (garbage if it was not, a dangling
+                # definition if it were purged), and the caller reads the webhook again.
                 raise _Conflict from None
         except _Conflict:
             raise

@@ -23,7 +23,8 @@ for the writes submitted before it, so a process reads its own writes.
 
 **Retention.** A finished record (``success``/``failed``) is written with a per-message TTL
 of ``retention_days``: the server removes it that long after its last change, with no marker
-left; :meth:`prune` also removes finished records by their ``updated_at``, as SQLite's does.
+left. :meth:`prune` removes finished records by their ``updated_at``, as SQLite's does, for
+a cut-off more recent than the retention (an older one is the TTL's work: no scan).
 
 **Costs** (a round trip is about 0.3 ms on loopback): ``add_delivery`` one publish;
 ``record_attempt``, ``reopen`` one compare-and-set publish (plus one get when this process
@@ -32,8 +33,9 @@ the subject ``d.*.<id>``, which the server answers from its subject index (work 
 number of webhooks, not of records); ``list_deliveries``, ``counts``, ``failed_jobs`` one
 ephemeral consumer over the webhook's keys: one message per record of that webhook, so
 O(its records in the retention period); ``fail_open`` that, plus a write per open record;
-``open_jobs``, ``prune`` O(all records); ``states`` O(webhooks); ``bump_state`` one get and
-one compare-and-set (two more per conflict); ``save_state`` one publish.
+``open_jobs`` O(all records); ``prune`` O(all records), or nothing at the retention
+cut-off; ``states`` O(webhooks); ``bump_state`` one get and one compare-and-set (two more
+per conflict); ``save_state`` one publish.
 """
 
 from __future__ import annotations
@@ -353,14 +355,21 @@ class JetStreamDeliveryStore:
             apply_attempt(record, attempt, update)
             return True
 
-        async def _record() -> None:
+        self._change_later("record_attempt", update.id, _change)
+
+    def _change_later(
+        self, what: str, delivery_id: str, change: Callable[[dict[str, Any]], bool]
+    ) -> asyncio.Task[bool]:
+        """Queue ``change`` of one record on its chain; a failure is logged and counted."""
+
+        async def _write() -> bool:
             try:
-                await self._mutate(update.id, _change)
+                return await self._mutate(delivery_id, change)
             except Exception as err:
-                self._failed_write("record_attempt", update.id, err)
+                self._failed_write(what, delivery_id, err)
                 raise
 
-        self._chains.enqueue(update.id, _record)
+        return self._chains.enqueue(delivery_id, _write)
 
     def reopen(self, delivery_ids: Sequence[str]) -> asyncio.Future[None]:
         """Make deliveries pending again for a new round of attempts (a redelivery); the
@@ -377,17 +386,7 @@ class JetStreamDeliveryStore:
             )
             return True
 
-        def _one(delivery_id: str) -> asyncio.Task[bool]:
-            async def _reopen() -> bool:
-                try:
-                    return await self._mutate(delivery_id, _change)
-                except Exception as err:
-                    self._failed_write("reopen", delivery_id, err)
-                    raise
-
-            return self._chains.enqueue(delivery_id, _reopen)
-
-        tasks = [_one(delivery_id) for delivery_id in delivery_ids]
+        tasks = [self._change_later("reopen", i, _change) for i in delivery_ids]
 
         async def _all() -> None:
             await asyncio.gather(*tasks)
@@ -516,14 +515,20 @@ class JetStreamDeliveryStore:
             return True
 
         open_ids = [r["id"] for r in await self._of_webhook(webhook_id) if r["status"] in OPEN]
-        tasks = [
-            self._chains.enqueue(i, functools.partial(self._mutate, i, _change)) for i in open_ids
-        ]
+        tasks = [self._change_later("fail_open", i, _change) for i in open_ids]
         return sum(await asyncio.gather(*tasks))
 
     async def prune(self, before: float) -> int:
         """Delete finished deliveries last updated before ``before``; how many. A record
-        changed meanwhile (a redelivery) is kept."""
+        changed meanwhile (a redelivery) is kept.
+
+        A cut-off at or before ``retention_days`` ago (what the runtime asks for every hour)
+        is the TTL's work already: it returns 0 without the scan of every record, which
+        every process of a group would otherwise pay each hour.
+        """
+        self._refuse_unless_open()
+        if before <= time.time() - self._ttl:
+            return 0
         pruned = 0
         for record in await self._of_webhook(None):
             if record["status"] not in FINISHED or record["updated_at"] >= before:

@@ -53,7 +53,7 @@ def join_webhook(definition: dict[str, Any], secret_part: dict[str, Any]) -> Web
         raw = {
             key: value
             for key, value in definition.items()
-            if key not in ("header_names", "secrets_version")
+            if key not in ("header_names", "secrets_version", "write_id")
         }
         raw["headers"] = {name: values[name] for name in names}
         raw["secret"] = secret_part.get("secret")

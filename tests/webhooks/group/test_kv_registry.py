@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
+import signal
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
@@ -291,6 +292,24 @@ class TestRestarts:
                 await again.close()
                 await nc.close()
 
+    async def test_a_new_registry_loads_every_webhook(
+        self, server: NatsServer, two: tuple[JetStreamWebhookRegistry, ...]
+    ) -> None:
+        """300 webhooks (more than a KV watcher's queue holds) written by one registry are
+        all in the mirror of a registry opened afterwards, before open() returns."""
+        registry, _ = two
+        await asyncio.gather(*(registry.put(_webhook(n)) for n in range(300)))
+        nc, js = await _connect(server.url)
+        try:
+            fresh = await JetStreamWebhookRegistry.open(js)
+            try:
+                assert len(fresh) == 300
+                assert fresh.get("wh_299").secret == "whsec_secret299"
+            finally:
+                await fresh.close()
+        finally:
+            await nc.close()
+
     async def test_a_live_registry_follows_changes_after_a_server_restart(
         self, tmp_path: Path
     ) -> None:
@@ -319,6 +338,43 @@ class TestRestarts:
                     await registry.close()
                 for nc, _ in connections:
                     await nc.close()
+
+    async def test_a_change_whose_answer_times_out_is_applied_once(self, tmp_path: Path) -> None:
+        """nats-server frozen (SIGSTOP) past the request time-out during a change: the
+        change returns once the server runs again, and is in the bucket exactly once (its
+        lost answer recognised by its write id, not applied a second time)."""
+        with NatsServer(tmp_path / "js") as server:
+            nc = await nats.connect(server.url)
+            registry = await JetStreamWebhookRegistry.open(
+                nc.jetstream(timeout=1.0), write_timeout=30.0
+            )
+            process = server._process
+            assert process is not None
+            try:
+                await registry.put(_webhook(1, description="0"))
+                runs: list[str | None] = []
+
+                def _once(webhook: Webhook) -> Webhook:
+                    runs.append(webhook.description)
+                    return dataclasses.replace(webhook, description="1")
+
+                process.send_signal(signal.SIGSTOP)
+                try:
+                    change = asyncio.ensure_future(registry.change("wh_1", _once))
+                    await asyncio.sleep(2.5)
+                finally:
+                    process.send_signal(signal.SIGCONT)
+                changed = await asyncio.wait_for(change, 40)
+                assert changed.description == "1"
+                assert runs == ["0"]  # not run again on its own stored result
+                again = await JetStreamWebhookRegistry.open(nc.jetstream(timeout=5.0))
+                try:
+                    assert again.get("wh_1").description == "1"
+                finally:
+                    await again.close()
+            finally:
+                await registry.close()
+                await nc.close()
 
 
 class TestSecretsApart:

@@ -4,6 +4,7 @@ several stores writing at once, duplicate adds, shared counters, retention, rest
 from __future__ import annotations
 
 import asyncio
+import signal
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -325,6 +326,19 @@ class TestQueries:
         assert await store.get_delivery("dlv_wh_a_3") is not None
         assert await store.counts("wh_a") == {"success": 1, "pending": 1}
 
+    async def test_prune_at_the_retention_cut_off_leaves_it_to_the_ttl(
+        self, store: JetStreamDeliveryStore
+    ) -> None:
+        """The runtime's hourly prune (cut-off: retention_days ago) scans nothing and removes
+        nothing: finished records carry their TTL; a later cut-off does scan."""
+        now = time.time()
+        old = now - 40 * 86400  # finished long ago by its stamp, written just now
+        _add(store, 1, at=old)
+        store.record_attempt(*_success("dlv_wh_a_1", 1, at=old))
+        assert await store.prune(now - 30 * 86400) == 0
+        assert await store.get_delivery("dlv_wh_a_1") is not None
+        assert await store.prune(now - 29 * 86400) == 1
+
 
 class TestShared:
     async def test_a_second_store_sees_the_same_records(
@@ -467,6 +481,39 @@ class TestDurability:
                 assert all(w.exception() is None for w in waiters)
                 assert await store.counts("wh_a") == {"pending": 20}
                 assert store.write_errors == 0
+            finally:
+                await store.close()
+                await nc.close()
+
+    async def test_writes_whose_answers_time_out_are_stored_once(self, tmp_path: Path) -> None:
+        """nats-server frozen (SIGSTOP) for longer than the request time-out while writes
+        are under way: each is tried again and, once the server runs, stored exactly once
+        (the late originals and their retries meet as duplicates and conflicts), none lost,
+        none failed."""
+        with NatsServer(tmp_path / "js") as server:
+            nc = await nats.connect(server.url)
+            store = JetStreamDeliveryStore(nc.jetstream(timeout=1.0), write_timeout=30.0)
+            await store.open()
+            process = server._process
+            assert process is not None
+            try:
+                await _add(store, 0)
+                process.send_signal(signal.SIGSTOP)
+                try:
+                    waiters = [_add(store, n) for n in range(1, 11)]
+                    store.record_attempt(*_retry("dlv_wh_a_0", 1))
+                    store.record_attempt(*_success("dlv_wh_a_0", 2))
+                    await asyncio.sleep(2.5)
+                finally:
+                    process.send_signal(signal.SIGCONT)
+                await asyncio.wait_for(store.flush(), 40)
+                assert all(w.exception() is None for w in waiters)
+                assert await store.counts("wh_a") == {"pending": 10, "success": 1}
+                delivery = await store.get_delivery("dlv_wh_a_0")
+                assert delivery is not None
+                assert [a.number for a in delivery.attempt_log] == [1, 2]
+                assert store.write_errors == 0
+                assert store.duplicates >= 1  # a retried add met its own late original
             finally:
                 await store.close()
                 await nc.close()
