@@ -122,3 +122,16 @@ async def test_deliver_on_a_member_goes_through_the_stream_to_the_group(tmp_path
             await receiver.wait_for(1, "/in", within=15)
             await asyncio.sleep(0.5)  # a second delivery would have come by now
             assert [r.body for r in receiver.on("/in")] == [event.to_json()]
+
+
+def test_worker_without_a_transport_exits_2(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``mnemo-events worker`` with no JetStream transport anywhere refuses to run (exit 2)
+    and says how to give one."""
+    from mnemo_events.cli import main
+
+    monkeypatch.chdir(tmp_path)  # no config.yaml here: the defaults (no transport)
+    monkeypatch.delenv("MNEMO_EVENTS_CONFIG", raising=False)
+    assert main(["worker"]) == 2
+    assert "--transport nats://" in capsys.readouterr().err
