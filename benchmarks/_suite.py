@@ -16,6 +16,7 @@ from benchmarks.bench_fanout import case_3
 from benchmarks.bench_memory import case_7
 from benchmarks.bench_nats import case_8
 from benchmarks.bench_routing import case_4
+from benchmarks.bench_webhook_group import case_9
 
 __all__ = ["CASES", "run_case", "run_suite", "webhook_result"]
 
@@ -93,6 +94,7 @@ CASES: dict[int, tuple[str, Runner]] = {
     6: ("webhook delivery", case_6),
     7: ("memory after 100,000 and 1,000,000 events", case_7),
     8: ("NATS JetStream publish and cross-process latency", _in_fresh_loop(case_8)),
+    9: ("webhook group on JetStream, 1 to 3 workers", _in_fresh_loop(case_9)),
 }
 
 

@@ -27,6 +27,7 @@ __all__ = [
     "Settings",
     "WebhooksConfig",
     "check_api_key",
+    "group_transport",
     "load_config",
 ]
 
@@ -112,6 +113,15 @@ class WebhooksConfig(_Section):
     response_body_limit: int = Field(4_096, ge=0)
     """Bytes of a response body read and recorded."""
     default_retry: RetryConfig = RetryConfig()
+    transport: str | JetStreamConfig | None = "events"
+    """Where deliveries are shared: ``"events"`` (a webhook group on ``events.transport`` when
+    that is JetStream, else this process alone), ``"local"`` or null (this process alone,
+    SQLite), or a NATS URL / JetStream settings (a group on that stream)."""
+    takeover_seconds: float = Field(30.0, ge=0.5)
+    """In a group: how long a dead worker's deliveries wait before another takes them over
+    (the work consumer's ``ack_wait`` and the lease time); each attempt is capped at half."""
+    group_max_jobs: int = Field(256, ge=1)
+    """In a group: deliveries one worker holds at once (attempting or waiting for a retry)."""
 
 
 class ServerConfig(_Section):
@@ -139,6 +149,20 @@ class Settings(_Section):
     events: EventsConfig = EventsConfig()
     webhooks: WebhooksConfig = WebhooksConfig()
     server: ServerConfig = ServerConfig()
+
+
+def group_transport(settings: Settings) -> str | JetStreamConfig | None:
+    """The JetStream transport the webhook manager forms a group on, or None (alone).
+
+    ``webhooks.transport: events`` follows ``events.transport``; ``local``, ``memory`` and
+    null mean this process alone.
+    """
+    value = settings.webhooks.transport
+    if value == "events":
+        value = settings.events.transport
+    if value is None or (isinstance(value, str) and value in ("local", "memory")):
+        return None
+    return value
 
 
 def _format_errors(err: ValidationError, source: str) -> str:

@@ -20,6 +20,14 @@ memory (the bus mailbox, the manager) and a crash loses it. After it, every such
 survives with its delivery id and is attempted again by the next ``start()`` until it
 succeeds or runs out of attempts. Commits are batched, so awaiting ``flush()`` after a burst
 costs one transaction, not one per event.
+
+**A group on JetStream.** ``WebhookManager(transport="nats://...")`` (or a
+``JetStreamTransport``, or ``webhooks.transport`` in the settings) makes this manager one
+member of a webhook group: every manager on the same stream shares the registry, the
+delivery records and the work, and each delivery is attempted by one member at a time (see
+:mod:`mnemo_events.webhooks._group`). The registry and the records then live in JetStream
+KV, not in the files above; events come from the stream (an attached bus on the same stream
+is not subscribed to; any other event handed to the manager is stored in the stream first).
 """
 
 from __future__ import annotations
@@ -35,7 +43,7 @@ import time
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from enum import Enum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 from aiohttp.abc import AbstractResolver
@@ -44,7 +52,7 @@ from reactivex import abc
 from reactivex.disposable import Disposable
 
 from mnemo_events._log import logger
-from mnemo_events.config import RetryConfig, WebhooksConfig, load_config
+from mnemo_events.config import RetryConfig, WebhooksConfig, group_transport, load_config
 from mnemo_events.event import Event
 from mnemo_events.exceptions import (
     BusClosedError,
@@ -79,6 +87,10 @@ from mnemo_events.webhooks.signature import (
     WebhookSignature,
     generate_secret,
 )
+
+if TYPE_CHECKING:
+    from mnemo_events.webhooks._group_mode import GroupMode
+    from mnemo_events.webhooks._kv_registry import JetStreamWebhookRegistry
 
 __all__ = [
     "Delivery",
@@ -151,6 +163,10 @@ class WebhookManager:
     resolver used for the SSRF checks and connections (tests use a static one). Call the
     methods from the event loop that runs the manager.
 
+    ``transport`` (a NATS URL, JetStream settings or a ``JetStreamTransport``; default the
+    ``transport`` setting when it names one) makes the manager a member of a webhook group
+    on that stream (see the module docstring); without it the manager works alone.
+
     MnemoCore's two arguments: ``http_session`` is an application's aiohttp session, used for
     every attempt and never closed here (its connector resolves names, so the connection-time
     SSRF guard is the application's; URLs are still vetted at registration and IP literals
@@ -172,6 +188,7 @@ class WebhookManager:
         resolver: AbstractResolver | None = None,
         http_session: aiohttp.ClientSession | None = None,
         secret_resolver: WebhookSecretResolver | None = None,
+        transport: Any = None,
         **settings: Any,
     ) -> None:
         base = config or WebhooksConfig(persistence_path=None, delivery_store_path=None)
@@ -189,7 +206,18 @@ class WebhookManager:
             self.config = WebhooksConfig.model_validate({**base.model_dump(), **overrides})
         except ValidationError as err:
             raise WebhookConfigError(f"invalid WebhookManager settings: {err}") from err
-        self._registry = WebhookRegistry(self.config.persistence_path)
+        if transport is None:
+            transport = self.config.transport
+        if transport in (None, "events", "local", "memory"):
+            transport = None
+        self._group: GroupMode | None = None
+        if transport is not None:  # imported here: nats-py loads only for a group
+            from mnemo_events.webhooks._group_mode import GroupMode
+
+            self._group = GroupMode(transport, self.config)
+        self._registry: WebhookRegistry | JetStreamWebhookRegistry = WebhookRegistry(
+            None if self._group is not None else self.config.persistence_path
+        )
         self._resolver = resolver
         self._state = _State.NEW
         self._runtime: DeliveryRuntime | None = None
@@ -226,22 +254,31 @@ class WebhookManager:
         if self._state in (_State.RUNNING, _State.STARTING):
             return
         previous, self._state = self._state, _State.STARTING
-        store = DeliveryStore(self.config.delivery_store_path)
-        runtime = DeliveryRuntime(
-            self.config,
-            self._registry,
-            store,
-            resolver=self._resolver,
-            on_disable=self._disable_soon,
-            session=self._http_session,
-            secret_resolver=self._secret_resolver,
-        )
-        try:
-            resumed = await runtime.start()
-        except BaseException:
-            self._state = previous
-            await runtime.stop(0.0)
-            raise
+        if self._group is not None:
+            try:
+                runtime = await self._start_group()
+            except BaseException:
+                self._state = previous
+                await self._group.stop(None, 0.0)
+                raise
+            resumed = 0
+        else:
+            store = DeliveryStore(self.config.delivery_store_path)
+            runtime = DeliveryRuntime(
+                self.config,
+                self._registry,
+                store,
+                resolver=self._resolver,
+                on_disable=self._disable_soon,
+                session=self._http_session,
+                secret_resolver=self._secret_resolver,
+            )
+            try:
+                resumed = await runtime.start()
+            except BaseException:
+                self._state = previous
+                await runtime.stop(0.0)
+                raise
         for webhook in self._registry.all():  # registered while the runtime was starting
             if webhook.id not in runtime.actors:
                 runtime.add(webhook)
@@ -255,10 +292,28 @@ class WebhookManager:
             self._subscribe_bus()
         _log.info("webhooks.started", webhooks=len(self._registry), resumed=resumed)
 
+    async def _start_group(self) -> DeliveryRuntime:
+        assert self._group is not None
+        self._registry = await self._group.open_registry()
+        return await self._group.start(
+            resolver=self._resolver,
+            on_disable=self._disable_soon,
+            session=self._http_session,
+            secret_resolver=self._secret_resolver,
+        )
+
+    @property
+    def group(self) -> GroupMode | None:
+        """The group this manager is a member of (None when it works alone)."""
+        return self._group
+
     async def stop(self) -> None:
         """Stop sending. Running attempts get ``stop_timeout`` seconds to finish; unfinished
-        deliveries stay pending in the store for the next ``start()``."""
+        deliveries stay pending in the store for the next ``start()``. A group member that
+        only registered (never started) closes its connection to the shared registry."""
         if self._state is not _State.RUNNING:
+            if self._group is not None and self._state is not _State.STARTING:
+                await self._group.stop(None, 0.0)
             return
         self._state = _State.STOPPED
         if self._bus_subscription is not None:
@@ -268,7 +323,10 @@ class WebhookManager:
             await asyncio.gather(*self._tasks, return_exceptions=True)
         runtime, self._runtime = self._runtime, None
         assert runtime is not None
-        await runtime.stop(self.config.stop_timeout)
+        if self._group is not None:
+            await self._group.stop(runtime, self.config.stop_timeout)
+        else:
+            await runtime.stop(self.config.stop_timeout)
         _log.info("webhooks.stopped")
 
     async def __aenter__(self) -> WebhookManager:
@@ -293,6 +351,8 @@ class WebhookManager:
                 and counted in ``errors.store_errors``); they are not durable.
         """
         runtime = self._running()
+        if self._group is not None:
+            await self._group.flush()
         if self._bus is not None and self._bus_subscription_id is not None:
             # A shut-down bus drained before closing, and nothing more comes from it.
             with contextlib.suppress(BusClosedError):
@@ -341,6 +401,8 @@ class WebhookManager:
 
     def _subscribe_bus(self) -> None:
         bus = self._bus
+        if self._group is not None and self._group.follows_stream_of(bus):
+            return  # its events are in the group's stream: the fan-out reads them there
         subscription_id = self._bus_subscription_id = bus.subscribe(">", self.deliver)
 
         def _unsubscribe() -> None:
@@ -353,7 +415,9 @@ class WebhookManager:
         """Deliver one event to every enabled webhook it matches (what ``attach`` uses)."""
         if not self.config.enabled:
             return
-        if self._runtime is not None:
+        if self._group is not None and self._runtime is not None:
+            self._group.forward(event)  # into the stream; the group's fan-out delivers it
+        elif self._runtime is not None:
             self._runtime.inbound.on_next(event)
         elif self._state is not _State.STOPPED and len(self._backlog) < _BACKLOG_LIMIT:
             # Not started yet (or starting): the events wait and go out once it runs.
@@ -443,6 +507,7 @@ class WebhookManager:
             signature_scheme=scheme,
             description=description,
         )
+        await self._shared_registry()
         await self._registry.put(webhook)
         if self._runtime is not None:
             self._runtime.add(webhook)
@@ -465,6 +530,7 @@ class WebhookManager:
             WebhookNotFoundError: no such webhook.
             WebhookConfigError: an unknown field or an invalid value.
         """
+        await self._shared_registry()
         current = self._registry.get(webhook_id)
         changes = _validation.validate_changes(
             current, fields, custom_resolver=self._secret_resolver is not None
@@ -482,16 +548,23 @@ class WebhookManager:
             lambda w: dataclasses.replace(w, **changes, updated_at=datetime.now(UTC)),
         )
         self._apply(updated, reset_failures=changes.get("enabled") is True)
+        if self._group is not None and changes.get("enabled") is True:
+            await self._group.reset_failures(webhook_id)
         _log.info("webhooks.updated", webhook_id=webhook_id, fields=sorted(fields))
         return updated.masked()
+
+    async def _shared_registry(self) -> None:
+        """In a group, the shared registry (opened on first use, even before ``start``)."""
+        if self._group is not None:
+            self._registry = await self._group.open_registry()
 
     def _apply(self, webhook: Webhook, *, reset_failures: bool = False) -> None:
         if self._runtime is None:
             return
         actor = self._runtime.actors.get(webhook.id)
         if actor is not None:
-            actor.update(webhook)
-            if reset_failures:
+            self._runtime.update(webhook)
+            if reset_failures and self._group is None:
                 actor.state.consecutive_failures = 0
                 self._runtime.store.save_state(actor.state)
 
@@ -513,6 +586,7 @@ class WebhookManager:
         if grace_seconds < 0:
             raise WebhookConfigError(f"grace_seconds must be >= 0, got {grace_seconds}")
         _validation.validate_unicode({"secret": new_secret, "secret_ref": new_secret_ref})
+        await self._shared_registry()
         current = self._registry.get(webhook_id)
         if new_secret is None and new_secret_ref is None:
             new_secret = generate_secret()
@@ -532,6 +606,7 @@ class WebhookManager:
         deletes of one webhook exactly one returns ``True`` (removal runs under the
         registry's lock).
         """
+        await self._shared_registry()
         try:
             await self._registry.remove(webhook_id)
         except WebhookNotFoundError:
@@ -625,7 +700,10 @@ class WebhookManager:
         }
         if runtime is None:
             return metrics | {"deliveries": {}, "attempts": {}, "latency_ms": {}, "errors": {}}
-        return metrics | runtime.report(events_dropped=self._dropped)
+        report = runtime.report(events_dropped=self._dropped)
+        if self._group is not None and self._group.member is not None:
+            report["group"] = self._group.member.report()
+        return metrics | report
 
     async def redeliver(self, delivery_id: str) -> str:
         """Send a finished delivery again (same delivery id, a fresh round of attempts).
@@ -659,7 +737,8 @@ def get_webhook_manager() -> WebhookManager:
 
     with _shared_lock:
         if _shared is None:
-            _shared = WebhookManager(config=load_config().webhooks)
+            settings = load_config()
+            _shared = WebhookManager(config=settings.webhooks, transport=group_transport(settings))
         manager = _shared
     manager.attach(get_event_bus(), lifecycle=True)
     return manager

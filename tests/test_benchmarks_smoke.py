@@ -153,7 +153,7 @@ class TestHarness:
 
 
 class TestCommandLine:
-    @pytest.mark.parametrize("argv", [["--cases", "9"], ["--cases", "x"], ["--repeat", "0"]])
+    @pytest.mark.parametrize("argv", [["--cases", "10"], ["--cases", "x"], ["--repeat", "0"]])
     def test_bad_options_are_refused(
         self, argv: list[str], capsys: pytest.CaptureFixture[str]
     ) -> None:

@@ -49,6 +49,7 @@ def _command(name: str) -> _Command:
         "schemas": _commands.run_schemas,
         "serve": _commands.run_serve,
         "verify": _commands.run_verify,
+        "worker": _commands.run_worker,
     }
     return commands[name]
 

@@ -17,7 +17,7 @@ from mnemo_events.config import Settings, check_api_key
 from mnemo_events.schemas import export_openapi_spec, get_json_schema, list_event_types
 from mnemo_events.webhook_manager import WebhookSignature
 
-__all__ = ["run_schemas", "run_serve", "run_verify"]
+__all__ = ["run_schemas", "run_serve", "run_verify", "run_worker"]
 
 
 def _dump(document: Any) -> str:
@@ -141,6 +141,13 @@ def run_serve(args: argparse.Namespace, settings: Settings) -> int:
         return 2
     print("mnemo-events serve: stopped")
     return 0
+
+
+def run_worker(args: argparse.Namespace, settings: Settings) -> int:
+    """``worker``: one member of a webhook group (see :mod:`mnemo_events.cli._worker`)."""
+    from mnemo_events.cli._worker import run_worker as _run
+
+    return _run(args, settings)
 
 
 _BIND_ERRORS = frozenset({errno.EADDRINUSE, errno.EADDRNOTAVAIL, errno.EACCES})

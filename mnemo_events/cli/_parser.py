@@ -82,7 +82,7 @@ def _common(default_level: str, *, top: bool = False) -> argparse.ArgumentParser
     return common
 
 
-DEFAULT_LEVELS = {"serve": "info", "listen": "info"}
+DEFAULT_LEVELS = {"serve": "info", "listen": "info", "worker": "info"}
 """Log level of each command when ``--log-level`` is not given (others: ``warning``)."""
 
 
@@ -152,6 +152,25 @@ def _add_serve(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--port", type=int, help="port to bind, 0 for any free one (default: server.port, 8080)"
     )
     add_transport_options(serve, local_server=False)
+
+
+def _add_worker(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    worker = commands.add_parser(
+        "worker",
+        parents=[_common("info")],
+        help="run one webhook worker of a group on NATS JetStream",
+        description="Deliver webhooks as one member of a group on NATS JetStream: every worker "
+        "and serve on the same stream shares the registry, the delivery records and the work, "
+        "and each delivery is attempted by one member at a time. SIGTERM or Ctrl-C stops "
+        "taking work and hands unfinished deliveries back to the group.",
+    )
+    add_transport_options(worker, local_server=False)
+    worker.add_argument(
+        "--takeover-seconds",
+        type=float,
+        help="seconds after which a dead worker's deliveries are taken over "
+        "(default: webhooks.takeover_seconds, 30)",
+    )
 
 
 def _add_schemas(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -450,6 +469,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     _add_demo(commands)
     _add_serve(commands)
+    _add_worker(commands)
     _add_schemas(commands)
     _add_verify(commands)
     _add_tail(commands)

@@ -24,7 +24,7 @@ from typing import Any
 from aiohttp import web
 
 from mnemo_events._log import logger
-from mnemo_events.config import Settings
+from mnemo_events.config import Settings, group_transport
 from mnemo_events.event_bus import EventBus
 from mnemo_events.server import _events, _metrics, _openapi, _operator, _webhooks
 from mnemo_events.server._middleware import (
@@ -57,7 +57,9 @@ def create_app(
         settings: the whole configuration (default: the built-in defaults).
         bus: a bus to serve; by default one is made from ``settings.events``.
         webhook_manager: a manager to serve; by default one is made from
-            ``settings.webhooks``. It is attached to the bus.
+            ``settings.webhooks`` (a member of the webhook group on JetStream when
+            ``webhooks.transport``, or ``events.transport`` it follows, names one). It is
+            attached to the bus.
         environ: where ``env:NAME`` references are looked up (default ``os.environ``).
 
     The application starts the bus and the manager if they are not running, and stops (on
@@ -75,7 +77,7 @@ def create_app(
         webhooks=(
             webhook_manager
             if webhook_manager is not None
-            else WebhookManager(config=settings.webhooks)
+            else WebhookManager(config=settings.webhooks, transport=group_transport(settings))
         ),
         api_key=api_key,
         owns_bus=bus is None,

@@ -202,6 +202,8 @@ class _ChainEnd(abc.ObserverBase[Any]):
     def on_completed(self) -> None:
         self.ended = True
         self.actor._chains.pop(self.key, None)
+        if self.job.on_finished is not None:
+            self.job.on_finished(self.job)
 
 
 class WebhookActor:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -74,6 +75,8 @@ class DeliveryJob:
     retrying: bool = False
     queued_at: float = field(default_factory=time.monotonic)
     """When this process queued (or resumed) the delivery, for the delivery-latency histogram."""
+    on_finished: Callable[[DeliveryJob], None] | None = None
+    """Called once the delivery's chain has ended here (a webhook group acknowledges its work)."""
 
     @classmethod
     def from_stored(cls, stored: StoredJob, *, now: float, new_round: bool = False) -> DeliveryJob:

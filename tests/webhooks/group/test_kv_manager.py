@@ -43,7 +43,7 @@ class _Instance:
         self.manager = WebhookManager(allow_private_networks=True)
         # The injection the public constructor option will do: the manager's registry, and
         # (at start) its store, are the KV ones.
-        self.manager._registry = registry  # type: ignore[assignment]
+        self.manager._registry = registry
 
 
 @pytest.fixture
