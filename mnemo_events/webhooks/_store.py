@@ -4,11 +4,8 @@ One worker thread owns the only connection (stdlib :mod:`sqlite3`, WAL journal, 
 NORMAL: a killed process loses nothing committed; only a power cut may lose the last
 transactions). Writes are buffered and committed together, one transaction per batch: while
 one batch is being written the next one fills up, so the cost per delivery falls as the load
-rises. Each table's rows of a batch go in one statement over a JSON array (``json_each``),
-not one ``executemany`` row at a time: the writer thread then takes the GIL back once per
-batch instead of once per row (rows JSON cannot carry exactly are written row by row). Reads
-go through the same queue, after the writes submitted before them, so a reader sees its own
-writes.
+rises. Reads go through the same queue, after the writes submitted before them, so a reader
+sees its own writes.
 
 **The crash boundary.** A delivery is durable once the batch holding its row has committed:
 the future returned by :meth:`DeliveryStore.add_delivery` (or :meth:`DeliveryStore.flush`)
@@ -30,7 +27,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import enum
-import json
 import os
 import secrets
 import sqlite3
@@ -48,15 +44,12 @@ from mnemo_events.webhooks._store_rows import (
     APPLICATION_ID,
     DELIVERY_COLUMNS,
     INSERT_ATTEMPT,
-    INSERT_ATTEMPTS,
-    INSERT_DELIVERIES,
     INSERT_DELIVERY,
     JOB_COLUMNS,
     SCHEMA,
     SCHEMA_VERSION,
     STATE_COLUMNS,
     STORE_FORMAT,
-    UPDATE_DELIVERIES,
     UPDATE_DELIVERY,
     UPSERT_STATE,
     AttemptRow,
@@ -494,12 +487,11 @@ class DeliveryStore:
         conn.execute("BEGIN")
         try:
             if batch.deliveries:
-                _insert_deliveries(conn, batch.deliveries)
+                conn.executemany(INSERT_DELIVERY, batch.deliveries)
             if batch.attempts:
-                _write(conn, INSERT_ATTEMPTS, INSERT_ATTEMPT, batch.attempts)
+                conn.executemany(INSERT_ATTEMPT, batch.attempts)
             if batch.updates:
-                last = {update.id: update for update in batch.updates}  # in order, last wins
-                _write(conn, UPDATE_DELIVERIES, UPDATE_DELIVERY, list(last.values()))
+                conn.executemany(UPDATE_DELIVERY, batch.updates)
             if batch.state_rows:
                 conn.executemany(UPSERT_STATE, batch.state_rows)
             results: list[Any] = []
@@ -654,52 +646,6 @@ class DeliveryStore:
             ).rowcount
 
         return await self._submit(_prune)
-
-
-_BODY = NewDeliveryRow._fields.index("body")
-_JSON_ROWS = sqlite3.sqlite_version_info >= (3, 38)
-"""Whether this SQLite has ``->>`` (3.38) for the one-statement batch forms."""
-_NUL = "\\u0000"
-"""A NUL in JSON text: SQLite's JSON functions cut strings there, so such rows go one by one."""
-
-
-def _write(
-    conn: sqlite3.Connection,
-    batched: str,
-    single: str,
-    rows: Sequence[Any],
-    as_json: Sequence[Any] | None = None,
-) -> None:
-    """Write rows in one statement, ``batched`` over their JSON; row by row if it cannot.
-
-    ``executemany`` releases and retakes the GIL around every row: while the event loop is
-    busy, the writer then waits for the GIL once per row (~80 µs a row in the benchmark), and
-    so does every first attempt waiting for its delivery's commit. One statement over a JSON
-    array is one wait per batch, with the same rows written in the same transaction.
-    ``as_json`` stands for ``rows`` in the JSON when they need converting first.
-    """
-    if _JSON_ROWS:
-        try:
-            text = json.dumps(
-                rows if as_json is None else as_json, ensure_ascii=False, allow_nan=False
-            )
-        except ValueError:  # a NaN or an infinity, which JSON cannot carry: row by row
-            text = _NUL
-        if _NUL not in text:
-            conn.execute(batched, (text,))
-            return
-    conn.executemany(single, rows)
-
-
-def _insert_deliveries(conn: sqlite3.Connection, rows: list[NewDeliveryRow]) -> None:
-    """Insert new deliveries in one statement (see ``INSERT_DELIVERIES``): the body goes in
-    the JSON as its UTF-8 text and back to the same bytes (``CAST ... AS BLOB``)."""
-    try:
-        texts = [(*row[:_BODY], row.body.decode(), *row[_BODY + 1 :]) for row in rows]
-    except (UnicodeDecodeError, AttributeError):  # not UTF-8 text: row by row
-        conn.executemany(INSERT_DELIVERY, rows)
-        return
-    _write(conn, INSERT_DELIVERIES, INSERT_DELIVERY, rows, texts)
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,15 +18,12 @@ __all__ = [
     "APPLICATION_ID",
     "DELIVERY_COLUMNS",
     "INSERT_ATTEMPT",
-    "INSERT_ATTEMPTS",
-    "INSERT_DELIVERIES",
     "INSERT_DELIVERY",
     "JOB_COLUMNS",
     "SCHEMA",
     "SCHEMA_VERSION",
     "STATE_COLUMNS",
     "STORE_FORMAT",
-    "UPDATE_DELIVERIES",
     "UPDATE_DELIVERY",
     "UPSERT_STATE",
     "AttemptRow",
@@ -156,35 +153,6 @@ UPDATE_DELIVERY = (
     + ", ".join(f"{name} = ?" for name in UpdateRow._fields[:-1])
     + " WHERE id = ?"
 )
-
-
-def _from_json_each(names: tuple[str, ...], blobs: tuple[str, ...] = ()) -> str:
-    """The select list reading a row type's fields, by position, from ``json_each`` rows."""
-    values = [f"value->>{index}" for index in range(len(names))]
-    for name in blobs:
-        index = names.index(name)
-        values[index] = f"CAST({values[index]} AS BLOB)"
-    return ", ".join(values)
-
-
-# The batch forms: one statement per batch, rows passed as one JSON array of row arrays (in
-# the order of the row type's fields). ``executemany`` releases and retakes the GIL around
-# every row; while the event loop is busy the writer thread then waits for the GIL once per
-# row, and the commit a first attempt waits for took ~500 µs per delivery in the benchmark.
-INSERT_DELIVERIES = (
-    f"INSERT OR IGNORE INTO deliveries ({', '.join(NewDeliveryRow._fields)}, status) "
-    f"SELECT {_from_json_each(NewDeliveryRow._fields, ('body',))}, 'pending' FROM json_each(?)"
-)
-INSERT_ATTEMPTS = (
-    f"INSERT OR REPLACE INTO attempts ({', '.join(AttemptRow._fields)}) "
-    f"SELECT {_from_json_each(AttemptRow._fields)} FROM json_each(?)"
-)
-UPDATE_DELIVERIES = (
-    "UPDATE deliveries SET "
-    + ", ".join(f"{name} = u.value->>{index}" for index, name in enumerate(UpdateRow._fields[:-1]))
-    + f" FROM json_each(?) AS u WHERE deliveries.id = u.value->>{len(UpdateRow._fields) - 1}"
-)
-"""One row per delivery: keep only the last update of each delivery in a batch."""
 DELIVERY_COLUMNS = (
     "id, webhook_id, event_id, event_type, status, attempts, created_at, updated_at, "
     "next_attempt_at, last_status_code, last_error, last_latency_ms, last_response"

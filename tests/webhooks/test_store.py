@@ -306,9 +306,9 @@ class TestQueries:
         assert len(remaining.attempt_log) == 1
 
 
-class TestBatchStatements:
+class TestExactRoundTrips:
     async def test_a_batch_reads_back_exactly(self, store: DeliveryStore) -> None:
-        """Rows written a batch per statement come back byte for byte and float for float."""
+        """A batch of rows comes back byte for byte and float for float."""
         await store.flush()
         stamps = [1_764_594_559.123456789 + n / 7 for n in range(300)]
         bodies = [(f'{{"n":{n},"t":"é😀\u2028\\"q\\""}}').encode() for n in range(300)]
@@ -346,7 +346,7 @@ class TestBatchStatements:
     async def test_rows_json_cannot_carry_are_written_one_by_one(
         self, store: DeliveryStore
     ) -> None:
-        """A body that is not UTF-8, or text holding a NUL, is stored exactly all the same."""
+        """A body that is not UTF-8, or text holding a NUL, is stored exactly."""
         await store.flush()
         odd = {"dlv_latin1": b'{"n":"\xe9"}', "dlv_nul": b'{"n":"a\x00b"}', "dlv_ok": b"{}"}
         for delivery_id, body in odd.items():
