@@ -131,8 +131,8 @@ def freeze(value: Any, path: str, max_bytes: int = DEFAULT_MAX_BYTES) -> Any:
     """
     kind = type(value)
     if kind is dict:
-        # The common flat payload of ASCII strings, small ints, bools and None: checked in
-        # one pass and copied once (publish's hot path).
+        # The common flat payload of ASCII strings, small ints, finite floats, bools and
+        # None: checked in one pass and copied once (publish's hot path).
         chars = 0
         for key, item in value.items():
             if type(key) is not str or not key.isascii():
@@ -144,6 +144,9 @@ def freeze(value: Any, path: str, max_bytes: int = DEFAULT_MAX_BYTES) -> Any:
                 chars += len(item)
             elif item_kind is int:
                 if not INT_MIN <= item <= INT_MAX:
+                    break
+            elif item_kind is float:
+                if item - item != 0:  # NaN or an infinity: the general path names it
                     break
             elif item_kind is not bool and item is not None:
                 break

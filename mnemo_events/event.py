@@ -260,9 +260,19 @@ def fresh_event(
     """
     if _known_type_peek(event_type) is not True and not _known_type(event_type):
         validate_event_type(event_type)  # raises, naming what is wrong
-    return checked_event(
-        event_type, _frozen_mapping(event_type, "data", data, max_bytes), metadata, max_bytes
+    # checked_event's body, inlined: one call less on the hot path.
+    event = _new(Event)
+    _set_id(event, "evt_%032x" % ((_getrandbits(128) & _UUID4_CLEAR) | _UUID4_SET))
+    _set_type(event, event_type)
+    _set_data(event, _frozen_mapping(event_type, "data", data, max_bytes))
+    _set_metadata(
+        event,
+        _EMPTY
+        if metadata is None
+        else _frozen_mapping(event_type, "metadata", metadata, max_bytes),
     )
+    _set_published_at(event, _now(UTC))
+    return event
 
 
 def checked_event(

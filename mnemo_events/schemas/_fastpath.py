@@ -263,7 +263,12 @@ def _object_freezer(schema: Mapping[str, Any]) -> Freezer:
         raise _Unsupported
     if additional not in (True, False) and additional != {}:
         raise _Unsupported
-    members = {name: _Member(sub) for name, sub in properties.items()}
+    if not all(name.isascii() for name in properties):
+        raise _Unsupported  # a non-ASCII key needs freeze()'s surrogate check
+    members = {
+        name: (member.free, member.allowed, member.check)
+        for name, member in ((name, _Member(sub)) for name, sub in properties.items())
+    }
     member_of = members.get
     needed = frozenset(required)
     closed = additional is False
@@ -273,10 +278,8 @@ def _object_freezer(schema: Mapping[str, Any]) -> Freezer:
             return None
         chars = 0
         for key, item in value.items():
-            if type(key) is not str or not key.isascii():
-                return None
             kind = type(item)
-            # Strict JSON first, exactly as freeze()'s flat pass (plus finite floats).
+            # Strict JSON first, exactly as freeze()'s flat pass.
             if kind is str:
                 if not item.isascii():
                     return None
@@ -289,18 +292,19 @@ def _object_freezer(schema: Mapping[str, Any]) -> Freezer:
                     return None
             elif kind is not bool and item is not None:
                 return None  # containers and other types: the full path decides
-            chars += len(key)
             member = member_of(key)
-            if member is None:
-                if closed:
+            if member is None:  # not a property: an ASCII str key, if allowed at all
+                if closed or type(key) is not str or not key.isascii():
                     return None
-            elif kind in member.free:
-                continue
-            elif member.allowed is not None:
-                if item not in member.allowed or kind is not str:
-                    return None
-            elif member.check is None or not member.check(item):
-                return None
+            else:  # equal to a property's (ASCII) name
+                free, allowed, check = member
+                if kind not in free:
+                    if allowed is not None:
+                        if kind is not str or item not in allowed:
+                            return None
+                    elif check is None or not check(item):
+                        return None
+            chars += len(key)
         if chars * PER_CHAR + len(value) * PER_ITEM > max_bytes:
             return None  # possibly too big: the full path measures it
         return FrozenDict(value)
