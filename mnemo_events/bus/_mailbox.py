@@ -84,7 +84,10 @@ class Mailbox(Generic[_T]):
         """Take up to ``limit`` of the oldest items and let waiting producers in."""
         items = self._items
         count = min(limit, len(items))
-        if count == 1:  # an async handler's actor takes one at a time: no comprehension
+        if count == len(items):  # all of it, the usual case: copied and cleared in C
+            taken = list(items)
+            items.clear()
+        elif count == 1:  # an async handler's actor takes one at a time
             taken = [items.popleft()]
         else:
             popleft = items.popleft

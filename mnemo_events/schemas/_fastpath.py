@@ -265,18 +265,24 @@ def _object_freezer(schema: Mapping[str, Any]) -> Freezer:
         raise _Unsupported
     if not all(name.isascii() for name in properties):
         raise _Unsupported  # a non-ASCII key needs freeze()'s surrogate check
-    members = {
-        name: (member.free, member.allowed, member.check)
-        for name, member in ((name, _Member(sub)) for name, sub in properties.items())
-    }
-    member_of = members.get
+    members = {name: _Member(sub) for name, sub in properties.items()}
+    free_of = {name: member.free for name, member in members.items()}.get
+    """A property's types valid as they are; None for a key that is no property."""
     needed = frozenset(required)
     closed = additional is False
+    property_chars = sum(map(len, members))
+    """An upper bound of the characters of the property names present (for the size bound)."""
+
+    def member_holds(key: str, kind: type, item: Any) -> bool:
+        member = members[key]
+        if member.allowed is not None:
+            return kind is str and item in member.allowed
+        return member.check is not None and member.check(item)
 
     def freezer(value: dict[str, Any], max_bytes: int) -> FrozenDict | None:
         if not value.keys() >= needed:
             return None
-        chars = 0
+        chars = property_chars
         for key, item in value.items():
             kind = type(item)
             # Strict JSON first, exactly as freeze()'s flat pass.
@@ -292,19 +298,13 @@ def _object_freezer(schema: Mapping[str, Any]) -> Freezer:
                     return None
             elif kind is not bool and item is not None:
                 return None  # containers and other types: the full path decides
-            member = member_of(key)
-            if member is None:  # not a property: an ASCII str key, if allowed at all
+            free = free_of(key)
+            if free is None:  # not a property: an ASCII str key, if allowed at all
                 if closed or type(key) is not str or not key.isascii():
                     return None
-            else:  # equal to a property's (ASCII) name
-                free, allowed, check = member
-                if kind not in free:
-                    if allowed is not None:
-                        if kind is not str or item not in allowed:
-                            return None
-                    elif check is None or not check(item):
-                        return None
-            chars += len(key)
+                chars += len(key)
+            elif kind not in free and not member_holds(key, kind, item):
+                return None  # (a key equal to a property's ASCII name)
         if chars * PER_CHAR + len(value) * PER_ITEM > max_bytes:
             return None  # possibly too big: the full path measures it
         return FrozenDict(value)

@@ -73,7 +73,7 @@ class TestAgreement:
         freezer = default_registry.freezer_of("memory.deleted")
         assert freezer is not None
         assert freezer({"memory_id": "m" * 100}, 200) is None
-        assert freezer({"memory_id": "m" * 10}, 200) == {"memory_id": "m" * 10}
+        assert freezer({"memory_id": "m" * 10}, 1000) == {"memory_id": "m" * 10}
 
 
 class TestCompiling:
