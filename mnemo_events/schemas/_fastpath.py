@@ -298,13 +298,15 @@ def _object_freezer(schema: Mapping[str, Any]) -> Freezer:
                     return None
             elif kind is not bool and item is not None:
                 return None  # containers and other types: the full path decides
+            if type(key) is not str:  # freeze() refuses or copies other keys: it decides
+                return None
             free = free_of(key)
-            if free is None:  # not a property: an ASCII str key, if allowed at all
-                if closed or type(key) is not str or not key.isascii():
+            if free is None:  # not a property: an ASCII key, if allowed at all
+                if closed or not key.isascii():
                     return None
                 chars += len(key)
             elif kind not in free and not member_holds(key, kind, item):
-                return None  # (a key equal to a property's ASCII name)
+                return None
         if chars * PER_CHAR + len(value) * PER_ITEM > max_bytes:
             return None  # possibly too big: the full path measures it
         return FrozenDict(value)

@@ -26,6 +26,19 @@ def _full_path(event_type: str, data: Any, max_bytes: int) -> FrozenDict | None:
     return frozen if valid else None
 
 
+class _Impostor:
+    """A key that hashes and compares like a str but is none: JSON cannot carry it."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def __hash__(self) -> int:
+        return hash(self.text)
+
+    def __eq__(self, other: object) -> bool:
+        return other == self.text
+
+
 def _variants(event_type: str) -> list[dict[str, Any]]:
     """Payloads around a valid one: every field dropped, retyped or made awkward."""
     valid = VALID_PAYLOADS[event_type]
@@ -40,6 +53,7 @@ def _variants(event_type: str) -> list[dict[str, Any]]:
     out += [{**valid, "bogus": value} for value in odd[:6]]
     out.append({**valid, 1: "non-string key"})  # type: ignore[dict-item]
     out.append({**valid, "clé": "non-ASCII key"})
+    out.append({_Impostor(k): v for k, v in valid.items()})  # type: ignore[misc]
     return out
 
 
