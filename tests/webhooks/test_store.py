@@ -343,7 +343,7 @@ class TestExactRoundTrips:
             conn.close()
         assert row[0] == stamps[137]
 
-    async def test_rows_json_cannot_carry_are_written_one_by_one(
+    async def test_a_non_utf8_body_and_nul_text_are_stored_exactly(
         self, store: DeliveryStore
     ) -> None:
         """A body that is not UTF-8, or text holding a NUL, is stored exactly."""
