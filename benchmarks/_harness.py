@@ -192,7 +192,8 @@ class Row:
 
 @dataclass(frozen=True, slots=True)
 class Target:
-    """A goal from issue 7, checked on this run's medians."""
+    """A goal from issue 7 (or, where its text says so, issue 10), checked on this run's
+    medians."""
 
     case: int
     goal: str

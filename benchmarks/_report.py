@@ -150,7 +150,7 @@ def text_case(result: CaseResult) -> str:
 
 
 def text_targets(results: Iterable[CaseResult]) -> str:
-    """The issue-7 targets of this run, PASS or MISS."""
+    """The targets of this run (issue 7, and issue 10 where a goal says so), PASS or MISS."""
     lines = [_target_line(t) for result in results for t in result.targets]
     if not lines:
         return "Targets: none among the cases run"

@@ -13,7 +13,11 @@ from typing import Any, NoReturn
 
 __all__ = [
     "DEFAULT_MAX_BYTES",
+    "INT_MAX",
+    "INT_MIN",
     "MAX_DEPTH",
+    "PER_CHAR",
+    "PER_ITEM",
     "FrozenDict",
     "FrozenList",
     "freeze",
@@ -75,10 +79,10 @@ read them exactly, and a 5,000-digit one cannot even be printed by default."""
 
 # An upper bound on the JSON bytes of a value, used to skip exact encoding for every payload
 # of ordinary size: a character takes at most 6 bytes (a \u00XX escape; UTF-8 needs at most
-# 4), and a member or item at most _PER_ITEM bytes besides its strings (quotes, colon, comma
+# 4), and a member or item at most PER_ITEM bytes besides its strings (quotes, colon, comma
 # and a number or literal).
-_PER_CHAR = 6
-_PER_ITEM = 32
+PER_CHAR = 6
+PER_ITEM = 32
 
 
 def _check_text(text: str, path: str) -> None:
@@ -127,8 +131,8 @@ def freeze(value: Any, path: str, max_bytes: int = DEFAULT_MAX_BYTES) -> Any:
     """
     kind = type(value)
     if kind is dict:
-        # The common flat payload of ASCII strings, small ints, bools and None: checked in
-        # one pass and copied once (publish's hot path).
+        # The common flat payload of ASCII strings, small ints, finite floats, bools and
+        # None: checked in one pass and copied once (publish's hot path).
         chars = 0
         for key, item in value.items():
             if type(key) is not str or not key.isascii():
@@ -141,11 +145,14 @@ def freeze(value: Any, path: str, max_bytes: int = DEFAULT_MAX_BYTES) -> Any:
             elif item_kind is int:
                 if not INT_MIN <= item <= INT_MAX:
                     break
+            elif item_kind is float:
+                if item - item != 0:  # NaN or an infinity: the general path names it
+                    break
             elif item_kind is not bool and item is not None:
                 break
             chars += len(key)
         else:
-            if (chars * _PER_CHAR + len(value) * _PER_ITEM) > max_bytes:
+            if (chars * PER_CHAR + len(value) * PER_ITEM) > max_bytes:
                 _check_size(value, path, max_bytes)
             return FrozenDict(value)
     budget = [0]
@@ -169,14 +176,14 @@ def _freeze(value: Any, path: str, depth: int, budget: list[int]) -> Any:
     kind = type(value)
     if kind is str or isinstance(value, str):
         _check_text(value, path)
-        budget[0] += len(value) * _PER_CHAR + _PER_ITEM
+        budget[0] += len(value) * PER_CHAR + PER_ITEM
         return value
     if kind is bool or value is None:
-        budget[0] += _PER_ITEM
+        budget[0] += PER_ITEM
         return value
     if isinstance(value, int | float):
         _check_number(value, path)
-        budget[0] += _PER_ITEM
+        budget[0] += PER_ITEM
         return value
     if kind is dict or isinstance(value, Mapping):
         if depth > MAX_DEPTH:
@@ -202,12 +209,12 @@ def _freeze(value: Any, path: str, depth: int, budget: list[int]) -> Any:
                 frozen[key] = item
             else:
                 frozen[key] = _freeze(item, f"{path}.{key}", depth + 1, budget)
-        budget[0] += chars * _PER_CHAR + (len(frozen) + 1) * _PER_ITEM
+        budget[0] += chars * PER_CHAR + (len(frozen) + 1) * PER_ITEM
         return FrozenDict(frozen)
     if isinstance(value, list | tuple):
         if depth > MAX_DEPTH:
             raise _too_deep(path)
-        budget[0] += _PER_ITEM
+        budget[0] += PER_ITEM
         return FrozenList(
             _freeze(item, f"{path}[{i}]", depth + 1, budget) for i, item in enumerate(value)
         )

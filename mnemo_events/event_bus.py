@@ -508,10 +508,12 @@ class EventBus:
         if self._state is BusState.CLOSED:
             self._refuse_if_closed()
         # Strict JSON first (bounded depth and size, refused in linear time), then the
-        # schema, which then never sees a hostile shape.
-        event = fresh_event(event_type, data, metadata, self._max_bytes)
+        # schema, which then never sees a hostile shape; a flat payload of a registered type
+        # gets both in one walk.
         if self._validating:
-            self._checker.check(event_type, event.data)
+            event = self._checker.fresh(event_type, data, metadata, self._max_bytes)
+        else:
+            event = fresh_event(event_type, data, metadata, self._max_bytes)
         if not self._enabled:
             self._skip_disabled(event)
             return event

@@ -127,6 +127,15 @@ class TestSerialisation:
         assert json.loads(first) == event.to_dict()
         assert "héllo".encode() in first
 
+    def test_to_json_is_the_compact_json_of_to_dict(self) -> None:
+        """to_json() is exactly the compact, non-ASCII-kept JSON of to_dict(), nested too."""
+        data = {"t": "é\u2028😀", "tags": ["a", {"b": [1, 2.5, None, True]}], "n": {"x": {}}}
+        event = Event.create("a.b", data, {"agent_id": "ü"})
+        expected = json.dumps(
+            event.to_dict(), separators=(",", ":"), ensure_ascii=False, allow_nan=False
+        ).encode()
+        assert event.to_json() == expected
+
     def test_from_dict_keeps_other_offsets(self) -> None:
         """An ISO timestamp with another offset is kept as an aware time."""
         stamp = datetime(2026, 1, 1, 12, tzinfo=timezone(timedelta(hours=2)))

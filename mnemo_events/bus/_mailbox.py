@@ -83,11 +83,19 @@ class Mailbox(Generic[_T]):
     def take(self, limit: int) -> list[_T]:
         """Take up to ``limit`` of the oldest items and let waiting producers in."""
         items = self._items
-        popleft = items.popleft
-        taken = [popleft() for _ in range(min(limit, len(items)))]
+        count = min(limit, len(items))
+        if count == len(items):  # all of it, the usual case: copied and cleared in C
+            taken = list(items)
+            items.clear()
+        elif count == 1:  # an async handler's actor takes one at a time
+            taken = [items.popleft()]
+        else:
+            popleft = items.popleft
+            taken = [popleft() for _ in range(count)]
         putters = self._putters
-        for _ in range(min(len(taken), len(putters))):
-            wake(putters.popleft())
+        if putters:
+            for _ in range(min(len(taken), len(putters))):
+                wake(putters.popleft())
         return taken
 
     def put_back(self, items: list[_T]) -> None:

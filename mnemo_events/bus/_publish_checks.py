@@ -7,10 +7,12 @@ typo shows at once.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, Literal
 
 from mnemo_events import schemas
 from mnemo_events._log import logger
+from mnemo_events.event import Event, checked_event, fresh_event
 from mnemo_events.exceptions import EventValidationError
 
 __all__ = ["PayloadChecker"]
@@ -18,6 +20,7 @@ __all__ = ["PayloadChecker"]
 _log = logger("bus")
 _MAX_TRACKED_TYPES = 10_000
 _validate = schemas.default_registry.validate  # one call less than schemas.validate_event
+_freezer_of = schemas.default_registry.freezer_of
 
 
 class PayloadChecker:
@@ -32,6 +35,33 @@ class PayloadChecker:
         self.untracked_unregistered = 0
         """Events of unregistered types beyond the first ``_MAX_TRACKED_TYPES`` types."""
         self._unregistered_seen: dict[str, int] = {}
+
+    def fresh(
+        self,
+        event_type: str,
+        data: Mapping[str, Any],
+        metadata: Mapping[str, Any] | None,
+        max_bytes: int,
+    ) -> Event:
+        """Build the event to publish and check its payload (the mode is not ``off``).
+
+        A flat payload of a registered type is checked and frozen in one walk
+        (``compile_freezer``); anything that walk cannot vouch for takes the full path,
+        :func:`~mnemo_events.event.fresh_event` then :meth:`check`, which decides and raises
+        exactly as it would have without the walk.
+
+        Raises:
+            InvalidEventTypeError: the type is not a well-formed dotted name.
+            EventValidationError: the payload is not strict JSON, or (strict) not valid.
+        """
+        freezer = _freezer_of(event_type)
+        if freezer is not None and type(data) is dict:
+            frozen = freezer(data, max_bytes)
+            if frozen is not None:  # strict JSON and valid: a registered (well-formed) type
+                return checked_event(event_type, frozen, metadata, max_bytes)
+        event = fresh_event(event_type, data, metadata, max_bytes)
+        self.check(event_type, event.data)
+        return event
 
     def check(self, event_type: str, data: Any) -> None:
         """Raise, log or pass one payload according to the mode.

@@ -10,11 +10,14 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, field
+from operator import attrgetter
 
 from mnemo_events.event import Event
 from mnemo_events.patterns import parse_pattern
 
 __all__ = ["StreamState", "recent_events", "record_batch"]
+
+_type_of = attrgetter("type")
 
 
 @dataclass(slots=True)
@@ -38,8 +41,13 @@ def record_batch(state: StreamState, batch: list[Event]) -> StreamState:
     """Fold a batch of events into the state, in order."""
     state.history.extend(batch)
     per_type = state.per_type
-    for event in batch:
-        per_type[event.type] = per_type.get(event.type, 0) + 1
+    types = list(map(_type_of, batch))
+    first = types[0] if types else None
+    if first is not None and types.count(first) == len(types):
+        per_type[first] = per_type.get(first, 0) + len(types)  # a burst of one type
+    else:
+        for event_type in types:
+            per_type[event_type] = per_type.get(event_type, 0) + 1
     state.dispatched += len(batch)
     return state
 

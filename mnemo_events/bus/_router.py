@@ -17,6 +17,8 @@ costs one pass through the chains instead of one per event.
 
 from __future__ import annotations
 
+from operator import attrgetter
+
 from reactivex.subject import Subject
 
 from mnemo_events.bus._subscription import SubscriptionActor
@@ -25,6 +27,7 @@ from mnemo_events.event import Event
 __all__ = ["Batch", "Router"]
 
 _MAX_GROUPS = 10_000
+_type_of = attrgetter("type")
 
 
 Batch = list[Event]
@@ -48,17 +51,24 @@ class Router:
     def on_next(self, batch: Batch) -> None:
         """Route a batch, run by run, to the subscriptions whose pattern matches."""
         groups = self._groups
-        count = len(batch)
+        types = list(map(_type_of, batch))
+        count = len(types)
+        if count and types.count(types[0]) == count:  # a burst of one type: one run
+            group = groups.get(types[0])
+            if group is None:
+                group = self._create_group(types[0])
+            group.on_next(batch)
+            return
         start = 0
         while start < count:
-            event_type = batch[start].type
+            event_type = types[start]
             end = start + 1
-            while end < count and batch[end].type == event_type:
+            while end < count and types[end] == event_type:
                 end += 1
             group = groups.get(event_type)
             if group is None:
                 group = self._create_group(event_type)
-            group.on_next(batch if end - start == count else batch[start:end])
+            group.on_next(batch[start:end])
             start = end
 
     def add(self, actor: SubscriptionActor) -> None:

@@ -379,7 +379,11 @@ class SubscriptionActor:
         loop = asyncio.get_running_loop()
         task = asyncio.current_task()
         closed: SubscriptionState = SubscriptionState.CLOSED
-        while self._state is SubscriptionState.RUNNING:
+        running: SubscriptionState = SubscriptionState.RUNNING
+        observers = HANDLER_OBSERVERS  # the same list, looked up once
+        clock = time.perf_counter
+        loop_time = loop.time
+        while self._state is running:
             if not mailbox:
                 self._next_lag_warning = _LAG_WARNING_STEP
                 if self._progress_waiters:
@@ -407,15 +411,15 @@ class SubscriptionActor:
                     except Exception as err:
                         self._record_error(event, "bus.filter_failed", err)
                         continue
-                    began = time.perf_counter() if HANDLER_OBSERVERS else 0.0
+                    began = clock() if observers else 0.0
                     try:
                         if is_coroutine:
-                            self.busy_since = loop.time()
+                            self.busy_since = loop_time()
                             await handler(event)
                         else:
                             result = handler(event)
                             if result is not None and inspect.isawaitable(result):
-                                self.busy_since = loop.time()
+                                self.busy_since = loop_time()
                                 await result
                     except asyncio.CancelledError as err:
                         if self._timed_out:
@@ -432,8 +436,9 @@ class SubscriptionActor:
                         continue
                     finally:
                         self.busy_since = None
-                        for observe in HANDLER_OBSERVERS:
-                            observe(self, event, time.perf_counter() - began)
+                        if observers:
+                            for observe in observers:
+                                observe(self, event, clock() - began)
                     if self._timed_out:  # the handler swallowed the cancellation: a time-out
                         self._record_timeout(event)
                         continue

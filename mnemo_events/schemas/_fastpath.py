@@ -11,6 +11,11 @@ payload valid (both use the same type predicates). A ``False`` only means "ask j
 which then decides and lists the problems. (On the compiled keywords the two agree exactly;
 the tests compare them.) A schema using any other keyword is
 not compiled at all (:func:`compile_check` returns None).
+
+For publish, :func:`compile_freezer` fuses the check with the strict-JSON copy of
+:func:`~mnemo_events._frozen.freeze` for flat payloads: one walk that either returns the
+frozen payload, valid on both counts, or says "take the full path" (which then raises the
+same errors as without it).
 """
 
 from __future__ import annotations
@@ -18,7 +23,9 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-__all__ = ["TYPE_PREDICATES", "Check", "compile_check"]
+from mnemo_events._frozen import INT_MAX, INT_MIN, PER_CHAR, PER_ITEM, FrozenDict
+
+__all__ = ["TYPE_PREDICATES", "Check", "Freezer", "compile_check", "compile_freezer"]
 
 Check = Callable[[Any], bool]
 
@@ -193,5 +200,131 @@ def compile_check(schema: Mapping[str, Any]) -> Check | None:
     """A sound validity check for ``schema``, or None when it uses keywords not compiled."""
     try:
         return _compile(schema)
+    except _Unsupported:
+        return None
+
+
+Freezer = Callable[[dict[str, Any], int], FrozenDict | None]
+"""``freezer(data, max_bytes)``: ``data`` frozen, or None when the full path must decide."""
+
+_SCALAR_KINDS: Mapping[str, tuple[type, ...]] = {
+    "string": (str,),
+    "integer": (int,),
+    "number": (int, float),
+    "boolean": (bool,),
+    "null": (type(None),),
+}
+_ANY_SCALAR: frozenset[type] = frozenset({str, int, float, bool, type(None)})
+_TOP_LEVEL = _ANNOTATIONS.union({"type", "properties", "required", "additionalProperties"})
+
+
+class _Member:
+    """How one property's value is accepted: by its Python type, from a set, or by a check."""
+
+    __slots__ = ("allowed", "check", "free")
+
+    def __init__(self, schema: Any) -> None:
+        self.free: frozenset[type] = frozenset()
+        """Exact types for which the value is valid whatever it is."""
+        self.allowed: frozenset[str] | None = None
+        """For a string enum: the strings accepted."""
+        self.check: Check | None = None
+        """Otherwise: the compiled check of the property's schema."""
+        if schema is True or schema == {}:
+            self.free = _ANY_SCALAR
+            return
+        if isinstance(schema, Mapping) and _ANNOTATIONS.union({"type"}).issuperset(schema):
+            names = schema.get("type")
+            names = [names] if isinstance(names, str) else names
+            if isinstance(names, list) and names and all(n in TYPE_PREDICATES for n in names):
+                self.free = frozenset(k for n in names for k in _SCALAR_KINDS.get(n, ()))
+                return
+        if (
+            isinstance(schema, Mapping)
+            and "enum" in schema
+            and schema.get("type", "string") == "string"
+            and _ANNOTATIONS.union({"type", "enum"}).issuperset(schema)
+        ):
+            _enum_check(schema["enum"])  # raises _Unsupported unless a list of strings
+            self.allowed = frozenset(schema["enum"])
+            return
+        self.check = _compile(schema)
+
+
+def _object_freezer(schema: Mapping[str, Any]) -> Freezer:
+    if not _TOP_LEVEL.issuperset(schema) or schema.get("type", "object") != "object":
+        raise _Unsupported
+    properties = schema.get("properties", {})
+    required = schema.get("required", [])
+    additional = schema.get("additionalProperties", True)
+    if not isinstance(properties, Mapping) or not isinstance(required, list):
+        raise _Unsupported
+    if not all(isinstance(name, str) for name in required):
+        raise _Unsupported
+    if additional not in (True, False) and additional != {}:
+        raise _Unsupported
+    if not all(name.isascii() for name in properties):
+        raise _Unsupported  # a non-ASCII key needs freeze()'s surrogate check
+    members = {name: _Member(sub) for name, sub in properties.items()}
+    free_of = {name: member.free for name, member in members.items()}.get
+    """A property's types valid as they are; None for a key that is no property."""
+    needed = frozenset(required)
+    closed = additional is False
+    property_chars = sum(map(len, members))
+    """An upper bound of the characters of the property names present (for the size bound)."""
+
+    def member_holds(key: str, kind: type, item: Any) -> bool:
+        member = members[key]
+        if member.allowed is not None:
+            return kind is str and item in member.allowed
+        return member.check is not None and member.check(item)
+
+    def freezer(value: dict[str, Any], max_bytes: int) -> FrozenDict | None:
+        if not value.keys() >= needed:
+            return None
+        chars = property_chars
+        for key, item in value.items():
+            kind = type(item)
+            # Strict JSON first, exactly as freeze()'s flat pass.
+            if kind is str:
+                if not item.isascii():
+                    return None
+                chars += len(item)
+            elif kind is int:
+                if not INT_MIN <= item <= INT_MAX:
+                    return None
+            elif kind is float:
+                if item - item != 0:  # NaN or an infinity
+                    return None
+            elif kind is not bool and item is not None:
+                return None  # containers and other types: the full path decides
+            if type(key) is not str:  # freeze() refuses or copies other keys: it decides
+                return None
+            free = free_of(key)
+            if free is None:  # not a property: an ASCII key, if allowed at all
+                if closed or not key.isascii():
+                    return None
+                chars += len(key)
+            elif kind not in free and not member_holds(key, kind, item):
+                return None
+        if chars * PER_CHAR + len(value) * PER_ITEM > max_bytes:
+            return None  # possibly too big: the full path measures it
+        return FrozenDict(value)
+
+    return freezer
+
+
+def compile_freezer(schema: Mapping[str, Any]) -> Freezer | None:
+    """A one-pass "strict JSON, valid against ``schema``, frozen" for flat payloads.
+
+    The returned ``freezer(data, max_bytes)`` takes a plain ``dict`` and returns exactly what
+    :func:`~mnemo_events._frozen.freeze` would (a :class:`~mnemo_events._frozen.FrozenDict`
+    copy) when ``freeze`` would accept it *and* the schema holds; None in every other case
+    (a nested value, a non-ASCII string, a float out of JSON, a size near the limit, a schema
+    violation, ...), when the caller takes the full path, which decides and names the
+    problem. Only object schemas of the compiled subset get one (None otherwise).
+    """
+    try:
+        return _object_freezer(schema)
     except _Unsupported:
         return None

@@ -29,7 +29,13 @@ from pydantic_core import core_schema
 from mnemo_events._log import logger
 from mnemo_events.exceptions import SchemaRegistrationError
 from mnemo_events.patterns import validate_event_type
-from mnemo_events.schemas._fastpath import TYPE_PREDICATES, Check, compile_check
+from mnemo_events.schemas._fastpath import (
+    TYPE_PREDICATES,
+    Check,
+    Freezer,
+    compile_check,
+    compile_freezer,
+)
 from mnemo_events.schemas._messages import format_errors
 from mnemo_events.schemas._models import BUILTIN_MODELS
 
@@ -102,13 +108,15 @@ def model_json_schema(model: type[BaseModel]) -> dict[str, Any]:
 class _Entry:
     """One registered type: its schema, fast check, model, and jsonschema validator."""
 
-    __slots__ = ("_validator", "check", "model", "schema")
+    __slots__ = ("_validator", "check", "freezer", "model", "schema")
 
     def __init__(self, schema: dict[str, Any], model: type[BaseModel] | None) -> None:
         self.schema = schema
         self.model = model
         self.check: Check | None = compile_check(schema)
         """Sound fast check (True means valid); None when the schema is beyond its subset."""
+        self.freezer: Freezer | None = compile_freezer(schema) if self.check else None
+        """Publish's one-walk check-and-freeze of flat payloads (see ``compile_freezer``)."""
         self._validator: Validator | None = None
         if self.check is None:
             self._validator = _validator_class()(schema)
@@ -164,6 +172,12 @@ class SchemaRegistry:
 
     def __init__(self, *, builtins: bool = True) -> None:
         self._entries: dict[str, _Entry] = {}
+        self._freezers: dict[str, Freezer] = {}
+        self.freezer_of: Callable[[str], Freezer | None] = self._freezers.get
+        """The one-walk check-and-freeze of a registered type, or None: ``freezer(data,
+        max_bytes)`` returns ``data`` frozen when it is strict JSON, valid and flat, else None
+        (then :func:`~mnemo_events._frozen.freeze` and :meth:`validate` decide). A bound
+        ``dict.get``, for publish's hot path."""
         if builtins:
             for event_type, model in BUILTIN_MODELS.items():
                 self.register(event_type, model)
@@ -185,10 +199,15 @@ class SchemaRegistry:
                 "replace its schema"
             )
         schema, model = _schema_from(event_type, model_or_schema)
-        self._entries[event_type] = _Entry(schema, model)
+        entry = self._entries[event_type] = _Entry(schema, model)
+        if entry.freezer is None:
+            self._freezers.pop(event_type, None)
+        else:
+            self._freezers[event_type] = entry.freezer
 
     def unregister(self, event_type: str) -> bool:
         """Forget ``event_type``; False when it was not registered."""
+        self._freezers.pop(event_type, None)
         return self._entries.pop(event_type, None) is not None
 
     def is_registered(self, event_type: str) -> bool:

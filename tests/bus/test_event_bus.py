@@ -167,6 +167,21 @@ class TestManageSubscriptions:
 
 
 class TestOrderAndIsolation:
+    async def test_runs_of_types_in_one_batch_reach_their_subscribers_in_order(
+        self, bus: EventBus
+    ) -> None:
+        """A batch mixing bursts of one type with interleaved types is routed in order."""
+        seen: dict[str, list[int]] = {"x": [], "any": []}
+        bus.subscribe("a.x", lambda e: seen["x"].append(e.data["n"]))
+        bus.subscribe("a.*", lambda e: seen["any"].append(e.data["n"]))
+        types = ["a.x"] * 5 + ["a.y", "a.x", "a.y", "a.y"] + ["a.x"] * 3
+        await bus.publish_batch([(t, {"n": n}) for n, t in enumerate(types)])
+        await bus.publish_batch([("a.x", {"n": 100 + n}) for n in range(4)])
+        await bus.stop()
+        assert seen["any"] == [*range(len(types)), 100, 101, 102, 103]
+        assert seen["x"] == [n for n, t in enumerate(types) if t == "a.x"] + [100, 101, 102, 103]
+        assert (await bus.get_stats())["events_by_type"] == {"a.x": 13, "a.y": 3}
+
     async def test_each_subscriber_sees_publish_order(self, bus: EventBus) -> None:
         """Every subscriber receives events in publish order, even with async pauses."""
         seen: dict[str, list[int]] = {"fast": [], "slow": []}

@@ -25,6 +25,19 @@ def test_take_and_put_back_keep_fifo_order() -> None:
     assert box.take(10) == []
 
 
+async def test_take_of_one_some_or_all_lets_as_many_producers_in() -> None:
+    """Taking one, some or every item keeps FIFO order and wakes one waiting producer each."""
+    box: Mailbox[int] = Mailbox(3)
+    box.extend([1, 2, 3])
+    putters = [asyncio.create_task(box.put(n, 5.0)) for n in (4, 5, 6)]
+    await asyncio.sleep(0)
+    assert box.take(1) == [1]
+    assert box.take(2) == [2, 3]
+    await asyncio.wait_for(asyncio.gather(*putters), 5.0)
+    assert box.take(10) == [4, 5, 6]
+    assert len(box) == 0
+
+
 async def test_put_waits_for_room_and_gives_up_after_max_wait() -> None:
     """A full mailbox makes put wait; room lets it in, no room by the deadline refuses."""
     box: Mailbox[int] = Mailbox(1)

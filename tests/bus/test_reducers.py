@@ -37,3 +37,13 @@ def test_recent_events_filters_by_type_or_pattern_newest_last() -> None:
     assert recent_events(state, "memory.*", 2) == [events[2], events[3]]
     assert recent_events(state, "gap.>", 5) == []
     assert recent_events(state, None, 0) == []
+
+
+def test_a_burst_of_one_type_is_counted_whole() -> None:
+    """A batch of one type adds its length to that type's count (and empty batches nothing)."""
+    state = StreamState.empty(history_size=10)
+    record_batch(state, _events("a.x", "a.x", "a.x"))
+    record_batch(state, [])
+    record_batch(state, _events("a.x", "b.y"))
+    assert state.per_type == {"a.x": 4, "b.y": 1}
+    assert state.dispatched == 5

@@ -304,3 +304,61 @@ class TestQueries:
         remaining = await store.get_delivery("dlv_wh_a_2")
         assert remaining is not None
         assert len(remaining.attempt_log) == 1
+
+
+class TestExactRoundTrips:
+    async def test_a_batch_reads_back_exactly(self, store: DeliveryStore) -> None:
+        """A batch of rows comes back byte for byte and float for float."""
+        await store.flush()
+        stamps = [1_764_594_559.123456789 + n / 7 for n in range(300)]
+        bodies = [(f'{{"n":{n},"t":"é😀\u2028\\"q\\""}}').encode() for n in range(300)]
+        for n in range(300):
+            store.add_delivery(
+                f"dlv_{n}", "wh_a", f"evt_{n}", "memory.created", bodies[n], stamps[n]
+            )
+        for n in range(300):
+            store.record_attempt(
+                *_rows(f"dlv_{n}", 1, "retry", 503, error="é", body="ü\n", next_at=stamps[n] / 3)
+            )
+            store.record_attempt(*_rows(f"dlv_{n}", 2, "success", 200, latency=stamps[n] / 11))
+        await store.flush()
+        for n in (0, 137, 299):
+            job = await store.job(f"dlv_{n}")
+            delivery = await store.get_delivery(f"dlv_{n}")
+            assert job is not None
+            assert delivery is not None
+            assert job.body == bodies[n]
+            assert type(job.body) is bytes
+            assert delivery.created_at.timestamp() == pytest.approx(stamps[n], abs=1e-6)
+            assert (delivery.status, delivery.attempts) == (DeliveryStatus.SUCCESS, 2)
+            assert delivery.last_latency_ms == stamps[n] / 11
+            assert [(a.number, a.error, a.response_body) for a in delivery.attempt_log] == [
+                (1, "é", "ü\n"),
+                (2, None, None),
+            ]
+        conn = sqlite3.connect(store.path)  # type: ignore[arg-type]
+        try:
+            row = conn.execute("SELECT created_at FROM deliveries WHERE id = 'dlv_137'").fetchone()
+        finally:
+            conn.close()
+        assert row[0] == stamps[137]
+
+    async def test_a_non_utf8_body_and_nul_text_are_stored_exactly(
+        self, store: DeliveryStore
+    ) -> None:
+        """A body that is not UTF-8, or text holding a NUL, is stored exactly."""
+        await store.flush()
+        odd = {"dlv_latin1": b'{"n":"\xe9"}', "dlv_nul": b'{"n":"a\x00b"}', "dlv_ok": b"{}"}
+        for delivery_id, body in odd.items():
+            store.add_delivery(delivery_id, "wh_a", "evt", "memory.created", body, 1.0)
+        store.record_attempt(*_rows("dlv_ok", 1, "failed", 500, body="x\x00y", error="e\x00"))
+        await store.flush()
+        for delivery_id, body in odd.items():
+            job = await store.job(delivery_id)
+            assert job is not None
+            assert job.body == body
+        delivery = await store.get_delivery("dlv_ok")
+        assert delivery is not None
+        assert delivery.last_response == "x\x00y"
+        assert delivery.attempt_log[0].response_body == "x\x00y"
+        assert delivery.attempt_log[0].error == "e\x00"
