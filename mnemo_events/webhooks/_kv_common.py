@@ -15,7 +15,12 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from nats.js import JetStreamContext, api
-from nats.js.errors import APIError, BucketNotFoundError, KeyWrongLastSequenceError
+from nats.js.errors import (
+    APIError,
+    BucketNotFoundError,
+    KeyNotFoundError,
+    KeyWrongLastSequenceError,
+)
 from nats.js.kv import KV_DEL, KV_MARKER_REASON, KV_OP, KV_PURGE, KeyValue
 
 __all__ = [
@@ -91,20 +96,51 @@ async def open_bucket(js: JetStreamContext, name: str, description: str) -> KeyV
 
 async def scan(kv: KeyValue, keys: str) -> AsyncIterator[KeyValue.Entry]:
     """Every live entry whose key matches ``keys`` (a subject pattern), once each, latest
-    value, in the order of their last write.
+    value; a key that existed when the scan began is never missed.
 
-    One ephemeral ordered consumer (last value per subject): its cost is one consumer
-    creation plus one message per matching key, whatever the bucket holds besides.
+    First one ephemeral ordered consumer (last value per subject), one message per matching
+    key. Its end marker alone is not enough: with history 1 a key rewritten while the
+    consumer runs loses the message the consumer was about to read, and its new message lands
+    after the marker (or the marker comes at once). So the stream's subject list, read once
+    the consumer is done, names every key there is, and each key the consumer did not bring
+    is read by itself (one request each, ``_GET_WINDOW`` at a time). A server answers at most
+    100,000 subjects per stream-info request: keep a scanned key range below that.
     """
+    seen: set[str] = set()
     watcher = await kv.watch(keys, ignore_deletes=True)
     try:
         async for entry in watcher:
-            if entry is None:  # the initial values are all delivered
-                return
-            if entry.operation not in (KV_DEL, KV_PURGE):
+            if entry is None:  # the consumer's end marker
+                break
+            if entry.operation not in (KV_DEL, KV_PURGE) and entry.key not in seen:
+                seen.add(entry.key)
                 yield entry
     finally:
         await watcher.stop()  # type: ignore[no-untyped-call]
+    prefix: str = kv._pre
+    info = await kv._js.stream_info(kv._stream, subjects_filter=f"{prefix}{keys}")
+    missed = [
+        subject[len(prefix) :]
+        for subject in (info.state.subjects or {})
+        if subject[len(prefix) :] not in seen
+    ]
+    for start in range(0, len(missed), _GET_WINDOW):
+        window = missed[start : start + _GET_WINDOW]
+        for found in await asyncio.gather(*(_live(kv, key) for key in window)):
+            if found is not None:
+                yield found
+
+
+_GET_WINDOW = 256
+"""How many keys a scan reads at once by themselves."""
+
+
+async def _live(kv: KeyValue, key: str) -> KeyValue.Entry | None:
+    """A key's latest value, or ``None`` when it was deleted or purged meanwhile."""
+    try:
+        return await kv.get(key)
+    except KeyNotFoundError:  # KeyDeletedError is one
+        return None
 
 
 class Follower:
