@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from mnemo_events._log import logger
+from mnemo_events.bus._aio import cancel_and_wait
 from mnemo_events.exceptions import WebhookActorClosedError
 from mnemo_events.webhooks._group_fanout import FanOut, publish_work
 from mnemo_events.webhooks._group_lease import Lease, LeaseBucket, Taken
@@ -182,9 +183,8 @@ class GroupMember:
     async def stop_taking(self) -> None:
         """Stop fetching events and work (held jobs go on until the actors stop)."""
         loops, self._loops = self._loops, []
-        for task in loops:
-            task.cancel()
-        await asyncio.gather(*loops, return_exceptions=True)
+        # cancel_and_wait sends the cancellation again until it lands (a fetch can drop it).
+        await asyncio.gather(*map(cancel_and_wait, loops), return_exceptions=True)
 
     async def hand_back(self) -> None:
         """After the actors stopped: finish acknowledgements, and hand every job still held
