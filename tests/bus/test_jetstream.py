@@ -284,6 +284,70 @@ class TestLiveFeed:
             await later.flush()
         assert got == [1]
 
+    async def test_a_bus_without_local_subscriptions_reads_nothing_back(
+        self, server: NatsServer
+    ) -> None:
+        """A publisher-only bus runs no live feed, yet its own stored events are in its
+        history and counters, and flush and stop return."""
+        async with EventBus(transport=server.url, validation="off") as bus:
+            await bus.publish_batch(
+                [{"type": "memory.created", "data": {"n": n}} for n in range(30)]
+            )
+            await bus.publish("memory.deleted", {"n": 30})
+            await bus.flush()
+            stats = await bus.get_stats()
+            assert stats["transport"]["feed"] == "off (no local subscription)"
+            assert stats["transport"]["feed_delivered"] == 0
+            assert stats["total_published"] == 31
+            assert stats["events_by_type"] == {"memory.created": 30, "memory.deleted": 1}
+            assert stats["history_size"] == 31
+        assert len(await _stored_ids(server.url)) == 31
+
+    async def test_a_first_subscription_while_running_gets_every_later_event_in_order(
+        self, server: NatsServer
+    ) -> None:
+        """Subscribing on a running publisher-only bus starts the feed after what it stored:
+        the subscriber gets every event published later (its own and another bus's), once
+        each, in stream order, and none from before."""
+        got: list[int] = []
+        async with (
+            EventBus(transport=server.url, validation="off") as bus,
+            EventBus(transport=server.url, validation="off") as other,
+        ):
+            await bus.publish_batch([{"type": "memory.created", "data": {"n": -1}}] * 20)
+            await bus.publish("memory.created", {"n": -1})
+            bus.subscribe("memory.*", lambda e: got.append(e.data["n"]))
+            for n in range(0, 40, 2):
+                await bus.publish("memory.created", {"n": n})
+                await other.publish("memory.created", {"n": n + 1})
+            await bus.publish_batch(
+                [{"type": "memory.created", "data": {"n": n}} for n in range(40, 60)]
+            )
+            await bus.flush()
+            assert got == list(range(60))
+            stats = await bus.get_stats()
+            assert stats["transport"]["feed"] == "live"
+            assert stats["total_published"] == 21 + 60  # its own before, then the feed's
+
+    async def test_a_first_subscription_on_a_bus_that_never_published_misses_nothing(
+        self, server: NatsServer
+    ) -> None:
+        """A running bus that has stored nothing yet: the first event published right after
+        subscribing (while the feed looks up the stream's end) reaches the subscriber."""
+        got: list[int] = []
+        async with (
+            EventBus(transport=server.url, validation="off") as bus,
+            EventBus(transport=server.url, validation="off") as other,
+        ):
+            await other.publish("memory.created", {"n": -1})
+            bus.subscribe("memory.*", lambda e: got.append(e.data["n"]))
+            await bus.publish("memory.created", {"n": 0})
+            await other.publish("memory.created", {"n": 1})
+            await bus.publish("memory.created", {"n": 2})
+            await bus.flush()
+            await eventually(lambda: len(got) >= 3)
+            assert got == [0, 1, 2]
+
 
 class TestDurable:
     async def test_poison_event_is_terminated_after_max_attempts(
