@@ -70,6 +70,8 @@ _WINDOW = 1_000
 """Events of a batch sent before their acknowledgements are awaited (the server's largest
 atomic batch too)."""
 _ASYNC_PENDING_SAFE = 3_000
+_END_REFRESH = 1.0
+"""Seconds between reads of the stream's end while no live feed runs."""
 _OWN_LIMIT = 50_000
 _RETRYABLE = (
     nats.errors.TimeoutError,
@@ -151,8 +153,6 @@ class JetStreamTransport:
         """A local subscription exists (or existed): the bus needs the live feed."""
         self._deliver: Deliver | None = None
         self._started_loop: asyncio.AbstractEventLoop | None = None
-        self._launching: asyncio.Future[None] | None = None
-        """Set while the feed's first sequence is looked up: stores wait for it."""
         self._next_seq: int | None = None
         self._accepted_seq = 0
         self._delivered_seq = 0
@@ -216,12 +216,16 @@ class JetStreamTransport:
             return
         _, js = await self._connection()
         self._release_waiters(stopping=True)
+        first_own = self._first_unseen()
+        if first_own is None or not self._feed_wanted:  # "from now": fixed before it returns
+            end = (await js.stream_info(self.config.stream)).state.last_seq + 1
+            self._known_end = max(self._known_end, end)
+            first_own = first_own or end
         self._deliver, self._started_loop = deliver, loop
         if self._feed_wanted:
-            first_own = self._first_unseen()
-            if first_own is None:  # "from now": fixed before start() returns
-                first_own = (await js.stream_info(self.config.stream)).state.last_seq + 1
             self._launch_feed(loop, first_own)
+        else:
+            self._end_task = loop.create_task(self._follow_end(), name="mnemo-events stream end")
         for durable in self._durables.values():
             durable.start()
 
@@ -229,8 +233,8 @@ class JetStreamTransport:
         """A local subscription was made: run the live feed from now on (at once if running).
 
         Every event stored after this call is delivered: the feed starts after the last
-        event this process stored (or at the stream's end, looked up before any further
-        store of this process goes out).
+        event this process stored and after the stream's end as last read (at start, then
+        each second), so the events others stored in that last second may come too.
         """
         if self._feed_wanted:
             return
@@ -250,37 +254,26 @@ class JetStreamTransport:
     def _launch_from_now(self, loop: asyncio.AbstractEventLoop) -> None:
         if self._deliver is None or self._started_loop is not loop:
             return
-        first = self._first_unseen()
-        if self._accepted_seq:  # anything stored from now on comes after it
-            first = max(first or 0, self._accepted_seq + 1)
-        if first is not None:
-            self._launch_feed(loop, first)
-            return
-        launching = loop.create_future()
-        self._launching = launching
+        # Never after an event stored since this call: the last stream end this process knows
+        # (read at start, then each second while no feed runs) or after its last stored event.
+        # Events stored meanwhile by others (at most about a second's) are delivered as well.
+        first = max(self._first_unseen() or 0, self._known_end, self._accepted_seq + 1)
+        self._launch_feed(loop, first)
 
-        async def look_up() -> None:
+    async def _follow_end(self) -> None:
+        """While no feed runs, keep the stream's end fresh (where a first subscription starts)."""
+        while not self._feed_wanted:
+            await asyncio.sleep(_END_REFRESH)
             try:
                 _, js = await self._connection()
                 end = (await js.stream_info(self.config.stream)).state.last_seq + 1
-            except Exception as err:
-                end = None  # the feed looks the end up itself when it connects
-                _log.warning(
-                    "bus.jetstream_feed_reset",
-                    stream=self.config.stream,
-                    next_seq=None,
-                    reason=repr(err),
-                    retry_in=0,
-                )
-            finally:
-                self._launching = None
-                launching.set_result(None)
-            if self._deliver is not None and self._started_loop is loop:
-                self._launch_feed(loop, end)
+            except Exception as err:  # keeps the older end: more events, never fewer
+                _log.debug("bus.jetstream_client_error", servers=self._servers, error=repr(err))
+                continue
+            self._known_end = max(self._known_end, end)
 
-        self._launch_task = loop.create_task(look_up(), name="mnemo-events jetstream feed start")
-
-    _launch_task: asyncio.Task[None] | None = None
+    _end_task: asyncio.Task[None] | None = None
+    _known_end = 0
 
     def _launch_feed(self, loop: asyncio.AbstractEventLoop, first: int | None) -> None:
         task = self._feed_task
@@ -313,11 +306,8 @@ class JetStreamTransport:
         """Stop the feed and the durable subscriptions, then close the connection."""
         task, self._feed_task = self._feed_task, None
         self._deliver = self._started_loop = None
-        launch, self._launch_task = self._launch_task, None
-        await cancel_and_wait(launch)
-        launching, self._launching = self._launching, None
-        if launching is not None and not launching.done():  # cancelled before it ran
-            launching.set_result(None)
+        end_task, self._end_task = self._end_task, None
+        await cancel_and_wait(end_task)
         await cancel_and_wait(task)
         if self._feed is not None:
             self._next_seq = self._feed.next_seq
@@ -340,8 +330,6 @@ class JetStreamTransport:
         """
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.publish_timeout
-        if self._launching is not None:
-            await asyncio.shield(self._launching)
         await self._store(event, deadline)
 
     async def accept_batch(self, events: Sequence[Event]) -> None:
@@ -362,8 +350,6 @@ class JetStreamTransport:
         """
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.publish_timeout
-        if self._launching is not None:
-            await asyncio.shield(self._launching)
         for start in range(0, len(events), _WINDOW):
             window = events[start : start + _WINDOW]
             await self._connection(deadline)

@@ -332,8 +332,9 @@ class TestLiveFeed:
     async def test_a_first_subscription_on_a_bus_that_never_published_misses_nothing(
         self, server: NatsServer
     ) -> None:
-        """A running bus that has stored nothing yet: the first event published right after
-        subscribing (while the feed looks up the stream's end) reaches the subscriber."""
+        """A running bus that has stored nothing: an event another bus stores right after
+        the subscribe call (no await between) reaches the subscriber, then every later one;
+        one stored just before may come too, never twice."""
         got: list[int] = []
         async with (
             EventBus(transport=server.url, validation="off") as bus,
@@ -341,12 +342,30 @@ class TestLiveFeed:
         ):
             await other.publish("memory.created", {"n": -1})
             bus.subscribe("memory.*", lambda e: got.append(e.data["n"]))
-            await bus.publish("memory.created", {"n": 0})
-            await other.publish("memory.created", {"n": 1})
-            await bus.publish("memory.created", {"n": 2})
+            await other.publish("memory.created", {"n": 0})
+            await bus.publish("memory.created", {"n": 1})
+            await other.publish("memory.created", {"n": 2})
+            await bus.publish("memory.created", {"n": 3})
             await bus.flush()
-            await eventually(lambda: len(got) >= 3)
-            assert got == [0, 1, 2]
+            await eventually(lambda: len(got) >= 4 and got[-1] == 3)
+            assert got in ([0, 1, 2, 3], [-1, 0, 1, 2, 3])
+
+    async def test_a_first_subscription_much_later_starts_near_now(
+        self, server: NatsServer
+    ) -> None:
+        """A bus that ran seconds without subscriptions starts its feed near the stream's
+        end (read each second), not at what was stored when it started."""
+        got: list[int] = []
+        async with (
+            EventBus(transport=server.url, validation="off") as bus,
+            EventBus(transport=server.url, validation="off") as other,
+        ):
+            await other.publish_batch([{"type": "memory.created", "data": {"n": -1}}] * 50)
+            await asyncio.sleep(2.5)
+            bus.subscribe("memory.*", lambda e: got.append(e.data["n"]))
+            await other.publish("memory.created", {"n": 0})
+            await eventually(lambda: got[-1:] == [0])
+            assert got == [0]
 
 
 class TestDurable:
