@@ -10,10 +10,11 @@
 
 The live feed runs only in a bus that has a local (non-durable) subscription, an observer or
 a stream: a publisher-only process does not read the whole stream back (measured: that
-reading cost such a publisher about 40% of its rate). Until the feed runs, the events this
-process stores are handed to its bus right after their acknowledgement (for its history and
-counters: no subscriber exists to receive them); the first local subscription starts the
-feed after the last event this process stored, so every event published after it reaches it.
+reading cost such a publisher about a third of its rate). Until the feed runs, the events
+this process stores are handed to its bus right after their acknowledgement (for its history
+and counters: no subscriber exists to receive them); the first local subscription starts the
+feed after the last event this process stored and after the stream's end as last read (at
+start, then each second), so every event stored after the subscribe call reaches it.
 
 ``accept`` returns once the stream has stored the event, so an event whose ``publish``
 returned survives this process and the server's restart. The event id is the message id, so a
