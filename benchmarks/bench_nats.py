@@ -2,9 +2,14 @@
 
 Publish throughput: the same payloads, ``batch_size`` at a time, as ``bus.publish_batch`` on a
 JetStream bus (validation off; it builds each event, encodes it, stores each window of 1,000
-as one atomic batch, and its live feed reads every event back for local subscribers) and as
-raw ``js.publish_async`` of the JSON with a ``Nats-Msg-Id`` then ``publish_async_completed()``
-per batch: pipelined, one acknowledgement per event (the target's reference). A third row,
+as one atomic batch; with no local subscription it runs no live feed, as a publisher process
+of the engine) and as
+raw ``js.publish_async`` with a ``Nats-Msg-Id`` then ``publish_async_completed()`` per batch:
+pipelined, one acknowledgement per event (the target's reference). Both sides store the same
+document per event (id, type, data, metadata, published_at, built and JSON-encoded in the
+timed loop): the raw side used to send only the payload's JSON (179 bytes instead of 319),
+which compared different work. A reference row has ours with one local subscription (to a
+type nobody publishes): its live feed then reads every event back. Another row,
 raw atomic batches with the same headers as ours and no feed, shows what the protocol alone
 gives. Rates are events stored (all acknowledged) per second, repetitions interleaved, the
 stream purged before each.
@@ -26,6 +31,7 @@ import subprocess
 import sys
 import time
 import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 import nats
@@ -40,6 +46,7 @@ __all__ = ["OURS", "RAW", "case_8"]
 OURS = "EventBus(transport=nats) publish_batch"
 RAW = "raw nats-py js.publish_async, pipelined"
 RAW_ATOMIC = "raw nats-py atomic batches, same headers"
+OURS_FEED = "EventBus publish_batch, a local subscriber (feed on)"
 OURS_LATENCY = "EventBus live subscription"
 RAW_LATENCY = "raw nats-py ordered consumer"
 _STREAM = "MNEMO_EVENTS"
@@ -47,13 +54,33 @@ _SUBJECT = "mnemo.bench.created"
 _RATE = 500.0
 
 
-async def _ours(url: str, chunks: list[list[dict[str, Any]]]) -> float:
+async def _ours(url: str, chunks: list[list[dict[str, Any]]], *, subscriber: bool = False) -> float:
     async with EventBus(transport=url, validation="off", publish_timeout=30.0) as bus:
+        if subscriber:
+            bus.subscribe("bench.unpublished", lambda _event: None)
         await bus.publish("bench.warm", {})
         started = time.perf_counter()
         for chunk in chunks:
             await bus.publish_batch(chunk)
         return time.perf_counter() - started
+
+
+def _document(item: dict[str, Any]) -> tuple[str, bytes]:
+    """A fresh event id and the JSON document ours stores for ``item`` (the same fields, the
+    same encoding): both sides store the same bytes, so the rows compare transports."""
+    event_id = f"evt_{uuid.uuid4().hex}"
+    body = {
+        "id": event_id,
+        "type": item["type"],
+        "data": item["data"],
+        "metadata": {},
+        "published_at": datetime.now(UTC).isoformat(),
+    }
+    return event_id, json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+async def _ours_feed(url: str, chunks: list[list[dict[str, Any]]]) -> float:
+    return await _ours(url, chunks, subscriber=True)
 
 
 async def _raw(url: str, chunks: list[list[dict[str, Any]]]) -> float:
@@ -64,10 +91,8 @@ async def _raw(url: str, chunks: list[list[dict[str, Any]]]) -> float:
         started = time.perf_counter()
         for chunk in chunks:
             for item in chunk:
-                body = json.dumps(item["data"], separators=(",", ":")).encode()
-                await js.publish_async(
-                    _SUBJECT, body, headers={"Nats-Msg-Id": f"evt_{uuid.uuid4().hex}"}
-                )
+                event_id, body = _document(item)
+                await js.publish_async(_SUBJECT, body, headers={"Nats-Msg-Id": event_id})
             await js.publish_async_completed()
         return time.perf_counter() - started
     finally:
@@ -83,9 +108,9 @@ async def _raw_atomic(url: str, chunks: list[list[dict[str, Any]]]) -> float:
             batch = uuid.uuid4().hex
             last = len(chunk)
             for number, item in enumerate(chunk, 1):
-                body = json.dumps(item["data"], separators=(",", ":")).encode()
+                event_id, body = _document(item)
                 headers = {
-                    "Nats-Msg-Id": f"evt_{uuid.uuid4().hex}",
+                    "Nats-Msg-Id": event_id,
                     "Nats-Batch-Id": batch,
                     "Nats-Batch-Sequence": str(number),
                 }
@@ -196,13 +221,14 @@ async def case_8(sizes: Sizes, repeat: int) -> CaseResult:
     items = [{"type": "bench.created", "data": data} for data in payloads(count)]
     chunks = [items[i : i + size] for i in range(0, count, size)]
     latency_events = max(min(count // 10, 2_000), 20)
-    samples: dict[str, list[float]] = {OURS: [], RAW: [], RAW_ATOMIC: []}
+    samples: dict[str, list[float]] = {OURS: [], RAW: [], RAW_ATOMIC: [], OURS_FEED: []}
     with local_nats_server() as url:
         await _ours(url, chunks[:1])  # creates the stream; warms every path
         await _raw(url, chunks[:1])
         await _raw_atomic(url, chunks[:1])
+        await _ours_feed(url, chunks[:1])
         for round_number in range(repeat):
-            order = [(OURS, _ours), (RAW, _raw), (RAW_ATOMIC, _raw_atomic)]
+            order = [(OURS, _ours), (RAW, _raw), (RAW_ATOMIC, _raw_atomic), (OURS_FEED, _ours_feed)]
             for name, run in order if round_number % 2 == 0 else order[::-1]:
                 await _purge(url)
                 samples[name].append(count / await run(url, chunks))
@@ -216,6 +242,7 @@ async def case_8(sizes: Sizes, repeat: int) -> CaseResult:
         Row(8, group, OURS, "events/s", tuple(samples[OURS]), RAW, count),
         Row(8, group, RAW, "events/s", tuple(samples[RAW]), None, count),
         Row(8, group, RAW_ATOMIC, "events/s", tuple(samples[RAW_ATOMIC]), None, count),
+        Row(8, group, OURS_FEED, "events/s", tuple(samples[OURS_FEED]), RAW, count),
     ]
     for name, figures in latency.items():
         result.rows.append(
@@ -254,3 +281,5 @@ if __name__ == "__main__":
         group = "events stored per second"
         ours, atomic = report.row(OURS, group).median, report.row(RAW_ATOMIC, group).median
         print(f"{OURS} / {RAW_ATOMIC}: {ours / atomic:.2f}")
+        raw, fed = report.row(RAW, group).median, report.row(OURS_FEED, group).median
+        print(f"{OURS_FEED} / {RAW}: {fed / raw:.2f}")

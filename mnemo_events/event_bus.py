@@ -388,6 +388,7 @@ class EventBus:
         )
         actor.on_crash = self._on_actor_crash
         self._subscriptions.add(actor)
+        _js.want_feed(self._transport)  # JetStream: the live feed runs once someone listens
         loop = self._loop
         if self.is_running and loop is not None and loop.is_running():
             try:
@@ -788,7 +789,11 @@ class EventBus:
         }
 
     async def get_stats(self) -> dict[str, Any]:
-        """The metrics plus per-type counts, per-subscription figures, state and uptime."""
+        """The metrics plus per-type counts, per-subscription figures, state and uptime.
+
+        On JetStream the counts cover the events this bus received: those it stored, plus
+        every event of the stream once it has a local subscription (its live feed runs).
+        """
         started = self._started_at
         return {
             **self.get_metrics(),

@@ -37,6 +37,7 @@ __all__ = [
     "stream_history",
     "subscribe_durable",
     "transport_from_setting",
+    "want_feed",
 ]
 
 
@@ -74,6 +75,13 @@ def transport_from_setting(value: object, config: EventsConfig) -> Transport | N
 def jetstream_of(transport: object) -> JetStreamTransport | None:
     """The transport if it is a JetStream one (without importing nats-py otherwise)."""
     return transport if getattr(transport, "name", None) == "jetstream" else None  # type: ignore[return-value]
+
+
+def want_feed(transport: object) -> None:
+    """A local subscription was made: a JetStream transport starts reading its live feed."""
+    js = jetstream_of(transport)
+    if js is not None:
+        js.want_feed()
 
 
 def subscribe_durable(

@@ -284,6 +284,89 @@ class TestLiveFeed:
             await later.flush()
         assert got == [1]
 
+    async def test_a_bus_without_local_subscriptions_reads_nothing_back(
+        self, server: NatsServer
+    ) -> None:
+        """A publisher-only bus runs no live feed, yet its own stored events are in its
+        history and counters, and flush and stop return."""
+        async with EventBus(transport=server.url, validation="off") as bus:
+            await bus.publish_batch(
+                [{"type": "memory.created", "data": {"n": n}} for n in range(30)]
+            )
+            await bus.publish("memory.deleted", {"n": 30})
+            await bus.flush()
+            stats = await bus.get_stats()
+            assert stats["transport"]["feed"] == "off (no local subscription)"
+            assert stats["transport"]["feed_delivered"] == 0
+            assert stats["total_published"] == 31
+            assert stats["events_by_type"] == {"memory.created": 30, "memory.deleted": 1}
+            assert stats["history_size"] == 31
+        assert len(await _stored_ids(server.url)) == 31
+
+    async def test_a_first_subscription_while_running_gets_every_later_event_in_order(
+        self, server: NatsServer
+    ) -> None:
+        """Subscribing on a running publisher-only bus starts the feed after what it stored:
+        the subscriber gets every event published later (its own and another bus's), once
+        each, in stream order, and none from before."""
+        got: list[int] = []
+        async with (
+            EventBus(transport=server.url, validation="off") as bus,
+            EventBus(transport=server.url, validation="off") as other,
+        ):
+            await bus.publish_batch([{"type": "memory.created", "data": {"n": -1}}] * 20)
+            await bus.publish("memory.created", {"n": -1})
+            bus.subscribe("memory.*", lambda e: got.append(e.data["n"]))
+            for n in range(0, 40, 2):
+                await bus.publish("memory.created", {"n": n})
+                await other.publish("memory.created", {"n": n + 1})
+            await bus.publish_batch(
+                [{"type": "memory.created", "data": {"n": n}} for n in range(40, 60)]
+            )
+            await bus.flush()
+            assert got == list(range(60))
+            stats = await bus.get_stats()
+            assert stats["transport"]["feed"] == "live"
+            assert stats["total_published"] == 21 + 60  # its own before, then the feed's
+
+    async def test_a_first_subscription_on_a_bus_that_never_published_misses_nothing(
+        self, server: NatsServer
+    ) -> None:
+        """A running bus that has stored nothing: an event another bus stores right after
+        the subscribe call (no await between) reaches the subscriber, then every later one;
+        one stored just before may come too, never twice."""
+        got: list[int] = []
+        async with (
+            EventBus(transport=server.url, validation="off") as bus,
+            EventBus(transport=server.url, validation="off") as other,
+        ):
+            await other.publish("memory.created", {"n": -1})
+            bus.subscribe("memory.*", lambda e: got.append(e.data["n"]))
+            await other.publish("memory.created", {"n": 0})
+            await bus.publish("memory.created", {"n": 1})
+            await other.publish("memory.created", {"n": 2})
+            await bus.publish("memory.created", {"n": 3})
+            await bus.flush()
+            await eventually(lambda: len(got) >= 4 and got[-1] == 3)
+            assert got in ([0, 1, 2, 3], [-1, 0, 1, 2, 3])
+
+    async def test_a_first_subscription_much_later_starts_near_now(
+        self, server: NatsServer
+    ) -> None:
+        """A bus that ran seconds without subscriptions starts its feed near the stream's
+        end (read each second), not at what was stored when it started."""
+        got: list[int] = []
+        async with (
+            EventBus(transport=server.url, validation="off") as bus,
+            EventBus(transport=server.url, validation="off") as other,
+        ):
+            await other.publish_batch([{"type": "memory.created", "data": {"n": -1}}] * 50)
+            await asyncio.sleep(2.5)
+            bus.subscribe("memory.*", lambda e: got.append(e.data["n"]))
+            await other.publish("memory.created", {"n": 0})
+            await eventually(lambda: got[-1:] == [0])
+            assert got == [0]
+
 
 class TestDurable:
     async def test_poison_event_is_terminated_after_max_attempts(
