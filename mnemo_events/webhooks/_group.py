@@ -40,10 +40,12 @@ from mnemo_events.exceptions import WebhookActorClosedError
 from mnemo_events.webhooks._group_fanout import FanOut, publish_work
 from mnemo_events.webhooks._group_lease import Lease, LeaseBucket, Taken
 from mnemo_events.webhooks._group_work import (
+    ACK_FAILURES,
     GroupNames,
     WorkItem,
     fanout_consumer,
     fetch_some,
+    quietly,
     work_consumer,
     work_stream,
 )
@@ -198,8 +200,8 @@ class GroupMember:
             if entry.lost or self._leases is None:
                 continue
             self.counts["handed_back"] += 1
-            await _quietly(entry.msg.nak())
-            await _quietly(self._leases.release(entry.lease))
+            await quietly(entry.msg.nak())
+            await quietly(self._leases.release(entry.lease))
         if self._results is not None:
             self._results.dispose()
             self._results = None
@@ -230,7 +232,7 @@ class GroupMember:
                             continue
                         await asyncio.gather(*(self._take(msg) for msg in msgs))
                 finally:
-                    await _quietly(sub.unsubscribe())
+                    await quietly(sub.unsubscribe())
             except asyncio.CancelledError:
                 raise
             except Exception as err:
@@ -249,16 +251,16 @@ class GroupMember:
         except ValueError as err:
             self.counts["errors"] += 1
             _log.error("webhooks.group_work_undecodable", error=str(err))
-            await _quietly(msg.term())
+            await quietly(msg.term())
             return
         if item.delivery_id in self._held or item.delivery_id in self._abandoned:
             # A second message of a job held here, or one whose old chain may still run.
-            await _quietly(msg.nak(delay=self.takeover_seconds / 2))
+            await quietly(msg.nak(delay=self.takeover_seconds / 2))
             return
         lease = await self._leases.take(item.delivery_id)
         if isinstance(lease, Taken):
             self.counts["busy_elsewhere"] += 1
-            await _quietly(msg.nak(delay=max(lease.until - time.time(), 0.0) + 0.05))
+            await quietly(msg.nak(delay=max(lease.until - time.time(), 0.0) + 0.05))
             return
         held = _Held(msg, item, lease)
         self._held[item.delivery_id] = held
@@ -266,7 +268,7 @@ class GroupMember:
             job = await self._job_for(held)
         except Exception:
             self._forget(held)
-            await _quietly(self._leases.release(lease))
+            await quietly(self._leases.release(lease))
             raise
         if job is None:
             return
@@ -330,9 +332,9 @@ class GroupMember:
             )
             self._forget(held)  # unacknowledged: attempted again after the takeover time
             return
-        await _quietly(held.msg.ack())
+        await quietly(held.msg.ack())
         assert self._leases is not None
-        await _quietly(self._leases.release(held.lease))
+        await quietly(self._leases.release(held.lease))
         self.counts["finished"] += 1
         self._forget(held)
 
@@ -355,7 +357,7 @@ class GroupMember:
         assert self._leases is not None
         if held.finished or held.lost:
             return
-        await _quietly(held.msg.in_progress())
+        await quietly(held.msg.in_progress())
         try:
             renewed = await asyncio.wait_for(asyncio.shield(self._renew(held)), within)
         except Exception as err:  # the server away: keep trying while the lease lasts
@@ -491,6 +493,7 @@ class GroupMember:
             "events_fanned_out": fanout.events if fanout else 0,
             "work_published": fanout.deliveries if fanout else 0,
             "leases_lost": self._leases.lost if self._leases else 0,
+            "ack_failures": ACK_FAILURES.value,
             **self.counts,
         }
 
@@ -517,11 +520,3 @@ async def _ensure_consumer(js: JetStreamContext, stream: str, config: Any) -> No
             await js.add_consumer(stream, config=config)
         except nats.js.errors.BadRequestError:
             await js.consumer_info(stream, config.durable_name)
-
-
-async def _quietly(step: Any) -> None:
-    """An acknowledgement or clean-up: bounded, a failure logged (the server redelivers)."""
-    try:
-        await asyncio.wait_for(step, 2.0)
-    except Exception as err:
-        _log.debug("webhooks.group_ack_failed", error=repr(err))

@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from mnemo_events._log import logger
 from mnemo_events.bus._jetstream_feed import decode_event
@@ -23,6 +23,7 @@ from mnemo_events.webhooks._group_work import (
     WorkItem,
     delivery_id_for,
     fetch_some,
+    quietly,
 )
 
 if TYPE_CHECKING:
@@ -102,7 +103,7 @@ class FanOut:
                             continue
                         await self._fan_out(js, msgs)
                 finally:
-                    await _quietly(sub.unsubscribe())
+                    await quietly(sub.unsubscribe())
             except asyncio.CancelledError:
                 raise
             except Exception as err:
@@ -123,7 +124,7 @@ class FanOut:
                 event = decode_event(msg.data)
             except Exception as err:
                 _log.error("webhooks.group_event_undecodable", error=repr(err))
-                await _quietly(msg.term())
+                await quietly(msg.term())
                 continue
             for webhook in webhooks:
                 if not webhook.matches(event.type):
@@ -141,14 +142,6 @@ class FanOut:
         if items:
             await publish_work(js, self._names, items)
         for msg in done:
-            await _quietly(msg.ack())
+            await quietly(msg.ack())
         self.events += len(done)
         self.deliveries += len(items)
-
-
-async def _quietly(step: Awaitable[Any]) -> None:
-    """An acknowledgement or clean-up: bounded, a failure logged (the server redelivers)."""
-    try:
-        await asyncio.wait_for(step, 2.0)
-    except Exception as err:
-        _log.debug("webhooks.group_ack_failed", error=repr(err))

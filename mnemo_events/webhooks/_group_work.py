@@ -15,23 +15,58 @@ once. The delivery id is derived from the event id and the webhook id for the sa
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
 import json
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import Any
 
 from nats.js import api
 
+from mnemo_events._log import logger
+
 __all__ = [
+    "ACK_FAILURES",
     "GroupNames",
     "WorkItem",
     "delivery_id_for",
     "fanout_consumer",
     "fetch_some",
+    "quietly",
     "work_consumer",
     "work_stream",
 ]
+
+_log = logger("webhooks.group")
+
+
+@dataclass(slots=True)
+class _Count:
+    value: int = 0
+
+
+ACK_FAILURES = _Count()
+"""Acknowledgements and clean-ups of this process's group members that failed (each logged;
+the server redelivers what was not acknowledged); reported in the group's metrics."""
+
+
+async def quietly(step: Awaitable[Any]) -> None:
+    """An acknowledgement or clean-up: bounded to 2 s; a failure is logged and counted in
+    :data:`ACK_FAILURES`, not raised (the server redelivers what was not acknowledged)."""
+    try:
+        await asyncio.wait_for(step, 2.0)
+    except Exception as err:
+        ACK_FAILURES.value += 1
+        _log.warning_every(
+            ACK_FAILURES.value,
+            100,
+            "webhooks.group_ack_failed",
+            error=repr(err),
+            failures=ACK_FAILURES.value,
+        )
+
 
 _DUPLICATE_WINDOW = 600.0
 """Seconds the work stream remembers message ids (well beyond any fan-out re-run)."""
