@@ -404,23 +404,12 @@ class JetStreamTransport:
             self._counts["publish_retries"] += 1
             delay = _RETRY_DELAYS[min(attempt - 1, len(_RETRY_DELAYS) - 1)]
             await asyncio.sleep(max(min(delay, deadline - loop.time()), 0))
-        self._counts["publish_failures"] += 1
         first = events[0]
-        _log.warning(
-            "bus.jetstream_publish_failed",
-            event_id=first.id,
-            event_type=first.type,
-            servers=self._servers,
-            attempts=attempt,
-            publish_timeout=self.publish_timeout,
-            error=repr(last_error),
-        )
-        raise TransportTimeoutError(
-            f"a batch of {len(events)} events from {first.type!r} ({first.id}) was not "
-            f"acknowledged by JetStream on {self._servers} within "
-            f"publish_timeout={self.publish_timeout}s after {attempt} attempts (last error: "
-            f"{type(last_error).__name__}); is the server up? Publishing them again stores "
-            "each at most once"
+        raise self._gave_up(
+            first,
+            f"a batch of {len(events)} events from {first.type!r} ({first.id})",
+            attempt,
+            last_error,
         )
 
     async def _send_batch(self, nc: Client, events: Sequence[Event], ack_wait: float) -> api.PubAck:
@@ -699,21 +688,27 @@ class JetStreamTransport:
             self._counts["publish_retries"] += 1
             delay = _RETRY_DELAYS[min(attempt - 1, len(_RETRY_DELAYS) - 1)]
             await asyncio.sleep(max(min(delay, deadline - loop.time()), 0))
+        raise self._gave_up(event, f"event {event.type!r} ({event.id})", attempt, last_error)
+
+    def _gave_up(
+        self, first: Event, what: str, attempts: int, last_error: BaseException | None
+    ) -> TransportTimeoutError:
+        """Count and log a publish that ran out of ``publish_timeout``; the error to raise."""
         self._counts["publish_failures"] += 1
         _log.warning(
             "bus.jetstream_publish_failed",
-            event_id=event.id,
-            event_type=event.type,
+            event_id=first.id,
+            event_type=first.type,
             servers=self._servers,
-            attempts=attempt,
+            attempts=attempts,
             publish_timeout=self.publish_timeout,
             error=repr(last_error),
         )
-        raise TransportTimeoutError(
-            f"event {event.type!r} ({event.id}) was not acknowledged by JetStream on "
-            f"{self._servers} within publish_timeout={self.publish_timeout}s after {attempt} "
-            f"attempts (last error: {type(last_error).__name__}); is the server up? "
-            "Publishing it again stores it at most once"
+        return TransportTimeoutError(
+            f"{what} was not acknowledged by JetStream on {self._servers} within "
+            f"publish_timeout={self.publish_timeout}s after {attempts} attempts (last error: "
+            f"{type(last_error).__name__}); is the server up? Publishing again stores each "
+            "event at most once"
         )
 
     async def _hand_over(self, events: Sequence[Event], last_seq: int) -> None:
