@@ -6,19 +6,20 @@ import sqlite3
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from mnemo_events.exceptions import DeliveryStoreClosedError
 from mnemo_events.webhooks._store import (
-    AttemptRow,
     DeliveryStore,
     StoreState,
-    UpdateRow,
     WebhookState,
 )
 from mnemo_events.webhooks.models import DeliveryStatus
+from tests.helpers.store_rows import add as _add
+from tests.helpers.store_rows import retry as _retry
+from tests.helpers.store_rows import rows as _rows
+from tests.helpers.store_rows import success as _success
 
 
 @pytest.fixture
@@ -28,68 +29,6 @@ async def store(tmp_path: Path) -> AsyncIterator[DeliveryStore]:
     await opened.open()
     yield opened
     await opened.close()
-
-
-def _add(store: DeliveryStore, n: int, webhook: str = "wh_a", at: float | None = None) -> Any:
-    return store.add_delivery(
-        f"dlv_{webhook}_{n}", webhook, f"evt_{n}", "memory.created", b'{"n":%d}' % n, at or n
-    )
-
-
-def _rows(
-    delivery_id: str,
-    number: int,
-    outcome: str,
-    status_code: int,
-    *,
-    error: str | None = None,
-    body: str | None = None,
-    next_at: float | None = None,
-    at: float = 2.0,
-    latency: float = 1.0,
-) -> tuple[AttemptRow, UpdateRow]:
-    status = {"retry": "retrying"}.get(outcome, outcome)
-    attempt = AttemptRow(
-        delivery_id=delivery_id,
-        number=number,
-        started_at=1.0,
-        outcome=outcome,
-        status_code=status_code,
-        error=error,
-        latency_ms=latency,
-        response_body=body,
-    )
-    update = UpdateRow(
-        status=status,
-        attempts=number,
-        next_attempt_at=next_at,
-        updated_at=at,
-        last_status_code=status_code,
-        last_error=error,
-        last_latency_ms=latency,
-        last_response=body,
-        id=delivery_id,
-    )
-    return attempt, update
-
-
-def _retry(
-    delivery_id: str, number: int, next_at: float | None = 99.0
-) -> tuple[AttemptRow, UpdateRow]:
-    return _rows(
-        delivery_id,
-        number,
-        "retry",
-        500,
-        error="HTTP 500",
-        body="boom",
-        next_at=next_at,
-        latency=3.5,
-    )
-
-
-def _success(delivery_id: str, number: int, at: float = 2.0) -> tuple[AttemptRow, UpdateRow]:
-    return _rows(delivery_id, number, "success", 200, body="ok", at=at, latency=1.5)
 
 
 class TestWrites:
