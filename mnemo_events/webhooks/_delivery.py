@@ -44,7 +44,7 @@ from typing import Any
 import reactivex
 from reactivex import Observable, abc
 from reactivex import operators as ops
-from reactivex.disposable import CompositeDisposable, Disposable
+from reactivex.disposable import CompositeDisposable
 from reactivex.subject import Subject
 
 from mnemo_events._log import logger
@@ -120,18 +120,25 @@ class AttemptFailed(Exception):
         self.response = response
 
 
-@dataclass(slots=True)
-class _Entry:
-    """One queued attempt: the job and the callbacks of the chain's subscription to it.
+class _Entry(abc.DisposableBase):
+    """One queued attempt: the job and the callbacks of the chain's subscription to it, and
+    that subscription's disposable (disposing it cancels the attempt).
 
     A new delivery enters the mailbox without callbacks: the worker that takes it starts
     the delivery's chain, whose first subscription is this very attempt.
     """
 
-    job: DeliveryJob
-    on_error: Callable[[Exception], None] | None = None
-    on_completed: Callable[[], None] | None = None
-    cancelled: bool = False
+    __slots__ = ("cancelled", "job", "on_completed", "on_error")
+
+    def __init__(self, job: DeliveryJob) -> None:
+        self.job = job
+        self.on_error: Callable[[Exception], None] | None = None
+        self.on_completed: Callable[[], None] | None = None
+        self.cancelled = False
+
+    def dispose(self) -> None:
+        """Cancel the attempt: a queued one is skipped, a running one's answer ignored."""
+        self.cancelled = True
 
 
 class _Attempts(Observable[Any]):
@@ -165,11 +172,7 @@ class _Attempts(Observable[Any]):
         self._first = None
         entry.on_error = on_error or _ignore_error
         entry.on_completed = on_completed or _ignore
-
-        def _cancel() -> None:
-            entry.cancelled = True
-
-        return Disposable(_cancel)
+        return entry
 
 
 def _ignore() -> None:
@@ -224,7 +227,8 @@ class WebhookActor:
         self._chain_ids = itertools.count()
         self._types = TypeCache(self._decide)
         self._prepared = Prepared(webhook, allow_private_networks=context.allow_private_networks)
-        self._notifier = backoff_notifier(self._retry_delay, scheduler=context.scheduler)
+        self._retried = retry_when(backoff_notifier(self._retry_delay, scheduler=context.scheduler))
+        """The operator of every delivery's chain (built once: it holds no state)."""
 
     @property
     def webhook(self) -> Webhook:
@@ -323,7 +327,7 @@ class WebhookActor:
         """A delivery's attempts, retried by ``retry_when`` (see the module docstring)."""
         offset = job.attempts - job.round_start  # attempts of this round before this run
         if offset == 0:
-            return retry_when(self._notifier)(_Attempts(self, job, first))
+            return self._retried(_Attempts(self, job, first))
 
         def _delay(retry_number: int, error: Exception) -> float | None:
             return self._retry_delay(retry_number + offset, error)
