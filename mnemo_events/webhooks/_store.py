@@ -43,14 +43,16 @@ from mnemo_events.exceptions import DeliveryStoreClosedError, DeliveryStoreCorru
 from mnemo_events.webhooks._store_rows import (
     APPLICATION_ID,
     DELIVERY_COLUMNS,
-    INSERT_ATTEMPT,
-    INSERT_DELIVERY,
+    INSERT_ATTEMPTS,
+    INSERT_DELIVERIES,
     JOB_COLUMNS,
     SCHEMA,
     SCHEMA_VERSION,
     STATE_COLUMNS,
     STORE_FORMAT,
+    UPDATE_DELIVERIES,
     UPDATE_DELIVERY,
+    UPDATE_FROM_SUPPORTED,
     UPSERT_STATE,
     AttemptRow,
     NewDeliveryRow,
@@ -58,8 +60,10 @@ from mnemo_events.webhooks._store_rows import (
     UpdateRow,
     WebhookState,
     attempt_from_row,
+    chunks,
     delivery_from_row,
     job_from_row,
+    last_per_delivery,
     state_from_row,
 )
 from mnemo_events.webhooks.models import Delivery
@@ -77,6 +81,10 @@ __all__ = [
 _T = TypeVar("_T")
 _MAX_NEW_PER_BATCH = 256
 """New deliveries per transaction: a burst starts sending after its first 256 are recorded."""
+_RESULTS_WINDOW = 0.005
+"""Seconds attempt results wait for company before their transaction starts. New deliveries,
+reads and :meth:`DeliveryStore.flush` start it at once; a batch of only results waits this
+long, so one transaction records a few milliseconds of attempts rather than one or two."""
 _log = logger("webhooks.store")
 
 
@@ -108,6 +116,11 @@ class _Batch:
         return bool(
             self.deliveries or self.attempts or self.updates or self.states or self.calls
         ) or (self.committed is not None)
+
+    @property
+    def urgent(self) -> bool:
+        """Something waits for this batch: new deliveries, reads, or a flush."""
+        return bool(self.deliveries or self.calls) or self.committed is not None
 
     def commit_future(self) -> asyncio.Future[None]:
         if self.committed is None:
@@ -169,6 +182,7 @@ class DeliveryStore:
         self._batches: deque[_Batch] = deque([_Batch()])
         self._writing: _Batch | None = None
         self._wakeup: asyncio.Event | None = None
+        self._soon: asyncio.TimerHandle | None = None
         self._task: asyncio.Task[None] | None = None
         self._state = StoreState.NEW
         self._registry: tuple[str, bool] | None = None
@@ -332,6 +346,9 @@ class DeliveryStore:
         self._state = StoreState.CLOSING
         assert self._wakeup is not None
         assert self._task is not None
+        if self._soon is not None:
+            self._soon.cancel()
+            self._soon = None
         self._wakeup.set()
         try:
             await self._task
@@ -354,6 +371,15 @@ class DeliveryStore:
     def _kick(self) -> None:
         if self._wakeup is not None:
             self._wakeup.set()
+
+    def _kick_soon(self) -> None:
+        """Wake the writer within :data:`_RESULTS_WINDOW` (for attempt results)."""
+        if self._soon is None and self._wakeup is not None and not self._wakeup.is_set():
+            self._soon = asyncio.get_running_loop().call_later(_RESULTS_WINDOW, self._kick_now)
+
+    def _kick_now(self) -> None:
+        self._soon = None
+        self._kick()
 
     def add_delivery(
         self,
@@ -407,7 +433,7 @@ class DeliveryStore:
         if attempt is not None:
             batch.attempts.append(attempt)
         batch.updates.append(update)
-        self._kick()
+        self._kick_soon()
 
     def save_state(self, state: WebhookState) -> None:
         """Save a webhook's counters as they are when the batch is written.
@@ -415,9 +441,10 @@ class DeliveryStore:
         Raises:
             DeliveryStoreClosedError: the store is not open.
         """
-        self._refuse_unless_open()
+        if self._state is not StoreState.OPEN:
+            self._refuse_unless_open()
         self._batches[-1].states[state.webhook_id] = state
-        self._kick()
+        self._kick_soon()
 
     async def flush(self) -> None:
         """Return once everything submitted before the call is committed.
@@ -478,6 +505,10 @@ class DeliveryStore:
                         future.set_exception(result.error)
                     else:
                         future.set_result(result)
+                waiting = self._batches[0]
+                if waiting and not waiting.urgent and self._state is StoreState.OPEN:
+                    self._kick_soon()  # only attempt results next: let them gather first
+                    break
             if self._state is not StoreState.OPEN:
                 return
 
@@ -486,12 +517,15 @@ class DeliveryStore:
         assert conn is not None
         conn.execute("BEGIN")
         try:
-            if batch.deliveries:
-                conn.executemany(INSERT_DELIVERY, batch.deliveries)
-            if batch.attempts:
-                conn.executemany(INSERT_ATTEMPT, batch.attempts)
-            if batch.updates:
+            for size, values in chunks(batch.deliveries):
+                conn.execute(INSERT_DELIVERIES[size], values)
+            for size, values in chunks(batch.attempts):
+                conn.execute(INSERT_ATTEMPTS[size], values)
+            if not UPDATE_FROM_SUPPORTED:
                 conn.executemany(UPDATE_DELIVERY, batch.updates)
+            else:
+                for size, values in chunks(last_per_delivery(batch.updates)):
+                    conn.execute(UPDATE_DELIVERIES[size], values)
             if batch.state_rows:
                 conn.executemany(UPSERT_STATE, batch.state_rows)
             results: list[Any] = []

@@ -8,9 +8,11 @@ a column can move without a value landing in the wrong place.
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime
-from typing import NamedTuple
+from itertools import chain
+from typing import Any, NamedTuple
 
 from mnemo_events.webhooks.models import Attempt, Delivery, DeliveryStatus
 
@@ -18,13 +20,18 @@ __all__ = [
     "APPLICATION_ID",
     "DELIVERY_COLUMNS",
     "INSERT_ATTEMPT",
+    "INSERT_ATTEMPTS",
+    "INSERT_DELIVERIES",
     "INSERT_DELIVERY",
     "JOB_COLUMNS",
+    "ROWS_PER_STATEMENT",
     "SCHEMA",
     "SCHEMA_VERSION",
     "STATE_COLUMNS",
     "STORE_FORMAT",
+    "UPDATE_DELIVERIES",
     "UPDATE_DELIVERY",
+    "UPDATE_FROM_SUPPORTED",
     "UPSERT_STATE",
     "AttemptRow",
     "NewDeliveryRow",
@@ -32,8 +39,10 @@ __all__ = [
     "UpdateRow",
     "WebhookState",
     "attempt_from_row",
+    "chunks",
     "delivery_from_row",
     "job_from_row",
+    "last_per_delivery",
     "state_from_row",
 ]
 
@@ -153,6 +162,68 @@ UPDATE_DELIVERY = (
     + ", ".join(f"{name} = ?" for name in UpdateRow._fields[:-1])
     + " WHERE id = ?"
 )
+
+# -- many rows per statement ------------------------------------------------------------------
+# The writer records a batch with a few multi-row statements rather than one statement per row:
+# the sqlite3 module then binds each chunk once and steps it once, with the GIL released for the
+# whole chunk instead of around every row, so the writer thread takes the GIL from the event
+# loop a few times per batch, not three times per delivery.
+
+ROWS_PER_STATEMENT = (64, 16, 4, 1)
+"""The statement sizes a batch is cut into (at most 64 x 9 = 576 parameters, under every SQLite
+version's limit); a handful of sizes keeps the connection's statement cache small."""
+UPDATE_FROM_SUPPORTED = sqlite3.sqlite_version_info >= (3, 33, 0)
+"""``UPDATE ... FROM`` exists (SQLite 3.33); older libraries update row by row."""
+
+
+def _rows(template: str, count: int) -> str:
+    return ", ".join([template] * count)
+
+
+INSERT_DELIVERIES = {
+    n: f"INSERT OR IGNORE INTO deliveries ({', '.join(NewDeliveryRow._fields)}, status) "
+    f"VALUES {_rows(f'({_placeholders(NewDeliveryRow._fields)}, {chr(39)}pending{chr(39)})', n)}"
+    for n in ROWS_PER_STATEMENT
+}
+"""Rows per statement -> the multi-row form of :data:`INSERT_DELIVERY`."""
+INSERT_ATTEMPTS = {
+    n: f"INSERT OR REPLACE INTO attempts ({', '.join(AttemptRow._fields)}) "
+    f"VALUES {_rows(f'({_placeholders(AttemptRow._fields)})', n)}"
+    for n in ROWS_PER_STATEMENT
+}
+"""Rows per statement -> the multi-row form of :data:`INSERT_ATTEMPT` (rows replace in order)."""
+UPDATE_DELIVERIES = {
+    n: "UPDATE deliveries SET "
+    + ", ".join(f"{name} = v.column{i}" for i, name in enumerate(UpdateRow._fields[:-1], 1))
+    + f" FROM (VALUES {_rows(f'({_placeholders(UpdateRow._fields)})', n)}) AS v"
+    + f" WHERE deliveries.id = v.column{len(UpdateRow._fields)}"
+    for n in ROWS_PER_STATEMENT
+}
+"""Rows per statement -> the multi-row form of :data:`UPDATE_DELIVERY`. Each delivery may occur
+once per statement (``UPDATE ... FROM`` would pick any of several): see
+:func:`last_per_delivery`."""
+
+
+def chunks(rows: Sequence[tuple[Any, ...]]) -> Iterator[tuple[int, tuple[Any, ...]]]:
+    """Cut ``rows`` in order into runs of :data:`ROWS_PER_STATEMENT` sizes: (size, the run's
+    values flattened into one parameter tuple)."""
+    start = 0
+    left = len(rows)
+    for size in ROWS_PER_STATEMENT:
+        while left >= size:
+            yield size, tuple(chain.from_iterable(rows[start : start + size]))
+            start += size
+            left -= size
+
+
+def last_per_delivery(updates: Sequence[UpdateRow]) -> list[UpdateRow]:
+    """The last update of each delivery: what applying them all in order leaves, since every
+    update sets the same columns."""
+    if len(updates) < 2:
+        return list(updates)
+    return list({update.id: update for update in updates}.values())
+
+
 DELIVERY_COLUMNS = (
     "id, webhook_id, event_id, event_type, status, attempts, created_at, updated_at, "
     "next_attempt_at, last_status_code, last_error, last_latency_ms, last_response"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 import time
 from collections.abc import AsyncIterator
@@ -15,6 +16,7 @@ from mnemo_events.webhooks._store import (
     StoreState,
     WebhookState,
 )
+from mnemo_events.webhooks._store_rows import ROWS_PER_STATEMENT, chunks, last_per_delivery
 from mnemo_events.webhooks.models import DeliveryStatus
 from tests.helpers.store_rows import add as _add
 from tests.helpers.store_rows import retry as _retry
@@ -301,3 +303,126 @@ class TestExactRoundTrips:
         assert delivery.last_response == "x\x00y"
         assert delivery.attempt_log[0].response_body == "x\x00y"
         assert delivery.attempt_log[0].error == "e\x00"
+
+
+def _committed_attempts(path: Path) -> int:
+    """Attempt rows a second connection sees (what a crash would leave)."""
+    conn = sqlite3.connect(path)
+    try:
+        return int(conn.execute("SELECT COUNT(*) FROM attempts").fetchone()[0])
+    finally:
+        conn.close()
+
+
+class TestMultiRowStatements:
+    @pytest.mark.parametrize("count", [1, 3, 5, 17, 63, 64, 65, 100, 257])
+    async def test_every_batch_size_lands_whole(self, store: DeliveryStore, count: int) -> None:
+        """A batch of any size, cut into multi-row statements, records every delivery, attempt
+        and update exactly once."""
+        await store.flush()
+        for n in range(count):
+            _add(store, n)
+        await store.flush()
+        for n in range(count):
+            store.record_attempt(*_success(f"dlv_wh_a_{n}", 1, at=1000.0 + n))
+        await store.flush()
+        assert (await store.counts("wh_a")) == {"success": count}
+        assert _committed_attempts(store.path) == count  # type: ignore[arg-type]
+        for n in (0, count // 2, count - 1):
+            delivery = await store.get_delivery(f"dlv_wh_a_{n}")
+            assert delivery is not None
+            assert delivery.event_id == f"evt_{n}"
+            job = await store.job(f"dlv_wh_a_{n}")
+            assert job is not None
+            assert job.body == b'{"n":%d}' % n
+            assert delivery.updated_at.timestamp() == 1000.0 + n
+
+    async def test_several_updates_of_a_delivery_in_one_batch_keep_the_last(
+        self, store: DeliveryStore
+    ) -> None:
+        """Two attempts of one delivery recorded in the same batch (a retry, then a success)
+        leave the second one's state, for every delivery of a batch that spans statements."""
+        await store.flush()
+        for n in range(100):
+            _add(store, n)
+        await store.flush()
+        for n in range(100):
+            store.record_attempt(*_retry(f"dlv_wh_a_{n}", 1))
+            store.record_attempt(*_success(f"dlv_wh_a_{n}", 2))
+        await store.flush()
+        assert (await store.counts("wh_a")) == {"success": 100}
+        delivery = await store.get_delivery("dlv_wh_a_99")
+        assert delivery is not None
+        assert delivery.attempts == 2
+        assert delivery.next_attempt_at is None
+        assert [a.outcome for a in delivery.attempt_log] == ["retry", "success"]
+
+    async def test_without_update_from_rows_are_updated_one_by_one(
+        self, store: DeliveryStore, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """On a SQLite older than 3.33 (no UPDATE ... FROM) the same updates are applied row by
+        row, with the same result."""
+        monkeypatch.setattr("mnemo_events.webhooks._store.UPDATE_FROM_SUPPORTED", False)
+        await store.flush()
+        for n in range(70):
+            _add(store, n)
+        await store.flush()
+        for n in range(70):
+            store.record_attempt(*_retry(f"dlv_wh_a_{n}", 1))
+            store.record_attempt(*_success(f"dlv_wh_a_{n}", 2))
+        await store.flush()
+        assert (await store.counts("wh_a")) == {"success": 70}
+
+
+class TestChunks:
+    def test_chunks_keep_every_row_in_order(self) -> None:
+        """Cutting rows into statement sizes keeps every value once, in order."""
+        for count in range(0, 300, 7):
+            rows = [(n, f"v{n}") for n in range(count)]
+            cut = list(chunks(rows))
+            assert all(size in ROWS_PER_STATEMENT for size, _ in cut)
+            assert all(len(values) == 2 * size for size, values in cut)
+            assert [v for _, values in cut for v in values] == [v for row in rows for v in row]
+
+    def test_last_update_per_delivery_wins(self) -> None:
+        """Of several updates of one delivery the last one is kept."""
+        first = _retry("dlv_1", 1)[1]
+        other = _success("dlv_2", 1)[1]
+        last = _success("dlv_1", 2)[1]
+        assert sorted(last_per_delivery([first, other, last])) == sorted([last, other])
+
+
+class TestResultsWindow:
+    async def test_attempt_results_commit_without_a_flush(self, store: DeliveryStore) -> None:
+        """An attempt result waits a few milliseconds for company, then commits on its own."""
+        await _add(store, 1)
+        store.record_attempt(*_success("dlv_wh_a_1", 1))
+        deadline = time.monotonic() + 5.0
+        # Polling another connection: nothing in this process can say the row is on disk.
+        while _committed_attempts(store.path) == 0 and time.monotonic() < deadline:  # type: ignore[arg-type]  # noqa: ASYNC110
+            await asyncio.sleep(0.005)
+        assert _committed_attempts(store.path) == 1  # type: ignore[arg-type]
+
+    async def test_a_flush_commits_waiting_results_at_once(self, store: DeliveryStore) -> None:
+        """flush() does not wait out the window: the results are committed when it returns."""
+        await _add(store, 1)
+        store.record_attempt(*_success("dlv_wh_a_1", 1))
+        await store.flush()
+        assert _committed_attempts(store.path) == 1  # type: ignore[arg-type]
+
+    async def test_a_new_delivery_does_not_wait_for_the_window(self, store: DeliveryStore) -> None:
+        """Results gathered in the window go with the next new delivery, which commits at once
+        (its first attempt waits for that commit)."""
+        await _add(store, 1)
+        store.record_attempt(*_success("dlv_wh_a_1", 1))
+        await asyncio.wait_for(_add(store, 2), 5.0)
+        assert _committed_attempts(store.path) == 1  # type: ignore[arg-type]
+
+    async def test_close_commits_results_in_the_window(self, tmp_path: Path) -> None:
+        """Closing the store commits the results that were waiting."""
+        store = DeliveryStore(tmp_path / "d.sqlite3")
+        await store.open()
+        await _add(store, 1)
+        store.record_attempt(*_success("dlv_wh_a_1", 1))
+        await store.close()
+        assert _committed_attempts(tmp_path / "d.sqlite3") == 1
