@@ -84,6 +84,7 @@ class Prepared:
         "_secrets",
         "_secrets_until",
         "base_headers",
+        "inline",
         "literal_problem",
         "mnemocore",
         "standard",
@@ -109,6 +110,8 @@ class Prepared:
         inline = webhook.secret_ref is None and all(
             old.secret_ref is None for old in webhook.previous_secrets
         )
+        self.inline = inline
+        """Every secret is stored inline (no reference to resolve at send time)."""
         self._secrets: list[str] = []
         self._secrets_until = 0.0
         if inline:
@@ -170,12 +173,9 @@ class Sender:
         self._secret_resolver = secret_resolver
 
     def _signing_secrets(self, prepared: Prepared, now: float) -> list[str]:
-        webhook = prepared.webhook
-        if not self._resolve_refs or (
-            webhook.secret_ref is None
-            and all(old.secret_ref is None for old in webhook.previous_secrets)
-        ):
+        if prepared.inline or not self._resolve_refs:
             return prepared.secrets(now)
+        webhook = prepared.webhook
         pairs = [(webhook.secret, webhook.secret_ref)]
         pairs += [(o.secret, o.secret_ref) for o in webhook.previous_secrets if o.expires_at > now]
         values: list[str] = []
