@@ -141,18 +141,20 @@ class _Entry(abc.DisposableBase):
         self.cancelled = True
 
 
-class _Attempts(Observable[Any]):
+class _Attempts(abc.ObservableBase[Any]):
     """The source of a delivery's chain: each subscription is one attempt.
 
     The first subscription binds ``first`` (the attempt a worker is about to run, when the
-    chain starts there); every later one (a retry) queues a new attempt in the mailbox. It
-    overrides ``subscribe`` to skip reactivex's auto-detach observer and trampoline: the
-    mailbox calls back on the event loop, never re-entrantly, and the disposable cancels the
-    queued or running attempt.
+    chain starts there); every later one (a retry) queues a new attempt in the mailbox. Its
+    ``subscribe`` skips reactivex's auto-detach observer and trampoline: the mailbox calls
+    back on the event loop, never re-entrantly, and the disposable cancels the queued or
+    running attempt. Only ``retry_when`` subscribes to it, so it is a bare observable (no
+    operator methods): one is made per delivery, in 0.5 µs rather than an ``Observable``'s 2.5.
     """
 
+    __slots__ = ("_actor", "_first", "_job")
+
     def __init__(self, actor: WebhookActor, job: DeliveryJob, first: _Entry | None) -> None:
-        super().__init__()
         self._actor = actor
         self._job = job
         self._first = first

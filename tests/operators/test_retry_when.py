@@ -244,3 +244,24 @@ class TestSemantics:
         )
         assert flaky.subscribed_at == [203.0 + 3.0 * n for n in range(failures + 1)]
         assert result.messages[-1] == on_completed(203 + 3 * failures)
+
+
+class TestObservable:
+    def test_result_is_a_whole_observable(self) -> None:
+        """The operator's result has every attribute a reactivex Observable sets up (so other
+        operators, such as take_while or delay, that use them work after it)."""
+        result = reactivex.of(1).pipe(retry_when(backoff_notifier(lambda n, e: None)))
+        assert isinstance(result, Observable)
+        assert set(vars(Observable())) <= set(vars(result))
+
+    def test_operators_that_lock_the_source_work_after_it(self) -> None:
+        """take_while (which locks its source) runs on the operator's result."""
+        scheduler = TestScheduler()
+        flaky = Flaky(scheduler, failures=2)
+        result = scheduler.start(
+            lambda: flaky.observable().pipe(
+                retry_when(backoff_notifier(lambda n, e: 1.0, scheduler=scheduler)),
+                ops.take_while(lambda value: value == "ok"),
+            )
+        )
+        assert result.messages == [on_next(202, "ok"), on_completed(202)]
