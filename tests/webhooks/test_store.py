@@ -337,11 +337,14 @@ class TestMultiRowStatements:
             assert job.body == b'{"n":%d}' % n
             assert delivery.updated_at.timestamp() == 1000.0 + n
 
+    @pytest.mark.parametrize("update_from", [True, False], ids=["update-from", "row-by-row"])
     async def test_several_updates_of_a_delivery_in_one_batch_keep_the_last(
-        self, store: DeliveryStore
+        self, store: DeliveryStore, monkeypatch: pytest.MonkeyPatch, update_from: bool
     ) -> None:
         """Two attempts of one delivery recorded in the same batch (a retry, then a success)
-        leave the second one's state, for every delivery of a batch that spans statements."""
+        leave the second one's state, for every delivery of a batch that spans statements;
+        the same on a SQLite older than 3.33, which updates row by row (no UPDATE ... FROM)."""
+        monkeypatch.setattr("mnemo_events.webhooks._store.UPDATE_FROM_SUPPORTED", update_from)
         await store.flush()
         for n in range(100):
             _add(store, n)
@@ -356,22 +359,6 @@ class TestMultiRowStatements:
         assert delivery.attempts == 2
         assert delivery.next_attempt_at is None
         assert [a.outcome for a in delivery.attempt_log] == ["retry", "success"]
-
-    async def test_without_update_from_rows_are_updated_one_by_one(
-        self, store: DeliveryStore, monkeypatch: pytest.MonkeyPatch
-    ) -> None:
-        """On a SQLite older than 3.33 (no UPDATE ... FROM) the same updates are applied row by
-        row, with the same result."""
-        monkeypatch.setattr("mnemo_events.webhooks._store.UPDATE_FROM_SUPPORTED", False)
-        await store.flush()
-        for n in range(70):
-            _add(store, n)
-        await store.flush()
-        for n in range(70):
-            store.record_attempt(*_retry(f"dlv_wh_a_{n}", 1))
-            store.record_attempt(*_success(f"dlv_wh_a_{n}", 2))
-        await store.flush()
-        assert (await store.counts("wh_a")) == {"success": 70}
 
 
 class TestChunks:
