@@ -278,7 +278,13 @@ def fresh_event(
     event = _new(_Draft)
     event.id = "evt_" + ((_getrandbits(128) & _UUID4_CLEAR) | _UUID4_SET).to_bytes(16).hex()
     event.type = event_type
-    event.data = _frozen_mapping(event_type, "data", data, max_bytes)
+    if type(data) is dict:  # _frozen_mapping's common case, inlined
+        try:
+            event.data = freeze(data, "data", max_bytes)
+        except TypeError as err:
+            raise EventValidationError(event_type, [str(err)]) from None
+    else:
+        event.data = _frozen_mapping(event_type, "data", data, max_bytes)
     event.metadata = (
         _EMPTY if metadata is None else _frozen_mapping(event_type, "metadata", metadata, max_bytes)
     )
