@@ -109,7 +109,9 @@ class LibraryLogger:
 
     def is_enabled_for(self, level: int) -> bool:
         """Whether a line at ``level`` (a :mod:`logging` number) would be emitted."""
-        return level >= _state["level"] or _stdlib_wants(level)
+        # _stdlib_wants inlined, the cheaper test first: one call instead of three on the
+        # hot path (publish asks for every event whether to log bus.published).
+        return level >= _state["level"] or (_stdlib_enabled(level) and not _is_configured())
 
     def warning_every(self, count: int, every: int, event: str, **fields: Any) -> None:
         """Log the first and every ``every``-th occurrence at warning, the others at debug.
@@ -163,9 +165,14 @@ STDLIB_ROOT = "mnemo_events"
 _stdlib = logging.getLogger(STDLIB_ROOT)
 
 
+_stdlib_enabled = _stdlib.isEnabledFor
+_is_configured = structlog.is_configured
+
+
 def _stdlib_wants(level: int) -> bool:
-    # isEnabledFor is cached by the logging module (one dict look-up per call).
-    return not structlog.is_configured() and _stdlib.isEnabledFor(level)
+    # isEnabledFor is cached by the logging module (one dict look-up per call); it is asked
+    # first, as it is the one that usually says no.
+    return _stdlib_enabled(level) and not _is_configured()
 
 
 def _rounded(value: Any) -> Any:

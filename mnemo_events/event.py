@@ -6,7 +6,7 @@ import json
 import random
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mnemo_events._frozen import DEFAULT_MAX_BYTES, FrozenDict, freeze, thaw
 from mnemo_events.exceptions import EventValidationError, InvalidEventTypeError
@@ -25,7 +25,8 @@ def new_event_id() -> str:
     Ids need uniqueness, not secrecy, so the bits come from :mod:`random` (reseeded in a
     forked child) rather than ``os.urandom``: five times cheaper on the publish path.
     """
-    return "evt_%032x" % ((_getrandbits(128) & _UUID4_CLEAR) | _UUID4_SET)
+    # The 16 bytes in hex: the same 32 digits as "%032x", two thirds of its cost.
+    return "evt_" + ((_getrandbits(128) & _UUID4_CLEAR) | _UUID4_SET).to_bytes(16).hex()
 
 
 def _frozen_mapping(
@@ -233,12 +234,24 @@ class Event:
         return hash(self.id)
 
 
-# The slots' own setters: a fifth cheaper than object.__setattr__, which looks the name up.
-_set_id = Event.__dict__["id"].__set__
-_set_type = Event.__dict__["type"].__set__
-_set_data = Event.__dict__["data"].__set__
-_set_metadata = Event.__dict__["metadata"].__set__
-_set_published_at = Event.__dict__["published_at"].__set__
+if TYPE_CHECKING:
+    _Draft = Event
+else:
+
+    class _Draft:
+        """Event's layout without its ``__setattr__``: an event under construction.
+
+        The publish path fills one with plain slot stores, then makes it an :class:`Event`
+        by ``__class__`` assignment (allowed because the layouts are the same): half the
+        cost of the five slot setters' calls it replaces. Nothing else ever sees a draft.
+        """
+
+        __slots__ = Event.__slots__
+
+
+_probe = _new(_Draft)
+_probe.__class__ = Event  # raises here, at import, if the two layouts ever disagree
+del _probe
 
 
 def fresh_event(
@@ -260,18 +273,23 @@ def fresh_event(
     """
     if _known_type_peek(event_type) is not True and not _known_type(event_type):
         validate_event_type(event_type)  # raises, naming what is wrong
-    # checked_event's body, inlined: one call less on the hot path.
-    event = _new(Event)
-    _set_id(event, "evt_%032x" % ((_getrandbits(128) & _UUID4_CLEAR) | _UUID4_SET))
-    _set_type(event, event_type)
-    _set_data(event, _frozen_mapping(event_type, "data", data, max_bytes))
-    _set_metadata(
-        event,
-        _EMPTY
-        if metadata is None
-        else _frozen_mapping(event_type, "metadata", metadata, max_bytes),
+    # checked_event's body, inlined: one call less on the hot path. The id is drawn first,
+    # as new_event_id() would (the same ids from the same random state), then the payload.
+    event = _new(_Draft)
+    event.id = "evt_" + ((_getrandbits(128) & _UUID4_CLEAR) | _UUID4_SET).to_bytes(16).hex()
+    event.type = event_type
+    if type(data) is dict:  # _frozen_mapping's common case, inlined
+        try:
+            event.data = freeze(data, "data", max_bytes)
+        except TypeError as err:
+            raise EventValidationError(event_type, [str(err)]) from None
+    else:
+        event.data = _frozen_mapping(event_type, "data", data, max_bytes)
+    event.metadata = (
+        _EMPTY if metadata is None else _frozen_mapping(event_type, "metadata", metadata, max_bytes)
     )
-    _set_published_at(event, _now(UTC))
+    event.published_at = _now(UTC)
+    event.__class__ = Event
     return event
 
 
@@ -289,15 +307,13 @@ def checked_event(
     Raises:
         EventValidationError: ``metadata`` is not strict JSON of at most ``max_bytes``.
     """
-    event = _new(Event)
-    _set_id(event, "evt_%032x" % ((_getrandbits(128) & _UUID4_CLEAR) | _UUID4_SET))
-    _set_type(event, event_type)
-    _set_data(event, frozen_data)
-    _set_metadata(
-        event,
-        _EMPTY
-        if metadata is None
-        else _frozen_mapping(event_type, "metadata", metadata, max_bytes),
+    event = _new(_Draft)
+    event.id = "evt_" + ((_getrandbits(128) & _UUID4_CLEAR) | _UUID4_SET).to_bytes(16).hex()
+    event.type = event_type
+    event.data = frozen_data
+    event.metadata = (
+        _EMPTY if metadata is None else _frozen_mapping(event_type, "metadata", metadata, max_bytes)
     )
-    _set_published_at(event, _now(UTC))
+    event.published_at = _now(UTC)
+    event.__class__ = Event
     return event

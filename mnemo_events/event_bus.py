@@ -71,6 +71,7 @@ __all__ = [
 _log = logger("bus")
 _running_loop = asyncio.get_running_loop
 _DEBUG = logging.DEBUG
+_CLOSED = BusState.CLOSED
 
 TypedHandler = Callable[[Any], Any]
 """A handler taking a registered payload model (``def h(payload: MemoryCreated)``)."""
@@ -128,6 +129,8 @@ class EventBus:
         self._stream = StreamState.empty(cfg.history_size)
         self._checker = PayloadChecker(cfg.validation)
         self._validating = cfg.validation != "off"
+        self._fresh = self._checker.fresh if self._validating else fresh_event
+        """publish's event builder: checked and frozen, or only frozen (``validation: off``)."""
         self._max_bytes = cfg.max_payload_bytes
         self._skipped_disabled = 0
         self._dispatcher = Dispatcher(self._subject.on_next, self._subscriptions.congested)
@@ -506,15 +509,12 @@ class EventBus:
         """
         if type(event_type) is not str or type(data) is not dict:
             event_type, data = model_payload(event_type, data)
-        if self._state is BusState.CLOSED:
+        if self._state is _CLOSED:
             self._refuse_if_closed()
         # Strict JSON first (bounded depth and size, refused in linear time), then the
         # schema, which then never sees a hostile shape; a flat payload of a registered type
         # gets both in one walk.
-        if self._validating:
-            event = self._checker.fresh(event_type, data, metadata, self._max_bytes)
-        else:
-            event = fresh_event(event_type, data, metadata, self._max_bytes)
+        event = self._fresh(event_type, data, metadata, self._max_bytes)
         if not self._enabled:
             self._skip_disabled(event)
             return event

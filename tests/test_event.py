@@ -5,13 +5,15 @@ from __future__ import annotations
 import copy
 import json
 import pickle
+import random
 import re
 import time
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from mnemo_events.event import Event
+from mnemo_events._frozen import FrozenDict
+from mnemo_events.event import Event, checked_event, fresh_event, new_event_id
 from mnemo_events.event_bus import EventBus
 from mnemo_events.exceptions import EventValidationError, InvalidEventTypeError
 
@@ -249,3 +251,39 @@ class TestStrictJSON:
                 await bus.publish("a.b", {"list": ["\u00e9" * 100] * 10})
             with pytest.raises(EventValidationError, match="metadata is"):
                 await bus.publish("a.b", {}, {"note": "y" * 2_000})
+
+
+class TestPublishPath:
+    @pytest.mark.parametrize("build", ["fresh_event", "checked_event"])
+    def test_builds_the_event_the_constructor_builds(self, build: str) -> None:
+        """publish's builders give a plain, immutable Event equal to the constructor's."""
+        data = {"memory_id": "m", "n": 1}
+        if build == "fresh_event":
+            event = fresh_event("memory.deleted", data, {"agent_id": "a"})
+        else:
+            event = checked_event("memory.deleted", FrozenDict(data), {"agent_id": "a"})
+        assert type(event) is Event
+        twin = Event(event.id, event.type, data, {"agent_id": "a"}, event.published_at)
+        assert event == twin
+        assert repr(event) == repr(twin)
+        assert event.to_json() == twin.to_json()
+        assert pickle.loads(pickle.dumps(event)) == event
+        assert re.fullmatch(r"evt_[0-9a-f]{12}4[0-9a-f]{3}[89ab][0-9a-f]{15}", event.id)
+        with pytest.raises(AttributeError, match="immutable"):
+            event.id = "evt_other"
+
+    def test_ids_are_the_same_draws_in_the_same_format(self) -> None:
+        """Every builder draws the id as "evt_%032x" of the masked 128 random bits did."""
+        state = random.getstate()
+        try:
+            random.seed(1234)
+            drawn = [new_event_id(), fresh_event("a.b", {}).id]
+            drawn.append(checked_event("a.b", FrozenDict()).id)
+            drawn.append(Event(type="a.b").id)
+            random.seed(1234)
+            clear, version = 0xFFFFFFFFFFFF0FFF3FFFFFFFFFFFFFFF, 0x40008000000000000000
+            expected = ["evt_%032x" % ((random.getrandbits(128) & clear) | version) for _ in drawn]
+        finally:
+            random.setstate(state)
+        assert drawn == expected
+        assert (5).to_bytes(16).hex() == "0" * 31 + "5"  # zero-padded to 32 digits

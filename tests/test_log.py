@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+import structlog
 from structlog.testing import capture_logs
 
 from mnemo_events._log import logger, set_library_level
@@ -44,3 +45,22 @@ def test_warning_every_warns_on_the_first_and_every_nth() -> None:
         (6, "warning"),
         (7, "debug"),
     ]
+
+
+def test_is_enabled_for_below_the_level_follows_stdlib_until_structlog_is_configured() -> None:
+    """Below the library level a line is wanted when stdlib logging wants it, structlog unset."""
+    log = logger("bus")
+    set_library_level("warning")
+    stdlib = logging.getLogger("mnemo_events")
+    before = stdlib.level
+    try:
+        stdlib.setLevel(logging.INFO)
+        assert not log.is_enabled_for(logging.DEBUG)
+        stdlib.setLevel(logging.DEBUG)  # logging's cache is cleared: the answer follows at once
+        assert log.is_enabled_for(logging.DEBUG)
+        structlog.configure()  # then structlog's own filtering decides: the library drops it
+        assert not log.is_enabled_for(logging.DEBUG)
+        assert log.is_enabled_for(logging.WARNING)
+    finally:
+        stdlib.setLevel(before)
+        structlog.reset_defaults()

@@ -52,7 +52,10 @@ def batch_event(
         EventValidationError, InvalidEventTypeError: as ``publish`` would, with every
             message prefixed by the item's index.
     """
-    event_type, data, metadata = item_parts(index, item)
+    if type(item) is dict and "type" in item and item.keys() <= _KEYS:  # item_parts, inlined
+        event_type, data, metadata = item["type"], item.get("data", {}), item.get("metadata")
+    else:
+        event_type, data, metadata = item_parts(index, item)
     try:
         event = fresh_event(event_type, data, metadata, max_bytes)
         if check is not None:

@@ -8,6 +8,7 @@ restarted on a new loop with its backlog intact.
 from __future__ import annotations
 
 import asyncio
+import sys
 from collections import deque
 from typing import Generic, TypeVar
 
@@ -21,11 +22,12 @@ _T = TypeVar("_T")
 class Mailbox(Generic[_T]):
     """FIFO with an optional capacity; ``put`` waits for room, ``wait`` for an item."""
 
-    __slots__ = ("_capacity", "_getter", "_items", "_putters")
+    __slots__ = ("_getter", "_items", "_limit", "_putters")
 
     def __init__(self, capacity: int | None = None) -> None:
         self._items: deque[_T] = deque()
-        self._capacity = capacity
+        self._limit = sys.maxsize if capacity is None else capacity
+        """The capacity; unbounded is the largest size a deque can reach anyway."""
         self._getter: asyncio.Future[None] | None = None
         self._putters: deque[asyncio.Future[None]] = deque()
 
@@ -42,7 +44,7 @@ class Mailbox(Generic[_T]):
     def offer(self, item: _T) -> int:
         """Append ``item`` if there is room and return the new depth; -1 when full."""
         items = self._items
-        if self._capacity is not None and len(items) >= self._capacity:
+        if len(items) >= self._limit:
             return -1
         items.append(item)
         if self._getter is not None:

@@ -413,14 +413,22 @@ class SubscriptionActor:
                         continue
                     began = clock() if observers else 0.0
                     try:
+                        # busy_since is set only around an await (the watchdog's cue), so a
+                        # plain handler's call does not pay for resetting it.
                         if is_coroutine:
                             self.busy_since = loop_time()
-                            await handler(event)
+                            try:
+                                await handler(event)
+                            finally:
+                                self.busy_since = None
                         else:
                             result = handler(event)
                             if result is not None and inspect.isawaitable(result):
                                 self.busy_since = loop_time()
-                                await result
+                                try:
+                                    await result
+                                finally:
+                                    self.busy_since = None
                     except asyncio.CancelledError as err:
                         if self._timed_out:
                             self._record_timeout(event)
@@ -435,7 +443,6 @@ class SubscriptionActor:
                         self._record_error(event, "bus.handler_failed", err)
                         continue
                     finally:
-                        self.busy_since = None
                         if observers:
                             for observe in observers:
                                 observe(self, event, clock() - began)

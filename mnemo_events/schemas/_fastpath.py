@@ -266,22 +266,24 @@ def _object_freezer(schema: Mapping[str, Any]) -> Freezer:
     if not all(name.isascii() for name in properties):
         raise _Unsupported  # a non-ASCII key needs freeze()'s surrogate check
     members = {name: _Member(sub) for name, sub in properties.items()}
-    free_of = {name: member.free for name, member in members.items()}.get
-    """A property's types valid as they are; None for a key that is no property."""
-    needed = frozenset(required)
+    accepts_of = {
+        name: member.free if member.allowed is None else member.allowed
+        for name, member in members.items()
+    }.get
+    """Per property: the exact types valid whatever the value, or an enum's strings (a value
+    that got past the strict-JSON test is a str, int, float, bool or None, and none of those
+    equals a type, nor anything but a str equals a str: one set answers both questions);
+    None for a key that is no property."""
+    check_of = {name: member.check for name, member in members.items()}.get
+    needed = tuple(required)
     closed = additional is False
     property_chars = sum(map(len, members))
     """An upper bound of the characters of the property names present (for the size bound)."""
 
-    def member_holds(key: str, kind: type, item: Any) -> bool:
-        member = members[key]
-        if member.allowed is not None:
-            return kind is str and item in member.allowed
-        return member.check is not None and member.check(item)
-
     def freezer(value: dict[str, Any], max_bytes: int) -> FrozenDict | None:
-        if not value.keys() >= needed:
-            return None
+        for name in needed:  # cheaper than value.keys() >= frozenset(needed)
+            if name not in value:
+                return None
         chars = property_chars
         for key, item in value.items():
             kind = type(item)
@@ -300,13 +302,15 @@ def _object_freezer(schema: Mapping[str, Any]) -> Freezer:
                 return None  # containers and other types: the full path decides
             if type(key) is not str:  # freeze() refuses or copies other keys: it decides
                 return None
-            free = free_of(key)
-            if free is None:  # not a property: an ASCII key, if allowed at all
+            accepts = accepts_of(key)
+            if accepts is None:  # not a property: an ASCII key, if allowed at all
                 if closed or not key.isascii():
                     return None
                 chars += len(key)
-            elif kind not in free and not member_holds(key, kind, item):
-                return None
+            elif kind not in accepts and item not in accepts:
+                check = check_of(key)
+                if check is None or not check(item):
+                    return None
         if chars * PER_CHAR + len(value) * PER_ITEM > max_bytes:
             return None  # possibly too big: the full path measures it
         return FrozenDict(value)

@@ -61,6 +61,34 @@ class TestMemoryTransport:
             await transport.accept(_events(1)[0])
         assert transport.mark() == 2
 
+    async def test_mark_counts_every_accepted_event_wherever_it_is(self) -> None:
+        """mark() counts accepted events queued, taken by a busy pump, or let in after a wait."""
+        transport = MemoryTransport(3, 1.0)
+        gate = asyncio.Event()
+
+        async def deliver(batch: list[Event]) -> None:
+            await gate.wait()
+
+        events = _events(6)
+        assert transport.try_accept(events[0])
+        assert transport.try_accept(events[1])
+        await transport.start(deliver)
+        await asyncio.sleep(0.01)  # the pump took both and waits inside deliver
+        assert (transport.pending, transport.mark()) == (0, 2)
+        await transport.accept_batch(events[2:5])
+        assert not transport.try_accept(events[5])  # full: refused, not counted
+        assert (transport.pending, transport.mark()) == (3, 5)
+        waiting = asyncio.ensure_future(transport.accept(events[5]))
+        await asyncio.sleep(0.01)
+        assert not waiting.done()
+        assert transport.mark() == 5
+        gate.set()
+        await waiting
+        assert await transport.wait_delivered(transport.mark())
+        stats = transport.stats()
+        assert (transport.mark(), stats["accepted"], stats["delivered"]) == (6, 6, 6)
+        await transport.stop()
+
     async def test_deliver_is_awaited_before_the_next_batch(self) -> None:
         """The pump waits for deliver, so a slow bus side slows the transport (backpressure)."""
         transport = MemoryTransport(1_000, 0.1)

@@ -125,6 +125,35 @@ class TestCompiling:
             assert freezer(bad, 1000) is None
         assert freezer({"k": "a", "z": 1}, 1000) is None
 
+    def test_enum_and_type_sets_agree_with_the_full_path_on_every_scalar(self) -> None:
+        """One set per property answers types and enum strings: it never vouches for a scalar
+        the full path refuses, and it does vouch for the exact types and enum strings."""
+        registry = SchemaRegistry(builtins=False)
+        registry.register(
+            "app.kinds",
+            {
+                "type": "object",
+                "properties": {
+                    "k": {"enum": ["1", "True", "None", "str", "int"]},
+                    "s": {"type": "string"},
+                    "o": {"type": ["integer", "null"]},
+                    "n": {"type": "number", "maximum": 1},
+                },
+            },
+        )
+        freezer = registry.freezer_of("app.kinds")
+        assert freezer is not None
+        scalars: list[Any] = [None, True, False, 0, 1, 1.0, 2.5, "", "1", "True", "None", "str"]
+        for field in ("k", "s", "o", "n"):
+            for value in scalars:
+                data = {field: value}
+                valid, _ = registry.validate("app.kinds", freeze(data, "data"))
+                assert freezer(data, 1_000) is None or valid, data
+        for data in ({"k": "1"}, {"k": "str"}, {"s": ""}, {"o": None}, {"o": 1}, {"n": 0.5}):
+            assert freezer(data, 1_000) == data
+        for data in ({"k": 1}, {"k": True}, {"k": None}, {"s": None}, {"o": "1"}, {"n": 2}):
+            assert freezer(data, 1_000) is None
+
     def test_a_replaced_schema_replaces_the_walk(self) -> None:
         """Re-registering a type recompiles its freezer; unregistering drops it."""
         registry = SchemaRegistry(builtins=False)
