@@ -25,6 +25,7 @@ import sys
 import time
 from pathlib import Path
 from types import TracebackType
+from typing import Self
 
 __all__ = ["NatsServer", "free_port", "nats_server_binary"]
 
@@ -81,12 +82,9 @@ class NatsServer:
         """True while the server process is alive."""
         return self._process is not None and self._process.poll() is None
 
-    def start(self) -> NatsServer:
-        """Start the server and wait (at most 15 s) until it answers on its port."""
-        if self.running:
-            return self
-        self.store_dir.mkdir(parents=True, exist_ok=True)
-        command = [
+    def command(self) -> list[str]:
+        """The server's command line (called at each start, after the store folder exists)."""
+        return [
             nats_server_binary(),
             "-js",
             "-sd",
@@ -96,13 +94,21 @@ class NatsServer:
             "-p",
             str(self.port),
         ]
+
+    def start(self) -> Self:
+        """Start the server and wait (at most 15 s) until it answers on its port."""
+        if self.running:
+            return self
+        self.store_dir.mkdir(parents=True, exist_ok=True)
+        command = self.command()
         with self.log_path.open("ab") as log:
-            self._process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+            process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+        self._process = process
         deadline = time.monotonic() + _READY_TIMEOUT
         while not _answers(self.port):
-            if self._process.poll() is not None:
+            if process.poll() is not None:
                 raise RuntimeError(
-                    f"nats-server exited with {self._process.returncode}; "
+                    f"nats-server exited with {process.returncode}; "
                     f"log: {self.log_path.read_text(errors='replace')[-2000:]}"
                 )
             if time.monotonic() > deadline:
@@ -135,7 +141,7 @@ class NatsServer:
         self.stop()
         self.start()
 
-    def __enter__(self) -> NatsServer:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(

@@ -14,16 +14,12 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from tests.helpers.nats import NatsServer, _answers, nats_server_binary
+from tests.helpers.nats import NatsServer, nats_server_binary
 
 __all__ = ["AuthNatsServer", "NatsUser"]
-
-_READY_TIMEOUT = 15.0
 
 
 @dataclass(frozen=True)
@@ -76,30 +72,8 @@ class AuthNatsServer(NatsServer):
             "authorization": {"users": [user.entry(n) for n, user in self.users.items()]},
         }
 
-    def start(self) -> AuthNatsServer:
-        """Write the configuration, start the server and wait (at most 15 s) until it
-        answers on its port."""
-        if self.running:
-            return self
-        self.store_dir.mkdir(parents=True, exist_ok=True)
+    def command(self) -> list[str]:
+        """Write the configuration (readable by its owner only), and run the server with it."""
         self.config_path.write_text(json.dumps(self.config(), indent=2))
         os.chmod(self.config_path, 0o600)
-        command = [nats_server_binary(), "-c", str(self.config_path)]
-        with self.log_path.open("ab") as log:
-            process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
-        self._process = process
-        deadline = time.monotonic() + _READY_TIMEOUT
-        while not _answers(self.port):
-            if process.poll() is not None:
-                raise RuntimeError(
-                    f"nats-server exited with {process.returncode}; "
-                    f"log: {self.log_path.read_text(errors='replace')[-2000:]}"
-                )
-            if time.monotonic() > deadline:
-                self.kill()
-                raise TimeoutError(f"nats-server on port {self.port} not ready in 15 s")
-            time.sleep(0.02)
-        return self
-
-    def __enter__(self) -> AuthNatsServer:
-        return self.start()
+        return [nats_server_binary(), "-c", str(self.config_path)]
