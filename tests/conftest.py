@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import sys
 from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
 
 import pytest
 import structlog
@@ -11,6 +14,8 @@ from mnemo_events._log import library_level, set_library_level
 from mnemo_events.event_bus import EventBus, reset_event_bus
 from tests.helpers.collector import Collector
 from tests.helpers.receiver import Receiver
+
+_KERNEL_NAME = "mnemo-events-test"
 
 
 @pytest.fixture(autouse=True)
@@ -44,3 +49,21 @@ async def receiver() -> AsyncIterator[Receiver]:
 def collector() -> Callable[[], Collector]:
     """A factory of collecting subscribers."""
     return Collector
+
+
+@pytest.fixture
+def kernel_of_this_python(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The name of a Jupyter kernelspec (under tmp_path) that starts ipykernel with this
+    interpreter, the test venv's python: what the notebook tests run their notebooks in."""
+    spec_dir = tmp_path / "jupyter" / "kernels" / _KERNEL_NAME
+    spec_dir.mkdir(parents=True)
+    spec = {
+        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+        "display_name": "mnemo-events tests",
+        "language": "python",
+    }
+    (spec_dir / "kernel.json").write_text(json.dumps(spec), encoding="utf-8")
+    monkeypatch.setenv("JUPYTER_PATH", str(tmp_path / "jupyter"))
+    monkeypatch.setenv("JUPYTER_PLATFORM_DIRS", "1")  # silences jupyter_core's path warning
+    monkeypatch.setenv("MPLBACKEND", "Agg")
+    return _KERNEL_NAME

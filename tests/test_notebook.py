@@ -17,7 +17,6 @@ import pytest
 from nbclient import NotebookClient
 
 NOTEBOOK = Path(__file__).resolve().parent.parent / "notebooks" / "explore_live_events.ipynb"
-KERNEL_NAME = "mnemo-events-test"
 API_KEY = "notebook-key-0123456789"
 SERVE_CONFIG = """\
 webhooks:
@@ -27,23 +26,6 @@ server:
   port: 0
   api_key: {key}
 """
-
-
-@pytest.fixture
-def kernel_of_this_python(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
-    """A kernelspec that starts ipykernel with this interpreter (the test venv's python)."""
-    spec_dir = tmp_path / "jupyter" / "kernels" / KERNEL_NAME
-    spec_dir.mkdir(parents=True)
-    spec = {
-        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
-        "display_name": "mnemo-events tests",
-        "language": "python",
-    }
-    (spec_dir / "kernel.json").write_text(json.dumps(spec), encoding="utf-8")
-    monkeypatch.setenv("JUPYTER_PATH", str(tmp_path / "jupyter"))
-    monkeypatch.setenv("JUPYTER_PLATFORM_DIRS", "1")  # silences jupyter_core's path warning
-    monkeypatch.setenv("MPLBACKEND", "Agg")
-    return KERNEL_NAME
 
 
 def test_committed_without_outputs() -> None:

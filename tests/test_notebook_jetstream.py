@@ -20,7 +20,6 @@ from tests.helpers.nats import NatsServer
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOK = ROOT / "notebooks" / "jetstream_live.ipynb"
-KERNEL_NAME = "mnemo-events-jetstream-test"
 BEFORE_ATTACH = 30
 """Events the publisher has stored before the notebook starts."""
 # Appended to the notebook in memory only: what the kernel saw, for the assertions.
@@ -33,23 +32,6 @@ print("SUMMARY " + _json.dumps({
     "before": [e.id for e in before],
 }))
 """
-
-
-@pytest.fixture
-def kernel_of_this_python(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
-    """A kernelspec that starts ipykernel with this interpreter (the test venv's python)."""
-    spec_dir = tmp_path / "jupyter" / "kernels" / KERNEL_NAME
-    spec_dir.mkdir(parents=True)
-    spec = {
-        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
-        "display_name": "mnemo-events tests",
-        "language": "python",
-    }
-    (spec_dir / "kernel.json").write_text(json.dumps(spec), encoding="utf-8")
-    monkeypatch.setenv("JUPYTER_PATH", str(tmp_path / "jupyter"))
-    monkeypatch.setenv("JUPYTER_PLATFORM_DIRS", "1")  # silences jupyter_core's path warning
-    monkeypatch.setenv("MPLBACKEND", "Agg")
-    return KERNEL_NAME
 
 
 def _records(path: Path) -> list[dict[str, Any]]:
