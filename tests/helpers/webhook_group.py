@@ -26,6 +26,8 @@ from pathlib import Path
 
 from aiohttp import web
 
+from tests.helpers.receiver import serve_on_loopback
+
 __all__ = ["Attempt", "GroupReceiver", "Member", "start_member"]
 
 _REPO = Path(__file__).resolve().parents[2]
@@ -182,13 +184,7 @@ class GroupReceiver:
     async def __aenter__(self) -> GroupReceiver:
         app = web.Application()
         app.router.add_post("/{tail:.*}", self._handle)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        server = site._server
-        assert server is not None
-        self.port = server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
+        self._runner, self.port = await serve_on_loopback(app)
         return self
 
     async def __aexit__(self, *exc: object) -> None:
