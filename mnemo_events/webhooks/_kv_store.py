@@ -53,7 +53,6 @@ from nats.js.errors import (
 from nats.js.kv import KV_DEL, KV_OP, KV_PURGE, KeyValue
 
 from mnemo_events._log import logger
-from mnemo_events.exceptions import DeliveryStoreClosedError
 from mnemo_events.webhooks._kv_chains import WriteChains
 from mnemo_events.webhooks._kv_common import (
     DEFAULT_PREFIX,
@@ -74,7 +73,7 @@ from mnemo_events.webhooks._kv_records import (
     job_of,
     new_record,
 )
-from mnemo_events.webhooks._store import StoreState
+from mnemo_events.webhooks._store import StoreLifecycle, StoreState
 from mnemo_events.webhooks._store_rows import AttemptRow, StoredJob, UpdateRow, WebhookState
 from mnemo_events.webhooks.models import Delivery
 
@@ -88,7 +87,7 @@ _CACHE = 4096
 _MARKER_TTL = 3600
 
 
-class JetStreamDeliveryStore:
+class JetStreamDeliveryStore(StoreLifecycle):
     """Delivery records and attempts in JetStream KV (see the module docstring).
 
     Args:
@@ -135,22 +134,8 @@ class JetStreamDeliveryStore:
         """The names of the deliveries bucket and of the counters bucket."""
         return self._names
 
-    @property
-    def state(self) -> StoreState:
-        """Where the store is in its life."""
-        return self._state
-
-    @property
-    def is_open(self) -> bool:
-        """Whether :meth:`open` ran and :meth:`close` did not."""
-        return self._state is StoreState.OPEN
-
-    def _refuse_unless_open(self) -> None:
-        if self._state is not StoreState.OPEN:
-            raise DeliveryStoreClosedError(
-                f"the delivery store (KV bucket {self._names[0]!r}) is {self._state.value}: "
-                "it takes work only between open() and close()"
-            )
+    def _where(self) -> str:
+        return f"KV bucket {self._names[0]!r}"
 
     # -- lifecycle ---------------------------------------------------------------------------
 

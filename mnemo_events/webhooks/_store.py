@@ -79,6 +79,7 @@ from mnemo_events.webhooks.models import Delivery
 __all__ = [
     "AttemptRow",
     "DeliveryStore",
+    "StoreLifecycle",
     "StoreState",
     "StoredJob",
     "UpdateRow",
@@ -180,7 +181,35 @@ def check_store_file(conn: sqlite3.Connection, path: Path) -> bool:
     return legacy
 
 
-class DeliveryStore:
+class StoreLifecycle:
+    """Where a delivery store is in its life, and its refusal outside ``open()``/``close()``
+    (shared by the SQLite store and the JetStream KV store)."""
+
+    _state: StoreState
+
+    @property
+    def state(self) -> StoreState:
+        """Where the store is in its life."""
+        return self._state
+
+    @property
+    def is_open(self) -> bool:
+        """Whether :meth:`open` ran and :meth:`close` did not."""
+        return self._state is StoreState.OPEN
+
+    def _where(self) -> str:
+        """Where the store keeps its records, for error messages."""
+        raise NotImplementedError
+
+    def _refuse_unless_open(self) -> None:
+        if self._state is not StoreState.OPEN:
+            raise DeliveryStoreClosedError(
+                f"the delivery store ({self._where()}) is {self._state.value}: it takes work "
+                "only between open() and close()"
+            )
+
+
+class DeliveryStore(StoreLifecycle):
     """SQLite records of deliveries and attempts (see the module docstring)."""
 
     def __init__(self, path: str | Path | None) -> None:
@@ -204,23 +233,8 @@ class DeliveryStore:
         """The database file, or ``None`` in memory."""
         return self._path
 
-    @property
-    def state(self) -> StoreState:
-        """Where the store is in its life."""
-        return self._state
-
-    @property
-    def is_open(self) -> bool:
-        """Whether :meth:`open` ran and :meth:`close` did not."""
-        return self._state is StoreState.OPEN
-
-    def _refuse_unless_open(self) -> None:
-        if self._state is not StoreState.OPEN:
-            where = "in memory" if self._path is None else repr(str(self._path))
-            raise DeliveryStoreClosedError(
-                f"the delivery store ({where}) is {self._state.value}: it takes work only "
-                "between open() and close()"
-            )
+    def _where(self) -> str:
+        return "in memory" if self._path is None else repr(str(self._path))
 
     # -- lifecycle -------------------------------------------------------------------------
 
