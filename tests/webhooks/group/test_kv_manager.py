@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from pathlib import Path
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import nats
 import pytest
@@ -23,13 +22,6 @@ from tests.helpers.nats import NatsServer
 from tests.helpers.receiver import Receiver, Reply
 
 pytestmark = pytest.mark.timeout(90)
-
-
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[NatsServer]:
-    """A real nats-server with JetStream, stopped after the test."""
-    with NatsServer(tmp_path / "js") as started:
-        yield started
 
 
 class _Instance:

@@ -7,7 +7,6 @@ import asyncio
 import dataclasses
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import nats
@@ -48,13 +47,6 @@ async def main(url):
 
 asyncio.run(main(sys.argv[1]))
 """
-
-
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[NatsServer]:
-    """A real nats-server with JetStream, stopped after the test."""
-    with NatsServer(tmp_path / "js") as started:
-        yield started
 
 
 async def test_changes_and_bumps_from_three_processes_all_land(server: NatsServer) -> None:

@@ -8,15 +8,13 @@ import dataclasses
 import json
 import signal
 import time
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import nats
 import pytest
-from nats.aio.client import Client
-from nats.js import JetStreamContext
 from structlog.testing import capture_logs
 
 from mnemo_events._frozen import FrozenDict
@@ -25,7 +23,7 @@ from mnemo_events.exceptions import WebhookNotFoundError, WebhookPersistenceErro
 from mnemo_events.webhooks._kv_common import key_token, scan
 from mnemo_events.webhooks._kv_registry import JetStreamWebhookRegistry
 from mnemo_events.webhooks.models import RetiredSecret, Webhook
-from tests.helpers.nats import NatsServer
+from tests.helpers.nats import NatsServer, connect_jetstream
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -80,22 +78,10 @@ async def _eventually(check: Callable[[], bool], within: float = 10.0) -> None:
         await asyncio.sleep(0.02)
 
 
-async def _connect(url: str) -> tuple[Client, JetStreamContext]:
-    nc = await nats.connect(url, reconnect_time_wait=0.1, max_reconnect_attempts=-1)
-    return nc, nc.jetstream(timeout=5.0)
-
-
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[NatsServer]:
-    """A real nats-server with JetStream, stopped after the test."""
-    with NatsServer(tmp_path / "js") as started:
-        yield started
-
-
 @pytest.fixture
 async def two(server: NatsServer) -> AsyncIterator[tuple[JetStreamWebhookRegistry, ...]]:
     """Two registries on one server, each on its own connection (two processes, as it were)."""
-    connections = [await _connect(server.url) for _ in range(2)]
+    connections = [await connect_jetstream(server.url) for _ in range(2)]
     registries = [await JetStreamWebhookRegistry.open(js) for _, js in connections]
     yield tuple(registries)
     for registry in registries:
@@ -270,7 +256,7 @@ class TestRestarts:
         """Registries closed, nats-server restarted on its store: new registries on new
         connections read every webhook back, secrets and rotation included."""
         with NatsServer(tmp_path / "js") as server:
-            nc, js = await _connect(server.url)
+            nc, js = await connect_jetstream(server.url)
             registry = await JetStreamWebhookRegistry.open(js)
             identity = registry.registry_id
             await registry.put(_full())
@@ -281,7 +267,7 @@ class TestRestarts:
             await registry.close()
             await nc.close()
             server.restart()
-            nc, js = await _connect(server.url)
+            nc, js = await connect_jetstream(server.url)
             again = await JetStreamWebhookRegistry.open(js)
             try:
                 assert again.registry_id == identity
@@ -299,7 +285,7 @@ class TestRestarts:
         all in the mirror of a registry opened afterwards, before open() returns."""
         registry, _ = two
         await asyncio.gather(*(registry.put(_webhook(n)) for n in range(300)))
-        nc, js = await _connect(server.url)
+        nc, js = await connect_jetstream(server.url)
         try:
             fresh = await JetStreamWebhookRegistry.open(js)
             try:
@@ -316,7 +302,7 @@ class TestRestarts:
         """nats-server restarted under two open registries: a change made through one
         afterwards reaches the other's mirror."""
         with NatsServer(tmp_path / "js") as server:
-            connections = [await _connect(server.url) for _ in range(2)]
+            connections = [await connect_jetstream(server.url) for _ in range(2)]
             one, other = [await JetStreamWebhookRegistry.open(js) for _, js in connections]
             try:
                 await one.put(_webhook(1))
@@ -388,7 +374,7 @@ class TestSecretsApart:
         await registry.change(
             "wh_1", lambda w: w.rotated("whsec_ROTATED-IN", None, time.time() + 60)
         )
-        nc, js = await _connect(server.url)
+        nc, js = await connect_jetstream(server.url)
         try:
             definitions = await js.key_value(registry.buckets[0])
             secret_bucket = await js.key_value(registry.buckets[1])
@@ -413,7 +399,7 @@ class TestSecretsApart:
         log line at open), so no webhook is ever paired with the wrong secrets."""
         registry, _ = two
         await registry.put(_webhook(1))
-        nc, js = await _connect(server.url)
+        nc, js = await connect_jetstream(server.url)
         try:
             definitions = await js.key_value(registry.buckets[0])
             entry = await definitions.get("w.wh_1")
@@ -437,7 +423,7 @@ class TestFailures:
     ) -> None:
         """A write on a closed connection raises WebhookPersistenceError naming the bucket
         and the webhook; the mirror is unchanged; no secret in the error or the log."""
-        nc, js = await _connect(server.url)
+        nc, js = await connect_jetstream(server.url)
         registry = await JetStreamWebhookRegistry.open(js)
         try:
             await registry.put(_webhook(1, headers=FrozenDict({"Authorization": "Bearer tok-123"})))
@@ -471,7 +457,7 @@ class TestFailures:
 
     async def test_a_bad_prefix_is_refused(self, server: NatsServer) -> None:
         """A prefix that cannot name a bucket raises ValueError naming it."""
-        nc, js = await _connect(server.url)
+        nc, js = await connect_jetstream(server.url)
         try:
             with pytest.raises(ValueError, match=r"'bad\.prefix'"):
                 await JetStreamWebhookRegistry.open(js, prefix="bad.prefix")

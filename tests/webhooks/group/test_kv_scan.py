@@ -5,34 +5,15 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 
-import nats
 import pytest
 from nats.js import JetStreamContext
 
 from mnemo_events.webhooks._kv_common import open_bucket, scan
-from tests.helpers.nats import NatsServer
 
 pytestmark = pytest.mark.timeout(90)
 
 _KEYS = 400
-
-
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[NatsServer]:
-    """A real nats-server with JetStream, stopped after the test."""
-    with NatsServer(tmp_path / "js") as started:
-        yield started
-
-
-@pytest.fixture
-async def connection(server: NatsServer) -> AsyncIterator[JetStreamContext]:
-    """A JetStream context on its own connection, closed after the test."""
-    nc = await nats.connect(server.url)
-    yield nc.jetstream(timeout=5.0)
-    await nc.close()
 
 
 async def test_keys_rewritten_during_a_scan_are_all_listed(connection: JetStreamContext) -> None:

@@ -6,12 +6,11 @@ from __future__ import annotations
 import asyncio
 import signal
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import nats
 import pytest
-from nats.aio.client import Client
 from nats.js import JetStreamContext
 from structlog.testing import capture_logs
 
@@ -19,33 +18,13 @@ from mnemo_events.exceptions import DeliveryStoreClosedError, DeliveryStoreCorru
 from mnemo_events.webhooks._kv_store import JetStreamDeliveryStore
 from mnemo_events.webhooks._store import StoreState, WebhookState
 from mnemo_events.webhooks.models import DeliveryStatus
-from tests.helpers.nats import NatsServer
+from tests.helpers.nats import NatsServer, connect_jetstream
 from tests.helpers.store_rows import add as _add
 from tests.helpers.store_rows import retry as _retry
 from tests.helpers.store_rows import rows as _rows
 from tests.helpers.store_rows import success as _success
 
 pytestmark = pytest.mark.timeout(90)
-
-
-async def _connect(url: str) -> tuple[Client, JetStreamContext]:
-    nc = await nats.connect(url, reconnect_time_wait=0.1, max_reconnect_attempts=-1)
-    return nc, nc.jetstream(timeout=5.0)
-
-
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[NatsServer]:
-    """A real nats-server with JetStream, stopped after the test."""
-    with NatsServer(tmp_path / "js") as started:
-        yield started
-
-
-@pytest.fixture
-async def connection(server: NatsServer) -> AsyncIterator[JetStreamContext]:
-    """A JetStream context on its own connection, closed after the test."""
-    nc, js = await _connect(server.url)
-    yield js
-    await nc.close()
 
 
 @pytest.fixture
@@ -60,7 +39,7 @@ async def store(connection: JetStreamContext) -> AsyncIterator[JetStreamDelivery
 @pytest.fixture
 async def other(server: NatsServer) -> AsyncIterator[JetStreamDeliveryStore]:
     """A second store on the same buckets over another connection (another process)."""
-    nc, js = await _connect(server.url)
+    nc, js = await connect_jetstream(server.url)
     opened = JetStreamDeliveryStore(js)
     await opened.open()
     yield opened
@@ -342,7 +321,7 @@ class TestShared:
     ) -> None:
         """60 failure bumps from three stores on three connections, 20 tasks each, racing:
         consecutive_failures is exactly 60; then one success resets it."""
-        nc, js = await _connect(server.url)
+        nc, js = await connect_jetstream(server.url)
         third = JetStreamDeliveryStore(js)
         await third.open()
         try:
@@ -383,7 +362,7 @@ class TestDurability:
         """Records and counters stored before nats-server restarts are there afterwards,
         read by a new store on a new connection."""
         with NatsServer(tmp_path / "js") as server:
-            nc, js = await _connect(server.url)
+            nc, js = await connect_jetstream(server.url)
             first = JetStreamDeliveryStore(js)
             await first.open()
             _add(first, 1)
@@ -392,7 +371,7 @@ class TestDurability:
             await first.close()
             await nc.close()
             server.restart()
-            nc, js = await _connect(server.url)
+            nc, js = await connect_jetstream(server.url)
             second = JetStreamDeliveryStore(js)
             await second.open()
             try:
@@ -408,7 +387,7 @@ class TestDurability:
         """Deliveries added while nats-server restarts are stored once it is back (the write
         is tried again within write_timeout), none lost, none failed."""
         with NatsServer(tmp_path / "js") as server:
-            nc, js = await _connect(server.url)
+            nc, js = await connect_jetstream(server.url)
             store = JetStreamDeliveryStore(js, write_timeout=20.0)
             await store.open()
             try:
