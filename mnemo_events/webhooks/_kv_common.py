@@ -207,7 +207,11 @@ class Follower:
             await self._sub.unsubscribe()
             raise
         setup.set_result(True)
-        if info.num_pending == 0 and self._sub.delivered == 0 and not self.ready.done():
+        # An empty bucket by the server's count: the client's own count (``delivered``) misses
+        # messages the server already sent that are still on the way, and would say "ready"
+        # before they were handled.
+        sent = 0 if info.delivered is None else info.delivered.consumer_seq
+        if info.num_pending == 0 and sent == 0 and not self.ready.done():
             self.ready.set_result(None)
         return self
 
