@@ -401,9 +401,7 @@ class JetStreamTransport:
                 await self._hand_over(events, ack.seq)
                 return
             attempt += 1
-            self._counts["publish_retries"] += 1
-            delay = _RETRY_DELAYS[min(attempt - 1, len(_RETRY_DELAYS) - 1)]
-            await asyncio.sleep(max(min(delay, deadline - loop.time()), 0))
+            await self._back_off(attempt, deadline)
         first = events[0]
         raise self._gave_up(
             first,
@@ -685,10 +683,15 @@ class JetStreamTransport:
                     await self._hand_over((event,), ack.seq)
                 return
             attempt += 1
-            self._counts["publish_retries"] += 1
-            delay = _RETRY_DELAYS[min(attempt - 1, len(_RETRY_DELAYS) - 1)]
-            await asyncio.sleep(max(min(delay, deadline - loop.time()), 0))
+            await self._back_off(attempt, deadline)
         raise self._gave_up(event, f"event {event.type!r} ({event.id})", attempt, last_error)
+
+    async def _back_off(self, attempt: int, deadline: float) -> None:
+        """Count a publish retry and wait before attempt ``attempt + 1`` (never past the
+        deadline)."""
+        self._counts["publish_retries"] += 1
+        delay = _RETRY_DELAYS[min(attempt - 1, len(_RETRY_DELAYS) - 1)]
+        await asyncio.sleep(max(min(delay, deadline - asyncio.get_running_loop().time()), 0))
 
     def _gave_up(
         self, first: Event, what: str, attempts: int, last_error: BaseException | None
