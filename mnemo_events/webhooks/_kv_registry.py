@@ -54,7 +54,7 @@ from mnemo_events.webhooks._kv_common import (
     wrong_last,
 )
 from mnemo_events.webhooks._kv_webhooks import join_webhook, split_webhook
-from mnemo_events.webhooks._registry import describe_failure
+from mnemo_events.webhooks._registry import WebhookLookups, describe_failure
 from mnemo_events.webhooks.models import Webhook
 
 __all__ = ["JetStreamWebhookRegistry", "Listener"]
@@ -79,7 +79,7 @@ class _Definition:
     doc: dict[str, Any]
 
 
-class JetStreamWebhookRegistry:
+class JetStreamWebhookRegistry(WebhookLookups):
     """Webhooks by id in JetStream KV (see the module docstring); make one with :meth:`open`."""
 
     def __init__(self, js: JetStreamContext, definitions: KeyValue, secret_bucket: KeyValue):
@@ -188,27 +188,9 @@ class JetStreamWebhookRegistry:
         """The names of the definitions bucket and of the secrets bucket."""
         return (self._defs_kv._name, self._secrets_kv._name)
 
-    def get(self, webhook_id: str) -> Webhook:
-        """The webhook with that id (secrets unmasked: internal use).
-
-        Raises:
-            WebhookNotFoundError: no such webhook.
-        """
-        try:
-            return self._webhooks[webhook_id]
-        except KeyError:
-            raise WebhookNotFoundError(f"no webhook with id {webhook_id!r}") from None
-
-    def find(self, webhook_id: str) -> Webhook | None:
-        """The webhook with that id, or ``None``."""
-        return self._webhooks.get(webhook_id)
-
     def all(self) -> list[Webhook]:
         """Every webhook, in registration order (``created_at``, then id)."""
         return sorted(self._webhooks.values(), key=lambda w: (w.created_at, w.id))
-
-    def __len__(self) -> int:
-        return len(self._webhooks)
 
     def listen(self, callback: Listener, *, include_own: bool = False) -> Callable[[], None]:
         """Call ``callback(webhook_id, webhook_or_None)`` on every change of a webhook

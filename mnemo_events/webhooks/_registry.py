@@ -46,7 +46,13 @@ from mnemo_events.webhooks._mnemocore_file import (
 from mnemo_events.webhooks._validation import validate_credentials
 from mnemo_events.webhooks.models import RetiredSecret, Webhook, unencodable
 
-__all__ = ["FILE_FORMAT", "WebhookRegistry", "webhook_from_json", "webhook_to_json"]
+__all__ = [
+    "FILE_FORMAT",
+    "WebhookLookups",
+    "WebhookRegistry",
+    "webhook_from_json",
+    "webhook_to_json",
+]
 
 FILE_FORMAT = "mnemo-events/webhooks"
 _VERSION = 1
@@ -255,7 +261,31 @@ def _write_atomic(path: Path, data: bytes) -> None:
         os.close(dir_fd)
 
 
-class WebhookRegistry:
+class WebhookLookups:
+    """Reads by id from a registry's webhooks (``_webhooks``), the same in every registry."""
+
+    _webhooks: dict[str, Webhook]
+
+    def get(self, webhook_id: str) -> Webhook:
+        """The webhook with that id (secrets unmasked: internal use).
+
+        Raises:
+            WebhookNotFoundError: no such webhook.
+        """
+        try:
+            return self._webhooks[webhook_id]
+        except KeyError:
+            raise WebhookNotFoundError(f"no webhook with id {webhook_id!r}") from None
+
+    def find(self, webhook_id: str) -> Webhook | None:
+        """The webhook with that id, or ``None``."""
+        return self._webhooks.get(webhook_id)
+
+    def __len__(self) -> int:
+        return len(self._webhooks)
+
+
+class WebhookRegistry(WebhookLookups):
     """Webhooks by id, persisted to ``path`` (``None``: memory only).
 
     Raises:
@@ -287,27 +317,9 @@ class WebhookRegistry:
         """The JSON file, or ``None``."""
         return self._path
 
-    def get(self, webhook_id: str) -> Webhook:
-        """The webhook with that id (secrets unmasked: internal use).
-
-        Raises:
-            WebhookNotFoundError: no such webhook.
-        """
-        try:
-            return self._webhooks[webhook_id]
-        except KeyError:
-            raise WebhookNotFoundError(f"no webhook with id {webhook_id!r}") from None
-
-    def find(self, webhook_id: str) -> Webhook | None:
-        """The webhook with that id, or ``None``."""
-        return self._webhooks.get(webhook_id)
-
     def all(self) -> list[Webhook]:
         """Every webhook, in registration order."""
         return list(self._webhooks.values())
-
-    def __len__(self) -> int:
-        return len(self._webhooks)
 
     async def put(self, webhook: Webhook) -> None:
         """Add or replace a webhook and persist."""
