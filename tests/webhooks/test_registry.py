@@ -18,18 +18,9 @@ from mnemo_events._frozen import FrozenDict
 from mnemo_events.config import RetryConfig
 from mnemo_events.exceptions import WebhookNotFoundError, WebhookPersistenceError
 from mnemo_events.webhooks._registry import WebhookRegistry, webhook_to_json
-from mnemo_events.webhooks.models import RetiredSecret, Webhook
+from mnemo_events.webhooks.models import RetiredSecret
 from tests.helpers.files import unwritable
-
-
-def _webhook(n: int = 1, **fields: object) -> Webhook:
-    base: dict[str, object] = {
-        "id": f"wh_{n}",
-        "url": f"https://hooks.example.com/{n}",
-        "events": ("memory.*",),
-        "secret": f"whsec_secret{n}",
-    }
-    return Webhook(**(base | fields))  # type: ignore[arg-type]
+from tests.helpers.webhooks import numbered_webhook as _webhook
 
 
 class TestRoundTrip:

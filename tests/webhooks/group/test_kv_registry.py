@@ -24,18 +24,9 @@ from mnemo_events.webhooks._kv_common import key_token, scan
 from mnemo_events.webhooks._kv_registry import JetStreamWebhookRegistry
 from mnemo_events.webhooks.models import RetiredSecret, Webhook
 from tests.helpers.nats import NatsServer, connect_jetstream
+from tests.helpers.webhooks import numbered_webhook as _webhook
 
 pytestmark = pytest.mark.timeout(60)
-
-
-def _webhook(n: int = 1, **fields: object) -> Webhook:
-    base: dict[str, object] = {
-        "id": f"wh_{n}",
-        "url": f"https://hooks.example.com/{n}",
-        "events": ("memory.*",),
-        "secret": f"whsec_secret{n}",
-    }
-    return Webhook(**(base | fields))  # type: ignore[arg-type]
 
 
 _IN_TEN_MINUTES = time.time() + 600
