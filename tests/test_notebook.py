@@ -14,7 +14,8 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from nbclient import NotebookClient
+
+from tests.helpers.notebooks import run_notebook
 
 NOTEBOOK = Path(__file__).resolve().parent.parent / "notebooks" / "explore_live_events.ipynb"
 API_KEY = "notebook-key-0123456789"
@@ -107,17 +108,9 @@ def test_every_cell_runs(kernel_of_this_python: str, live_service: str) -> None:
     """Executing every cell in a fresh kernel raises nothing; the key outputs are there,
     including the live events read from a running service."""
     notebook = nbformat.read(NOTEBOOK, as_version=4)  # type: ignore[no-untyped-call]
-    client = NotebookClient(
-        notebook,
-        kernel_name=kernel_of_this_python,
-        timeout=60,
-        resources={"metadata": {"path": str(NOTEBOOK.parent)}},
-    )
-    client.execute()  # raises CellExecutionError naming the failing cell
-    outputs = [output for cell in notebook.cells for output in cell.get("outputs", [])]
+    outputs, text = run_notebook(notebook, NOTEBOOK.parent, kernel_of_this_python)
     images = [o for o in outputs if "image/png" in o.get("data", {})]
     assert len(images) >= 3  # the rates plot, the dream-session plots, the remote rates
-    text = "".join(o.get("text", "") for o in outputs if o.get("output_type") == "stream")
     assert "dream sessions" in text
     assert "memories settled" in text
     assert f"20 live events from {live_service}" in text

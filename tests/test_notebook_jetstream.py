@@ -14,9 +14,9 @@ from typing import Any
 
 import nbformat
 import pytest
-from nbclient import NotebookClient
 
 from tests.helpers.nats import NatsServer
+from tests.helpers.notebooks import run_notebook
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOK = ROOT / "notebooks" / "jetstream_live.ipynb"
@@ -87,16 +87,8 @@ def test_notebook_watches_and_replays_another_process(
     process, out = publisher
     notebook = nbformat.read(NOTEBOOK, as_version=4)  # type: ignore[no-untyped-call]
     notebook.cells.append(nbformat.v4.new_code_cell(SUMMARY_CELL))  # type: ignore[no-untyped-call]
-    client = NotebookClient(
-        notebook,
-        kernel_name=kernel_of_this_python,
-        timeout=60,
-        resources={"metadata": {"path": str(NOTEBOOK.parent)}},
-    )
-    client.execute()  # raises CellExecutionError naming the failing cell
-    outputs = [output for cell in notebook.cells for output in cell.get("outputs", [])]
+    outputs, text = run_notebook(notebook, NOTEBOOK.parent, kernel_of_this_python)
     assert not [o for o in outputs if o.get("output_type") == "error"]
-    text = "".join(o.get("text", "") for o in outputs if o.get("output_type") == "stream")
     summary = json.loads(text.split("SUMMARY ", 1)[1].splitlines()[0])
     published = [r["id"] for r in _records(out) if "id" in r]
 
