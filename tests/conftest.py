@@ -9,10 +9,12 @@ from pathlib import Path
 
 import pytest
 import structlog
+from nats.js import JetStreamContext
 
 from mnemo_events._log import library_level, set_library_level
 from mnemo_events.event_bus import EventBus, reset_event_bus
 from tests.helpers.collector import Collector
+from tests.helpers.nats import NatsServer, connect_jetstream
 from tests.helpers.receiver import Receiver
 
 _KERNEL_NAME = "mnemo-events-test"
@@ -67,3 +69,18 @@ def kernel_of_this_python(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> st
     monkeypatch.setenv("JUPYTER_PLATFORM_DIRS", "1")  # silences jupyter_core's path warning
     monkeypatch.setenv("MPLBACKEND", "Agg")
     return _KERNEL_NAME
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[NatsServer]:
+    """A real nats-server with JetStream on a free loopback port, stopped after the test."""
+    with NatsServer(tmp_path / "js") as started:
+        yield started
+
+
+@pytest.fixture
+async def connection(server: NatsServer) -> AsyncIterator[JetStreamContext]:
+    """A JetStream context on its own connection, closed after the test."""
+    nc, js = await connect_jetstream(server.url)
+    yield js
+    await nc.close()

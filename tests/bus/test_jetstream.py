@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -33,13 +33,6 @@ from tests.helpers.receiver import eventually
 
 FAST_RETRY = RetryConfig(max_attempts=3, base_delay_seconds=0.05, max_delay_seconds=0.1)
 STREAM = "MNEMO_EVENTS"
-
-
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[NatsServer]:
-    """A real nats-server with JetStream on a free loopback port."""
-    with NatsServer(tmp_path / "js") as running:
-        yield running
 
 
 @pytest.fixture

@@ -91,13 +91,6 @@ def children() -> Iterator[Callable[..., Child]]:
         child.kill()
 
 
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[NatsServer]:
-    """A real nats-server with JetStream, stopped after the test."""
-    with NatsServer(tmp_path / "js") as running:
-        yield running
-
-
 def _records(path: Path) -> list[dict[str, Any]]:
     if not path.exists():
         return []

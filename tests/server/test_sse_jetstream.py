@@ -10,7 +10,7 @@ import re
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -27,13 +27,6 @@ from tests.helpers.service import API_KEY, AUTH, Service, running_service, servi
 ROOT = Path(__file__).resolve().parent.parent.parent
 CHILD = "tests.helpers.nats_child"
 PACED = ("--interval", "0.02")
-
-
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[NatsServer]:
-    """A real nats-server with JetStream on a free loopback port."""
-    with NatsServer(tmp_path / "js") as running:
-        yield running
 
 
 def _settings(tmp_path: Path, url: str, **server: Any) -> Settings:
