@@ -36,6 +36,7 @@ from mnemo_events.exceptions import (
     InvalidEventTypeError,
     InvalidPatternError,
     QueueFullError,
+    TransportError,
     WebhookConfigError,
     WebhookError,
     WebhookNotFoundError,
@@ -311,6 +312,8 @@ def _from_exception(err: Exception) -> web.Response | None:
     if isinstance(err, QueueFullError):
         return problem_response(503, str(err), headers={"Retry-After": "1"})
     if isinstance(err, BusClosedError | BusNotRunningError):
+        return problem_response(503, str(err), headers={"Retry-After": "1"})
+    if isinstance(err, TransportError):  # the stream refused the event; the reason is named
         return problem_response(503, str(err), headers={"Retry-After": "1"})
     if isinstance(err, WebhookError):  # e.g. redelivering a delivery that is still pending
         return problem_response(409, str(err))

@@ -38,7 +38,7 @@ _ERROR_TEXT = {
     409: "The delivery is still pending or retrying.",
     413: "The request body exceeds server.max_body_bytes.",
     422: "The payload is invalid; `problems` lists every problem.",
-    503: "The bus queue is full or the service is stopping.",
+    503: "The bus queue is full, the event stream refused the event, or the service is stopping.",
 }
 
 

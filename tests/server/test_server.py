@@ -14,6 +14,8 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp import web
+from nats.js import JetStreamContext
+from nats.js.api import DiscardPolicy, StreamConfig
 from openapi_spec_validator import validate
 
 from mnemo_events.config import Settings, load_config
@@ -23,6 +25,7 @@ from mnemo_events.server import create_app, is_loopback, resolve_api_key
 from mnemo_events.server._events import HEARTBEAT_SECONDS
 from mnemo_events.server._state import SERVICE
 from mnemo_events.webhook_manager import WebhookManager
+from tests.helpers.nats import NatsServer
 from tests.helpers.receiver import Receiver, Reply, eventually
 
 API_KEY = "test-key-0123456789"
@@ -387,6 +390,34 @@ class TestErrors:
         ) as r:
             assert r.status == 503
             assert r.headers["Retry-After"] == "1"
+        await bus.shutdown()
+
+    async def test_an_event_the_stream_refuses_is_503_naming_the_reason(
+        self, start: Start, server: NatsServer, connection: JetStreamContext
+    ) -> None:
+        """An event the JetStream stream refuses (here: it is full and discards new messages)
+        answers 503 with Retry-After and the server's reason, not an opaque 500."""
+        await connection.add_stream(
+            StreamConfig(
+                name="MNEMO_EVENTS",
+                subjects=["mnemo.>"],
+                max_msgs=1,
+                discard=DiscardPolicy.NEW,
+            )
+        )
+        bus = EventBus(transport=server.url, validation="off")
+        await bus.start()
+        service = await start(bus=bus)
+        event = {"type": "memory.created", "data": MEMORY}
+        status, _ = await service.call("POST", "/events", json=event)
+        assert status == 202
+        async with service.session.post(service.url + "/events", json=event, headers=AUTH) as r:
+            body = await r.json()
+            assert r.status == 503
+            assert r.headers["Retry-After"] == "1"
+        assert "refused event 'memory.created'" in body["detail"]
+        assert "maximum messages exceeded" in body["detail"]
+        assert f"127.0.0.1:{server.port}" in body["detail"]
         await bus.shutdown()
 
 
