@@ -1,12 +1,15 @@
-"""A service served by ``run_server`` on 127.0.0.1 in the test's loop (as ``serve`` runs it), and
-raw HTTP helpers for hostile-input tests."""
+"""A service served by ``run_server`` on 127.0.0.1 in the test's loop (as ``serve`` runs it),
+a real ``mnemo-events serve`` process with its config file, and raw HTTP helpers for
+hostile-input tests."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator, Callable
+import re
+import sys
+from collections.abc import AsyncIterator, Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +17,7 @@ from aiohttp import web
 
 from mnemo_events.config import Settings
 from mnemo_events.server import create_app, run_server
+from tests.helpers.service import service_settings
 
 API_KEY = "hostile-test-key-0123456789"
 AUTH = {"Authorization": f"Bearer {API_KEY}"}
@@ -21,24 +25,57 @@ AUTH = {"Authorization": f"Bearer {API_KEY}"}
 
 def hardened_settings(tmp_path: Path, **server: Any) -> Settings:
     """Settings for a test service: files in tmp_path, loopback webhooks, fast retries."""
-    return Settings.model_validate(
-        {
-            "events": {"delivery_timeout": 2.0},
-            "webhooks": {
-                "persistence_path": str(tmp_path / "webhooks.json"),
-                "delivery_store_path": str(tmp_path / "deliveries.sqlite3"),
-                "allow_private_networks": True,
-                "stop_timeout": 0.5,
-                "default_retry": {
-                    "max_attempts": 2,
-                    "base_delay_seconds": 0.01,
-                    "max_delay_seconds": 0.02,
-                    "timeout_seconds": 2.0,
-                },
-            },
-            "server": {"api_key": API_KEY, "host": "127.0.0.1", "port": 0, **server},
-        }
+    return service_settings(
+        tmp_path, api_key=API_KEY, stop_timeout=0.5, host="127.0.0.1", port=0, **server
     )
+
+
+def serve_config(
+    root: Path,
+    api_key: str,
+    *,
+    max_attempts: int = 50,
+    base_delay: float = 0.05,
+    max_delay: float = 0.2,
+) -> str:
+    """A ``config.yaml`` for a ``mnemo-events serve`` process: files in ``root``, loopback
+    webhooks, a short stop timeout, any free port."""
+    return (
+        "webhooks:\n"
+        f"  persistence_path: {root}/webhooks.json\n"
+        f"  delivery_store_path: {root}/deliveries.sqlite3\n"
+        "  allow_private_networks: true\n"
+        "  stop_timeout: 0.2\n"
+        f"  default_retry: {{max_attempts: {max_attempts}, base_delay_seconds: {base_delay}, "
+        f"max_delay_seconds: {max_delay}}}\n"
+        "server:\n"
+        "  port: 0\n"
+        f"  api_key: {api_key}\n"
+    )
+
+
+async def start_serve(
+    config: Path,
+    *flags: str,
+    env: Mapping[str, str] | None = None,
+    stderr: int = asyncio.subprocess.PIPE,
+) -> tuple[asyncio.subprocess.Process, str]:
+    """Start ``mnemo-events serve --config config *flags`` and wait (up to 30 s) for the URL
+    it says it listens on; the caller stops the process."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "mnemo_events", "serve", "--config", str(config), *flags,
+        stdout=asyncio.subprocess.PIPE, stderr=stderr, env=None if env is None else dict(env),
+    )  # fmt: skip
+    assert proc.stdout is not None
+    seen = b""
+    async with asyncio.timeout(30):
+        while True:  # log lines may come first
+            line = await proc.stdout.readline()
+            assert line, f"serve exited before listening: {seen!r}"
+            seen += line
+            found = re.search(r"listening on (http://\S+)", line.decode())
+            if found:
+                return proc, found.group(1)
 
 
 @contextlib.asynccontextmanager

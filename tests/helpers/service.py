@@ -21,8 +21,16 @@ API_KEY = "ops-test-key-0123456789"
 AUTH = {"Authorization": f"Bearer {API_KEY}"}
 
 
-def service_settings(tmp_path: Path, *, max_attempts: int = 2, **server: Any) -> Settings:
-    """Settings for a test service: files in tmp_path, loopback webhooks, fast retries."""
+def service_settings(
+    tmp_path: Path,
+    *,
+    api_key: str | None = API_KEY,
+    max_attempts: int = 2,
+    stop_timeout: float = 1.0,
+    **server: Any,
+) -> Settings:
+    """Settings for a test service: files in tmp_path, loopback webhooks, fast retries;
+    ``server`` adds or overrides keys of the ``server`` section."""
     return Settings.model_validate(
         {
             "events": {"delivery_timeout": 2.0},
@@ -30,7 +38,7 @@ def service_settings(tmp_path: Path, *, max_attempts: int = 2, **server: Any) ->
                 "persistence_path": str(tmp_path / "webhooks.json"),
                 "delivery_store_path": str(tmp_path / "deliveries.sqlite3"),
                 "allow_private_networks": True,
-                "stop_timeout": 1.0,
+                "stop_timeout": stop_timeout,
                 "default_retry": {
                     "max_attempts": max_attempts,
                     "base_delay_seconds": 0.01,
@@ -38,7 +46,7 @@ def service_settings(tmp_path: Path, *, max_attempts: int = 2, **server: Any) ->
                     "timeout_seconds": 2.0,
                 },
             },
-            "server": {"api_key": API_KEY, **server},
+            "server": {"api_key": api_key, **server},
         }
     )
 

@@ -13,11 +13,11 @@ from aiohttp import web
 from PIL import Image
 from playwright.async_api import Browser, Page, async_playwright
 
-from mnemo_events.config import Settings
 from mnemo_events.server import create_app
 from mnemo_events.server._state import SERVICE
 from mnemo_events.webhook_manager import WebhookManager
 from tests.helpers.receiver import Receiver, Reply, eventually
+from tests.helpers.service import service_settings
 
 API_KEY = "test-key-0123456789"
 AUTH = {"Authorization": f"Bearer {API_KEY}"}
@@ -58,23 +58,7 @@ class Service:
 @pytest.fixture
 async def service(tmp_path: Path) -> AsyncIterator[Service]:
     """A service with an API key whose webhooks may reach 127.0.0.1, with quick retries."""
-    settings = Settings.model_validate(
-        {
-            "webhooks": {
-                "persistence_path": str(tmp_path / "webhooks.json"),
-                "delivery_store_path": str(tmp_path / "deliveries.sqlite3"),
-                "allow_private_networks": True,
-                "stop_timeout": 1.0,
-                "default_retry": {
-                    "max_attempts": 2,
-                    "base_delay_seconds": 0.01,
-                    "max_delay_seconds": 0.02,
-                    "timeout_seconds": 2.0,
-                },
-            },
-            "server": {"api_key": API_KEY},
-        }
-    )
+    settings = service_settings(tmp_path, api_key=API_KEY)
     app = create_app(settings)
     runner = web.AppRunner(app, access_log=None, shutdown_timeout=2.0)
     await runner.setup()

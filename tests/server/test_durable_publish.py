@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import re
 import signal
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -20,37 +18,10 @@ import aiohttp
 import pytest
 
 from tests.helpers.receiver import Receiver, eventually
-from tests.helpers.served import API_KEY, AUTH
+from tests.helpers.served import API_KEY, AUTH, serve_config, start_serve
 
 EVENTS = 5_000
 WORKERS = 16
-CONFIG = """\
-webhooks:
-  persistence_path: {root}/webhooks.json
-  delivery_store_path: {root}/deliveries.sqlite3
-  allow_private_networks: true
-  stop_timeout: 0.2
-  default_retry: {{max_attempts: 50, base_delay_seconds: 0.05, max_delay_seconds: 0.2}}
-server:
-  port: 0
-  api_key: {key}
-"""
-
-
-async def _serve(config: Path) -> tuple[asyncio.subprocess.Process, str]:
-    """Start ``mnemo-events serve`` and wait for its URL."""
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "mnemo_events", "serve", "--config", str(config),
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
-    )  # fmt: skip
-    assert proc.stdout is not None
-    async with asyncio.timeout(30):
-        while True:
-            line = (await proc.stdout.readline()).decode()
-            assert line, "serve exited before listening"
-            found = re.search(r"listening on (http://\S+)", line)
-            if found:
-                return proc, found.group(1)
 
 
 async def _kill(proc: asyncio.subprocess.Process) -> None:
@@ -66,8 +37,8 @@ async def test_every_accepted_event_survives_sigkill_right_after_the_last_202(
     """5,000 events posted by 16 concurrent clients, SIGKILL right after the last 202: the
     restarted service has a delivery for every accepted event and delivers each one."""
     config = tmp_path / "config.yaml"
-    config.write_text(CONFIG.format(root=tmp_path, key=API_KEY), encoding="utf-8")
-    proc, url = await _serve(config)
+    config.write_text(serve_config(tmp_path, API_KEY), encoding="utf-8")
+    proc, url = await start_serve(config, stderr=asyncio.subprocess.DEVNULL)
     accepted: list[str] = []
     try:
         async with aiohttp.ClientSession(url, headers=AUTH) as client:
@@ -91,7 +62,7 @@ async def test_every_accepted_event_survives_sigkill_right_after_the_last_202(
         await _kill(proc)
     assert len(accepted) == EVENTS
 
-    proc, url = await _serve(config)  # the same files
+    proc, url = await start_serve(config, stderr=asyncio.subprocess.DEVNULL)  # the same files
     try:
         async with aiohttp.ClientSession(url, headers=AUTH) as client:
 

@@ -13,9 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import re
 import signal
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +21,14 @@ import aiohttp
 import pytest
 
 from tests.helpers.receiver import Receiver, Reply, eventually
-from tests.helpers.served import API_KEY, http_request, port_of, raw_request
+from tests.helpers.served import (
+    API_KEY,
+    http_request,
+    port_of,
+    raw_request,
+    serve_config,
+    start_serve,
+)
 
 RECEIVER_TOKEN = "rcv-token-Zq8vB1xT"
 RECEIVER_KEY = "rcv-apikey-Hj3kL9pQ"
@@ -31,17 +36,6 @@ RECEIVER_COOKIE = "session=rcv-cookie-Wm4nR7sD"
 URL_PASSWORD = "url-pass-Tg5yU2iO"
 GIVEN_SECRET = "whsec_given-inline-secret-Aa1Bb2Cc3Dd4"
 ROTATED_SECRET = "whsec_rotated-given-Ee5Ff6Gg7Hh8"
-CONFIG = """\
-webhooks:
-  persistence_path: {root}/webhooks.json
-  delivery_store_path: {root}/deliveries.sqlite3
-  allow_private_networks: true
-  stop_timeout: 0.2
-  default_retry: {{max_attempts: 2, base_delay_seconds: 0.01, max_delay_seconds: 0.02}}
-server:
-  port: 0
-  api_key: {key}
-"""
 
 
 class Session:
@@ -165,24 +159,6 @@ RECEIVER_ENV = {
 }
 
 
-async def _serve(config: Path, *flags: str) -> tuple[asyncio.subprocess.Process, str]:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "mnemo_events", "serve", "--config", str(config), *flags,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-        env={**os.environ, **RECEIVER_ENV},
-    )  # fmt: skip
-    assert proc.stdout is not None
-    seen = b""
-    async with asyncio.timeout(30):
-        while True:
-            line = await proc.stdout.readline()
-            assert line, f"serve exited before listening: {seen!r}"
-            seen += line
-            found = re.search(r"listening on (http://\S+)", line.decode())
-            if found:
-                return proc, found.group(1)
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("flags", [("--json-logs",), ()], ids=["json-logs", "console"])
 async def test_no_secret_appears_in_any_output(
@@ -191,8 +167,13 @@ async def test_no_secret_appears_in_any_output(
     """After a hostile session, no log line, stderr byte or response body holds the API key,
     a signing secret, a receiver header value or a URL password."""
     config = tmp_path / "config.yaml"
-    config.write_text(CONFIG.format(root=tmp_path, key=API_KEY), encoding="utf-8")
-    proc, url = await _serve(config, "--log-level", "debug", *flags)
+    config.write_text(
+        serve_config(tmp_path, API_KEY, max_attempts=2, base_delay=0.01, max_delay=0.02),
+        encoding="utf-8",
+    )
+    proc, url = await start_serve(
+        config, "--log-level", "debug", *flags, env={**os.environ, **RECEIVER_ENV}
+    )
     try:
         async with aiohttp.ClientSession(url) as client:
             session = Session(client, port_of(url))

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import re
 import signal
-import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -27,6 +25,8 @@ from mnemo_events.server._state import SERVICE
 from mnemo_events.webhook_manager import WebhookManager
 from tests.helpers.nats import NatsServer
 from tests.helpers.receiver import Receiver, Reply, eventually
+from tests.helpers.served import serve_config, start_serve
+from tests.helpers.service import service_settings
 
 API_KEY = "test-key-0123456789"
 AUTH = {"Authorization": f"Bearer {API_KEY}"}
@@ -35,25 +35,9 @@ MEMORY = {"memory_id": "mem_1", "content": "the cat is called Miso", "tier": "ho
 
 
 def make_settings(tmp_path: Path, **server: Any) -> Settings:
-    """Settings for a test service: files in tmp_path, loopback webhooks, fast retries."""
-    return Settings.model_validate(
-        {
-            "events": {"delivery_timeout": 2.0},
-            "webhooks": {
-                "persistence_path": str(tmp_path / "webhooks.json"),
-                "delivery_store_path": str(tmp_path / "deliveries.sqlite3"),
-                "allow_private_networks": True,
-                "stop_timeout": 1.0,
-                "default_retry": {
-                    "max_attempts": 2,
-                    "base_delay_seconds": 0.01,
-                    "max_delay_seconds": 0.02,
-                    "timeout_seconds": 2.0,
-                },
-            },
-            "server": {"api_key": API_KEY, "max_body_bytes": 4096, **server},
-        }
-    )
+    """Settings for a test service (see ``service_settings``), with this module's API key and
+    a 4 KiB body limit unless ``server`` says otherwise."""
+    return service_settings(tmp_path, **{"api_key": API_KEY, "max_body_bytes": 4096, **server})
 
 
 class Running:
@@ -632,19 +616,6 @@ class TestOpenAPI:
         assert doc["paths"]["/events"]["post"]["security"] == [{"bearerAuth": []}]
 
 
-SERVE_CONFIG = """\
-webhooks:
-  persistence_path: {root}/webhooks.json
-  delivery_store_path: {root}/deliveries.sqlite3
-  allow_private_networks: true
-  stop_timeout: 0.2
-  default_retry: {{max_attempts: 50, base_delay_seconds: 0.05, max_delay_seconds: 0.2}}
-server:
-  port: 0
-  api_key: {key}
-"""
-
-
 class TestServeDrain:
     async def test_sigterm_leaves_every_accepted_event_in_the_store(
         self, tmp_path: Path, receiver: Receiver
@@ -652,22 +623,12 @@ class TestServeDrain:
         """After SIGTERM `serve` exits 0 within its stop timeout although attempts hang; every
         event it accepted is left pending in the store, and the next start delivers them."""
         config = tmp_path / "config.yaml"
-        config.write_text(SERVE_CONFIG.format(root=tmp_path, key=API_KEY), encoding="utf-8")
+        config.write_text(serve_config(tmp_path, API_KEY), encoding="utf-8")
         gate = asyncio.Event()  # the receiver holds every request: attempts are in flight
         receiver.script("/hook", then=Reply(gate=gate))
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "mnemo_events", "serve", "--config", str(config),
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-        )  # fmt: skip
+        proc, url = await start_serve(config)
         try:
-            assert proc.stdout is not None
-            url = None
-            async with asyncio.timeout(20):
-                while url is None:  # log lines may come first
-                    line = (await proc.stdout.readline()).decode()
-                    assert line, "serve exited before listening"
-                    url = re.search(r"listening on (http://\S+)", line)
-            async with aiohttp.ClientSession(url.group(1), headers=AUTH) as client:
+            async with aiohttp.ClientSession(url, headers=AUTH) as client:
                 hook_body = {"url": receiver.url("/hook"), "events": [">"]}
                 async with client.post("/webhooks", json=hook_body) as r:
                     hook = await r.json()
