@@ -565,9 +565,8 @@ class EventBus:
             Otherwise as :meth:`publish`, for the first event that cannot be queued.
         """
         self._refuse_if_closed()
-        check = self._checker.check if self._validating else None
-        limit = self._max_bytes
-        events = [batch_event(index, item, check, limit) for index, item in enumerate(items)]
+        fresh, limit = self._fresh, self._max_bytes
+        events = [batch_event(index, item, fresh, limit) for index, item in enumerate(items)]
         if not self._enabled:
             for event in events:
                 self._skip_disabled(event)

@@ -501,6 +501,8 @@ class TestPublishInput:
             ({"data": {}}, "item 1: missing 'type'"),
             ({"type": "a.b", "payload": {}}, "unknown keys"),
             (("a.b",), "item 1: expected a dict"),
+            (("a.b", {}, {}, {}), "item 1: expected a dict"),
+            (["a.b", {"n": 1}, {}, "extra"], "item 1: expected a dict"),
             ("a.b", "item 1: expected a dict"),
             (("a.b", "not a dict"), "item 1: data: expected a dict"),
         ],

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
+from typing import Any
+
 import pytest
 from structlog.testing import capture_logs
 
 from mnemo_events._log import set_library_level
+from mnemo_events.event import Event
 from mnemo_events.event_bus import EventBus
 from mnemo_events.exceptions import EventValidationError
 
@@ -35,6 +39,52 @@ async def test_strict_batch_is_all_or_nothing() -> None:
         with pytest.raises(EventValidationError, match="item 1"):
             await bus.publish_batch([("memory.created", VALID), ("memory.created", INVALID)])
         assert bus.get_metrics()["total_published"] == 0
+
+
+BATCH_PAYLOADS: list[dict[str, Any]] = [
+    VALID,
+    {"memory_id": "mem_2", "content": "nested", "tier": "warm", "tags": ["a", "b"]},
+    {"memory_id": "mem_3", "content": "x" * 300, "tier": "cold", "ltp_strength": 0.5},
+    INVALID,
+]
+
+
+async def _published_or_refused(publishing: Awaitable[list[Event]]) -> list[object]:
+    """The published events' payloads, or the refusal's problems without their item prefix."""
+    try:
+        return [event.to_dict()["data"] for event in await publishing]
+    except EventValidationError as err:
+        return [[problem.removeprefix("item 0: ") for problem in err.errors]]
+
+
+async def _listed(publishing: Awaitable[Event]) -> list[Event]:
+    """The one event a ``publish`` returns, as a list."""
+    return [await publishing]
+
+
+@pytest.mark.parametrize("mode", ["strict", "warn", "off"])
+async def test_a_batch_checks_each_item_as_publish_does(mode: str) -> None:
+    """Each item of a batch is built and checked as ``publish`` builds and checks it: the
+    same payloads, the same refusal (prefixed by the item's index) and the same counts."""
+    async with EventBus(validation=mode) as one, EventBus(validation=mode) as batch:
+        singly: list[object] = []
+        together: list[object] = []
+        for data in BATCH_PAYLOADS:
+            single = one.publish("memory.created", data)
+            singly += await _published_or_refused(_listed(single))
+            together += await _published_or_refused(batch.publish_batch([("memory.created", data)]))
+        assert together == singly
+        assert (await batch.get_stats())["validation"] == (await one.get_stats())["validation"]
+        last = singly[-1]
+        if mode == "strict":  # refused, naming its problems
+            assert isinstance(last, list)
+            assert any("tier" in str(problem) for problem in last)
+        else:
+            assert last == INVALID
+        together = await _published_or_refused(
+            batch.publish_batch([("memory.created", data) for data in BATCH_PAYLOADS[:-1]])
+        )
+        assert together == singly[:-1]
 
 
 async def test_warn_mode_publishes_logs_and_counts() -> None:
