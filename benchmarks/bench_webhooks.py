@@ -4,7 +4,10 @@ Both contenders send the same pre-built events (``Event.to_json()`` bytes) to th
 aiohttp receiver, which runs in its own process so that its work does not share the sender's
 event loop. The manager signs every request (HMAC-SHA256) and records every delivery and
 attempt in a SQLite file; the bare loop only POSTs, from ``concurrency`` tasks over one
-``ClientSession``. The manager gets ``max_in_flight_per_endpoint = concurrency``.
+``ClientSession``. The manager gets ``max_in_flight_per_endpoint = concurrency``. A fourth
+contender is the bare loop doing the manager's duties and nothing else (each delivery
+committed to the SQLite store before its attempt, signed headers, a timeout, the attempt
+recorded after): the ceiling any design of the manager can reach on this machine.
 
 Throughput is events divided by the time from the first publish to the receiver's last
 arrival. Latency is publish-to-receipt per event (the receiver stamps arrivals with
@@ -41,13 +44,19 @@ from mnemo_events.event_bus import EventBus
 from mnemo_events.webhook_manager import WebhookManager
 from mnemo_events.webhooks import _delivery
 from mnemo_events.webhooks._metrics import AttemptResult
-from mnemo_events.webhooks._outcome import DeliveryJob
+from mnemo_events.webhooks._outcome import DeliveryJob, new_delivery_id
+from mnemo_events.webhooks._sender import USER_AGENT
+from mnemo_events.webhooks._store import DeliveryStore
+from mnemo_events.webhooks._store_rows import AttemptRow, UpdateRow
+from mnemo_events.webhooks.signature import SIGNATURE_HEADER, keyed, signature_header
 
 __all__ = ["run"]
 
 MANAGER = "WebhookManager (signed, SQLite store)"
 MANAGER_BUS = "WebhookManager via EventBus.publish"
 BARE = "bare aiohttp ClientSession.post loop"
+DUTIES = "bare loop + the manager's duties, no pipeline"
+_DUTIES_SECRET = "whsec_benchmark-only-0123456789"
 _ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -151,6 +160,86 @@ async def _bare(url: str, events: list[Event], concurrency: int) -> dict[str, fl
     return published
 
 
+async def _duties(url: str, events: list[Event], concurrency: int) -> dict[str, float]:
+    """The bare loop doing what the manager must do per delivery, and nothing else: the
+    delivery committed to a real :class:`DeliveryStore` before its attempt, the signed
+    headers, a per-attempt timeout, no redirects, and the attempt and the delivery's new
+    state recorded after. No actor, no Rx pipeline, no metrics: an upper bound for any
+    design of the manager.
+    """
+    published: dict[str, float] = {}
+    keys = keyed([_DUTIES_SECRET])
+    timeout = aiohttp.ClientTimeout(total=RetryConfig().timeout_seconds)
+    queue: asyncio.Queue[tuple[str, Event, bytes, asyncio.Future[None]]] = asyncio.Queue()
+
+    async def worker(session: aiohttp.ClientSession, store: DeliveryStore) -> None:
+        while not queue.empty():
+            delivery_id, event, body, recorded = queue.get_nowait()
+            await asyncio.shield(recorded)
+            started = time.time()
+            headers = {
+                "Content-Type": "application/json",
+                "User-Agent": USER_AGENT,
+                "X-MnemoCore-Event": event.type,
+                "X-MnemoCore-Delivery": delivery_id,
+                "X-MnemoCore-Attempt": "1",
+                SIGNATURE_HEADER: signature_header(body, keys, int(started)),
+            }
+            clock = time.perf_counter()
+            async with session.post(
+                url, data=body, headers=headers, timeout=timeout, allow_redirects=False
+            ) as resp:
+                text = await resp.text()
+                if resp.status != 200:
+                    raise RuntimeError(f"the duties loop got HTTP {resp.status}")
+            latency = (time.perf_counter() - clock) * 1000.0
+            attempt = AttemptRow(
+                delivery_id=delivery_id,
+                number=1,
+                started_at=started,
+                outcome="success",
+                status_code=200,
+                error=None,
+                latency_ms=latency,
+                response_body=text,
+            )
+            update = UpdateRow(
+                status="success",
+                attempts=1,
+                next_attempt_at=None,
+                updated_at=time.time(),
+                last_status_code=200,
+                last_error=None,
+                last_latency_ms=latency,
+                last_response=text,
+                id=delivery_id,
+            )
+            store.record_attempt(attempt, update)
+
+    with tempfile.TemporaryDirectory(prefix="mnemo-bench-") as folder:
+        store = DeliveryStore(Path(folder) / "deliveries.sqlite3")
+        await store.open()
+        jar = aiohttp.DummyCookieJar()
+        try:
+            async with aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=0), cookie_jar=jar
+            ) as session:
+                start = time.monotonic()
+                for event in events:
+                    published[event.id] = start
+                    body = event.to_json()
+                    delivery_id = new_delivery_id()
+                    recorded = store.add_delivery(
+                        delivery_id, "wh_duties", event.id, event.type, body, time.time()
+                    )
+                    queue.put_nowait((delivery_id, event, body, recorded))
+                await asyncio.gather(*(worker(session, store) for _ in range(concurrency)))
+            await store.flush()
+        finally:
+            await store.close()
+    return published
+
+
 async def _manager(
     url: str, events: list[Event], concurrency: int, *, via_bus: bool = False
 ) -> dict[str, float]:
@@ -251,6 +340,7 @@ async def _run(n_events: int, concurrency: int, repeat: int) -> dict[str, Any]:
             BARE: _bare,
             MANAGER: _manager,
             MANAGER_BUS: lambda url, events, c: _manager(url, events, c, via_bus=True),
+            DUTIES: _duties,
         }
         for trial in contenders.values():  # warm-up: imports, connections, SQLite, caches
             await _trial(receiver, trial, _events(min(50, n_events), 10**8), concurrency)
@@ -271,6 +361,7 @@ async def _run(n_events: int, concurrency: int, repeat: int) -> dict[str, Any]:
         "results": results,
         "ratio": results[MANAGER]["per_s"] / results[BARE]["per_s"],
         "ratio_via_bus": results[MANAGER_BUS]["per_s"] / results[BARE]["per_s"],
+        "ratio_duties": results[DUTIES]["per_s"] / results[BARE]["per_s"],
         "cpu_ratio": results[BARE]["cpu_us_per_event"] / results[MANAGER]["cpu_us_per_event"],
     }
 
@@ -281,7 +372,8 @@ def run(n_events: int, concurrency: int, repeat: int | None = None) -> dict[str,
     Returns a dict: ``n_events``, ``concurrency``, ``repeat``, ``results`` (per contender name:
     median ``per_s``, ``seconds``, ``p50_ms``, ``p99_ms``, ``cpu_us_per_event`` and every
     repetition's ``samples_per_s``), ``ratio`` (manager / bare loop, deliveries per second),
-    ``ratio_via_bus`` and ``cpu_ratio`` (bare / manager CPU time per event, the sender
+    ``ratio_via_bus``, ``ratio_duties`` (the manager's duties without its pipeline, see
+    :func:`_duties`) and ``cpu_ratio`` (bare / manager CPU time per event, the sender
     process's). Runs its own event loop; ``repeat`` defaults to 5 (1 below 500 events).
     """
     if repeat is None:
@@ -302,6 +394,7 @@ def _print(report: dict[str, Any]) -> None:
         )
     print(
         f"  manager / bare loop: {report['ratio']:.2f}x   via bus: {report['ratio_via_bus']:.2f}x"
+        f"   duties alone: {report['ratio_duties']:.2f}x"
     )
 
 
