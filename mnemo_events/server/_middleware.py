@@ -313,7 +313,7 @@ def _from_exception(err: Exception) -> web.Response | None:
         return problem_response(503, str(err), headers={"Retry-After": "1"})
     if isinstance(err, BusClosedError | BusNotRunningError):
         return problem_response(503, str(err), headers={"Retry-After": "1"})
-    if isinstance(err, TransportError):  # the stream refused the event; the reason is named
+    if isinstance(err, TransportError):  # JetStream refused or did not answer; named in the text
         return problem_response(503, str(err), headers={"Retry-After": "1"})
     if isinstance(err, WebhookError):  # e.g. redelivering a delivery that is still pending
         return problem_response(409, str(err))
