@@ -61,21 +61,27 @@ async def start_serve(
     stderr: int = asyncio.subprocess.PIPE,
 ) -> tuple[asyncio.subprocess.Process, str]:
     """Start ``mnemo-events serve --config config *flags`` and wait (up to 30 s) for the URL
-    it says it listens on; the caller stops the process."""
+    it says it listens on; the caller stops the process (killed here if it never listens)."""
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "mnemo_events", "serve", "--config", str(config), *flags,
         stdout=asyncio.subprocess.PIPE, stderr=stderr, env=None if env is None else dict(env),
     )  # fmt: skip
     assert proc.stdout is not None
     seen = b""
-    async with asyncio.timeout(30):
-        while True:  # log lines may come first
-            line = await proc.stdout.readline()
-            assert line, f"serve exited before listening: {seen!r}"
-            seen += line
-            found = re.search(r"listening on (http://\S+)", line.decode())
-            if found:
-                return proc, found.group(1)
+    try:
+        async with asyncio.timeout(30):
+            while True:  # log lines may come first
+                line = await proc.stdout.readline()
+                assert line, f"serve exited before listening: {seen!r}"
+                seen += line
+                found = re.search(r"listening on (http://\S+)", line.decode())
+                if found:
+                    return proc, found.group(1)
+    except BaseException:  # never leave a half-started serve behind
+        if proc.returncode is None:
+            proc.kill()
+        await proc.wait()
+        raise
 
 
 @contextlib.asynccontextmanager
