@@ -1,13 +1,14 @@
 """Webhook delivery speed: the WebhookManager against a bare aiohttp POST loop.
 
-Both contenders send the same pre-built events (``Event.to_json()`` bytes) to the same local
+The contenders send the same pre-built events (``Event.to_json()`` bytes) to the same local
 aiohttp receiver, which runs in its own process so that its work does not share the sender's
 event loop. The manager signs every request (HMAC-SHA256) and records every delivery and
 attempt in a SQLite file; the bare loop only POSTs, from ``concurrency`` tasks over one
-``ClientSession``. The manager gets ``max_in_flight_per_endpoint = concurrency``. A fourth
-contender is the bare loop doing the manager's duties and nothing else (each delivery
-committed to the SQLite store before its attempt, signed headers, a timeout, the attempt
-recorded after): the ceiling any design of the manager can reach on this machine.
+``ClientSession``. The manager gets ``max_in_flight_per_endpoint = concurrency``, and runs
+once fed by ``deliver`` and once through ``EventBus.publish``. The last contender is the bare
+loop doing the manager's duties and nothing else (each delivery committed to the SQLite store
+before its attempt, signed headers, a timeout, the attempt recorded after): an upper bound for
+any design of the manager on the same machine.
 
 Throughput is events divided by the time from the first publish to the receiver's last
 arrival. Latency is publish-to-receipt per event (the receiver stamps arrivals with
