@@ -70,7 +70,12 @@ _REGISTRY_ID_KEY = "meta.registry_id"
 
 
 class _Conflict(Exception):
-    """A compare-and-set write found another revision: re-read and try again."""
+    """A compare-and-set write found another revision, or its answer was lost (``lost``):
+    re-read and try again."""
+
+    def __init__(self, *, lost: bool = False) -> None:
+        super().__init__("lost answer" if lost else "another revision")
+        self.lost = lost
 
 
 @dataclass(frozen=True, slots=True)
@@ -339,7 +344,8 @@ class JetStreamWebhookRegistry(WebhookLookups):
         """Replace a webhook by ``update(current)``; the new webhook.
 
         ``update`` may run more than once: again on the newer webhook each time another
-        process changed it first (compare-and-set), so no change is lost.
+        process changed it first (compare-and-set), so no change is lost. A try whose answer
+        was lost (a time-out) is sent again as it was, not recomputed, so it is stored once.
 
         Raises:
             WebhookNotFoundError: no such webhook (or it was deleted meanwhile).
@@ -393,20 +399,37 @@ class JetStreamWebhookRegistry(WebhookLookups):
     ) -> Webhook:
         self._refuse_if_closed()
         async with self._lock, self._owning(webhook_id):
+            # A try whose answer was lost can still be stored after the read that follows it
+            # (the server may answer the read first). So every write id sent is remembered,
+            # and while the webhook's revision has not moved, the lost try is sent again as
+            # it was (same write id, same compare-and-set base) instead of running ``update``
+            # again: at most one of them is stored, and either is recognised as ours.
+            ours: dict[str, Webhook] = {}
+            lost: tuple[int, str] | None = None  # (base revision, write id) of a lost try
             for _ in range(_MAX_CONFLICTS):
                 current = self._webhooks.get(webhook_id)
                 if must_exist and current is None:
                     raise WebhookNotFoundError(f"no webhook with id {webhook_id!r}")
-                changed = update(current)
-                write_id = secrets.token_hex(8)
+                base = self._known_revision(webhook_id)
+                if lost is not None and lost[0] == base:
+                    write_id = lost[1]
+                    changed = ours[write_id]
+                else:
+                    changed = update(current)
+                    write_id = secrets.token_hex(8)
+                    ours[write_id] = changed
+                lost = None
                 try:
                     await self._write(webhook_id, changed, write_id)
-                except _Conflict:
+                except _Conflict as conflict:
                     seen = [changed] if current is None else [changed, current]
                     await self._guarded(webhook_id, seen, self._reread(webhook_id))
                     stored = self._defs.get(webhook_id)
-                    if stored is not None and stored.doc.get("write_id") == write_id:
-                        return changed  # a try that timed out was stored after all
+                    mine = None if stored is None else ours.get(str(stored.doc.get("write_id")))
+                    if mine is not None:
+                        return mine  # a try whose answer was lost was stored after all
+                    if conflict.lost:
+                        lost = (base, write_id)
                     continue
                 return changed
         raise self._too_busy(webhook_id)
@@ -459,7 +482,7 @@ class JetStreamWebhookRegistry(WebhookLookups):
             except TRANSIENT:
                 # Maybe stored: its secrets entry stays (garbage if it was not, a dangling
                 # definition if it were purged), and the caller reads the webhook again.
-                raise _Conflict from None
+                raise _Conflict(lost=True) from None
         except _Conflict:
             raise
         except Exception as err:

@@ -14,7 +14,9 @@ from pathlib import Path
 from typing import Any
 
 import nats
+import nats.errors
 import pytest
+from nats.js import JetStreamContext
 from structlog.testing import capture_logs
 
 from mnemo_events._frozen import FrozenDict
@@ -352,6 +354,68 @@ class TestRestarts:
             finally:
                 await registry.close()
                 await nc.close()
+
+
+class _LateStore:
+    """The registry's definitions bucket (real) with the server's worst timing after a
+    freeze: the first ``update`` times out unanswered, and the server stores it only after
+    answering the read that follows, just before the next write arrives."""
+
+    def __init__(self, kv: Any) -> None:
+        self._kv = kv
+        self._late: tuple[str, bytes, int | None] | None = None
+        self.lost = False
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._kv, name)
+
+    async def update(self, key: str, value: bytes, last: int | None = None) -> int:
+        if not self.lost:
+            self.lost = True
+            self._late = (key, value, last)
+            raise nats.errors.TimeoutError
+        if self._late is not None:
+            late, self._late = self._late, None
+            await self._kv.update(late[0], late[1], last=late[2])
+        revision: int = await self._kv.update(key, value, last=last)
+        return revision
+
+
+class TestLostAnswers:
+    async def test_a_lost_write_stored_after_the_next_read_is_applied_once(
+        self, connection: JetStreamContext, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """A change whose answer is lost and which is stored only after the read that follows
+        it is applied once: the lost try is sent again as it was, refused since the first
+        landed, and recognised as this change's; ``update`` runs once, the bucket takes one
+        write."""
+        registry = await JetStreamWebhookRegistry.open(connection)
+        try:
+            await registry.put(_webhook(1, description="0"))
+            key = f"w.{key_token('wh_1')}"
+            before = (await registry._defs_kv.get(key)).revision
+            late = _LateStore(registry._defs_kv)
+            monkeypatch.setattr(registry, "_defs_kv", late)
+            runs: list[str | None] = []
+
+            def _once(webhook: Webhook) -> Webhook:
+                runs.append(webhook.description)
+                return dataclasses.replace(webhook, description="1")
+
+            changed = await registry.change("wh_1", _once)
+            assert late.lost
+            assert changed.description == "1"
+            assert runs == ["0"]
+            stored = await late.get(key)
+            assert before is not None
+            assert stored.revision == before + 1  # stored once: no second write of the change
+        finally:
+            await registry.close()
+        again = await JetStreamWebhookRegistry.open(connection)
+        try:
+            assert again.get("wh_1").description == "1"
+        finally:
+            await again.close()
 
 
 class TestSecretsApart:
