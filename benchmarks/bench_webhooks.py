@@ -39,17 +39,16 @@ import aiohttp
 from aiohttp import web
 
 from benchmarks._payloads import EVENT_TYPE, payload
-from mnemo_events.config import RetryConfig
+from mnemo_events.config import RetryConfig, WebhooksConfig
 from mnemo_events.event import Event
 from mnemo_events.event_bus import EventBus
 from mnemo_events.webhook_manager import WebhookManager
 from mnemo_events.webhooks import _delivery
 from mnemo_events.webhooks._metrics import AttemptResult
-from mnemo_events.webhooks._outcome import DeliveryJob, new_delivery_id
-from mnemo_events.webhooks._sender import USER_AGENT
+from mnemo_events.webhooks._outcome import DeliveryJob, attempt_rows, new_delivery_id
+from mnemo_events.webhooks._sender import Prepared, Sender
 from mnemo_events.webhooks._store import DeliveryStore
-from mnemo_events.webhooks._store_rows import AttemptRow, UpdateRow
-from mnemo_events.webhooks.signature import SIGNATURE_HEADER, keyed, signature_header
+from mnemo_events.webhooks.models import Webhook
 
 __all__ = ["run"]
 
@@ -162,60 +161,29 @@ async def _bare(url: str, events: list[Event], concurrency: int) -> dict[str, fl
 
 
 async def _duties(url: str, events: list[Event], concurrency: int) -> dict[str, float]:
-    """The bare loop doing what the manager must do per delivery, and nothing else: the
-    delivery committed to a real :class:`DeliveryStore` before its attempt, the signed
-    headers, a per-attempt timeout, no redirects, and the attempt and the delivery's new
-    state recorded after. No actor, no Rx pipeline, no metrics: an upper bound for any
-    design of the manager.
+    """The bare loop doing what the manager must do per delivery, and nothing else, with the
+    manager's own parts: the delivery committed to a real :class:`DeliveryStore` before its
+    attempt, the attempt sent by the manager's :class:`Sender` (signed headers, timeout, no
+    redirects, the answer read and classified), and its rows recorded after. No actor, no Rx
+    pipeline, no metrics: an upper bound for any design of the manager.
     """
     published: dict[str, float] = {}
-    keys = keyed([_DUTIES_SECRET])
-    timeout = aiohttp.ClientTimeout(total=RetryConfig().timeout_seconds)
-    queue: asyncio.Queue[tuple[str, Event, bytes, asyncio.Future[None]]] = asyncio.Queue()
+    webhook = Webhook(id="wh_duties", url=url, events=(EVENT_TYPE,), secret=_DUTIES_SECRET)
+    prepared = Prepared(webhook, allow_private_networks=True)
+    queue: asyncio.Queue[DeliveryJob] = asyncio.Queue()
 
-    async def worker(session: aiohttp.ClientSession, store: DeliveryStore) -> None:
+    async def worker(sender: Sender, store: DeliveryStore) -> None:
         while not queue.empty():
-            delivery_id, event, body, recorded = queue.get_nowait()
-            await asyncio.shield(recorded)
+            job = queue.get_nowait()
+            assert job.persisted is not None
+            await asyncio.shield(job.persisted)
             started = time.time()
-            headers = {
-                "Content-Type": "application/json",
-                "User-Agent": USER_AGENT,
-                "X-MnemoCore-Event": event.type,
-                "X-MnemoCore-Delivery": delivery_id,
-                "X-MnemoCore-Attempt": "1",
-                SIGNATURE_HEADER: signature_header(body, keys, int(started)),
-            }
-            clock = time.perf_counter()
-            async with session.post(
-                url, data=body, headers=headers, timeout=timeout, allow_redirects=False
-            ) as resp:
-                text = await resp.text()
-                if resp.status != 200:
-                    raise RuntimeError(f"the duties loop got HTTP {resp.status}")
-            latency = (time.perf_counter() - clock) * 1000.0
-            attempt = AttemptRow(
-                delivery_id=delivery_id,
-                number=1,
-                started_at=started,
-                outcome="success",
-                status_code=200,
-                error=None,
-                latency_ms=latency,
-                response_body=text,
+            response = await sender.send(prepared, job.delivery_id, job.event_type, job.body, 1)
+            if not response.ok:
+                raise RuntimeError(f"the duties loop got {response.error}")
+            store.record_attempt(
+                *attempt_rows(job, 1, started, time.time(), "success", None, response)
             )
-            update = UpdateRow(
-                status="success",
-                attempts=1,
-                next_attempt_at=None,
-                updated_at=time.time(),
-                last_status_code=200,
-                last_error=None,
-                last_latency_ms=latency,
-                last_response=text,
-                id=delivery_id,
-            )
-            store.record_attempt(attempt, update)
 
     with tempfile.TemporaryDirectory(prefix="mnemo-bench-") as folder:
         store = DeliveryStore(Path(folder) / "deliveries.sqlite3")
@@ -225,16 +193,23 @@ async def _duties(url: str, events: list[Event], concurrency: int) -> dict[str, 
             async with aiohttp.ClientSession(
                 connector=aiohttp.TCPConnector(limit=0), cookie_jar=jar
             ) as session:
+                sender = Sender(session, body_limit=WebhooksConfig().response_body_limit)
                 start = time.monotonic()
                 for event in events:
                     published[event.id] = start
-                    body = event.to_json()
-                    delivery_id = new_delivery_id()
-                    recorded = store.add_delivery(
-                        delivery_id, "wh_duties", event.id, event.type, body, time.time()
+                    job = DeliveryJob(
+                        delivery_id=new_delivery_id(),
+                        webhook_id=webhook.id,
+                        event_id=event.id,
+                        event_type=event.type,
+                        body=event.to_json(),
                     )
-                    queue.put_nowait((delivery_id, event, body, recorded))
-                await asyncio.gather(*(worker(session, store) for _ in range(concurrency)))
+                    job.persisted = store.add_delivery(
+                        job.delivery_id, job.webhook_id, job.event_id, job.event_type, job.body,
+                        time.time(),
+                    )  # fmt: skip
+                    queue.put_nowait(job)
+                await asyncio.gather(*(worker(sender, store) for _ in range(concurrency)))
             await store.flush()
         finally:
             await store.close()
