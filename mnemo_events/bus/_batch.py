@@ -6,7 +6,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from mnemo_events._frozen import DEFAULT_MAX_BYTES
-from mnemo_events.event import Event, fresh_event
+from mnemo_events.event import Event
 from mnemo_events.exceptions import EventValidationError
 
 __all__ = ["BatchItem", "batch_event", "item_parts"]
@@ -45,7 +45,7 @@ def item_parts(index: int, item: BatchItem) -> tuple[Any, Any, Any]:
 def batch_event(
     index: int,
     item: BatchItem,
-    fresh: Callable[[str, Any, Any, int], Event] = fresh_event,
+    fresh: Callable[[str, Any, Any, int], Event],
     max_bytes: int = DEFAULT_MAX_BYTES,
 ) -> Event:
     """The event of one batch item, built by ``fresh`` as ``publish`` builds it (the bus's
