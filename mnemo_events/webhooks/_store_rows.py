@@ -180,9 +180,10 @@ def _rows(template: str, count: int) -> str:
     return ", ".join([template] * count)
 
 
+_NEW_DELIVERY_VALUES = f"({_placeholders(NewDeliveryRow._fields)}, 'pending')"
 INSERT_DELIVERIES = {
     n: f"INSERT OR IGNORE INTO deliveries ({', '.join(NewDeliveryRow._fields)}, status) "
-    f"VALUES {_rows(f'({_placeholders(NewDeliveryRow._fields)}, {chr(39)}pending{chr(39)})', n)}"
+    f"VALUES {_rows(_NEW_DELIVERY_VALUES, n)}"
     for n in ROWS_PER_STATEMENT
 }
 """Rows per statement -> the multi-row form of :data:`INSERT_DELIVERY`."""
